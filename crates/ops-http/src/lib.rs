@@ -1,0 +1,310 @@
+//! The operations endpoint that every confcom daemon serves on `--metrics-addr`.
+//!
+//! Routes (GET or HEAD; every other method gets `405`):
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/metrics` | the caller's [`prometheus_client`] registry in OpenMetrics text |
+//! | `/healthz` | `200 ok` while the process runs |
+//! | `/readyz` | `200 ready` once the component called [`Readiness::set_ready`]`(true)`, else `503 not ready` |
+//! | anything else | the caller's [`ExtraRoutes`] if it answers, else `404` |
+//!
+//! The query string is ignored for routing; the extra routes see only the path. Request bodies are
+//! never read. The server is bounded: at most [`Limits::max_connections`] connections at once (further
+//! clients wait in the listen backlog), request headers must arrive within
+//! [`Limits::header_read_timeout`] and be at most 16 KiB, and a connection lives at most
+//! [`Limits::connection_timeout`].
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use prometheus_client::{metrics::counter::Counter, registry::Registry};
+//!
+//! # async fn example() -> std::io::Result<()> {
+//! let mut registry = Registry::default();
+//! let requests: Counter = Counter::default();
+//! registry.register("confcom_example_requests", "Requests served", requests.clone());
+//! let readiness = ops_http::Readiness::new();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9101").await?;
+//! let extra: ops_http::ExtraRoutes = Arc::new(|path: &str| {
+//!     (path == "/version").then(|| ops_http::Response::ok("text/plain; charset=utf-8", b"1.0\n".to_vec()))
+//! });
+//! readiness.set_ready(true);
+//! ops_http::serve(listener, Arc::new(registry), readiness, Some(extra), async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::registry::Registry;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Content type of `/metrics` (what `prometheus_client::encoding::text` produces).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+/// Largest request head (request line + headers) accepted, in bytes.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// How long in-flight requests may finish after the shutdown future completed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Whether the component is ready to do its job; `/readyz` reports it. Cheap to clone: all clones
+/// share one flag. Starts not ready.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// A new flag, not ready.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set the flag seen by `/readyz`.
+    pub fn set_ready(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release);
+    }
+
+    /// The current value of the flag.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// An answer of an extra route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status code; an invalid code is answered as `500`.
+    pub status: u16,
+    /// Value of the `Content-Type` header.
+    pub content_type: &'static str,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A `200` answer.
+    pub fn ok(content_type: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            status: 200,
+            content_type,
+            body,
+        }
+    }
+}
+
+/// Extra GET routes: called with the request path (no query string); `None` means "not mine" (`404`).
+pub type ExtraRoutes = Arc<dyn Fn(&str) -> Option<Response> + Send + Sync>;
+
+/// Bounds of the server; [`serve`] uses [`Limits::default`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time allowed for a request head to arrive, also between keep-alive requests.
+    pub header_read_timeout: Duration,
+    /// Longest life of one connection.
+    pub connection_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            header_read_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+struct State {
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    extra: Option<ExtraRoutes>,
+}
+
+/// Serve the endpoint on `listener` until `shutdown` completes, with the default [`Limits`].
+///
+/// After `shutdown` completes no new connection is accepted, requests in flight get up to five
+/// seconds to finish, and the function returns. It returns an error only when the listener itself
+/// fails (per-connection accept failures such as a reset or a full file table are logged and
+/// survived).
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    extra: Option<ExtraRoutes>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_with_limits(
+        listener,
+        registry,
+        readiness,
+        extra,
+        Limits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with explicit [`Limits`].
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    extra: Option<ExtraRoutes>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let state = Arc::new(State {
+        registry,
+        readiness,
+        extra,
+    });
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = accept_with_slot(&listener, &slots) => accepted,
+        };
+        let (stream, permit) = match accepted {
+            Ok(pair) => pair,
+            Err(err) if is_transient(&err) => {
+                tracing::warn!(error = %err, "ops-http: accept failed, retrying");
+                if is_resource_exhaustion(&err) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        let state = Arc::clone(&state);
+        let service = service_fn(move |req: Request<Incoming>| {
+            let answer = route(&state, &req);
+            async move { Ok::<_, Infallible>(answer) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        let lifetime = limits.connection_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(lifetime, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::debug!(error = %err, "ops-http: connection ended with an error")
+                }
+                Err(_) => tracing::debug!("ops-http: connection closed after its maximum lifetime"),
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::debug!("ops-http: connections still open after the shutdown grace period");
+        }
+    }
+    Ok(())
+}
+
+async fn accept_with_slot(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> std::io::Result<(TcpStream, OwnedSemaphorePermit)> {
+    let permit = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| std::io::Error::other("connection semaphore closed"))?;
+    let (stream, _peer) = listener.accept().await?;
+    Ok((stream, permit))
+}
+
+fn is_transient(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted, WouldBlock};
+    matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || is_resource_exhaustion(err)
+}
+
+fn is_resource_exhaustion(err: &std::io::Error) -> bool {
+    // ENOMEM, ENFILE, EMFILE, ENOBUFS on Linux.
+    matches!(err.raw_os_error(), Some(12 | 23 | 24 | 105))
+}
+
+fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = reply(405, TEXT, b"method not allowed\n".to_vec());
+        resp.headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    match req.uri().path() {
+        "/healthz" => reply(200, TEXT, b"ok\n".to_vec()),
+        "/readyz" if state.readiness.is_ready() => reply(200, TEXT, b"ready\n".to_vec()),
+        "/readyz" => reply(503, TEXT, b"not ready\n".to_vec()),
+        "/metrics" => {
+            let mut text = String::new();
+            match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+                Ok(()) => reply(200, METRICS_CONTENT_TYPE, text.into_bytes()),
+                Err(_) => reply(500, TEXT, b"metrics encoding failed\n".to_vec()),
+            }
+        }
+        path => match state.extra.as_ref().and_then(|extra| extra(path)) {
+            Some(resp) => reply(resp.status, resp.content_type, resp.body),
+            None => reply(404, TEXT, b"not found\n".to_vec()),
+        },
+    }
+}
+
+fn reply(status: u16, content_type: &'static str, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // A caller-supplied content type that is not a valid header value degrades to raw bytes.
+    let content_type = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    resp.headers_mut().insert(CONTENT_TYPE, content_type);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_clones_share_one_flag() {
+        let a = Readiness::new();
+        let b = a.clone();
+        assert!(!b.is_ready());
+        a.set_ready(true);
+        assert!(b.is_ready());
+        b.set_ready(false);
+        assert!(!a.is_ready());
+    }
+
+    #[test]
+    fn invalid_status_becomes_500() {
+        let resp = reply(1000, TEXT, Vec::new());
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
