@@ -1,0 +1,24 @@
+//! The confcom Kubernetes add-on: cluster manifests rendered from typed Kubernetes objects, and the
+//! mutating admission webhook that wires SGX pods to the node's quote helper.
+//!
+//! - [`render`]: `confcom addon render` – the device plugin DaemonSet, the quote helper DaemonSet
+//!   (opt-in), the webhook objects (opt-in) as deterministic YAML.
+//! - [`admission`]: the AdmissionReview → JSONPatch logic of `confcom webhook`.
+//! - [`server`]: the webhook's HTTPS server (rustls with the ring provider, hyper HTTP/1.1).
+//! - [`certs`]: `confcom webhook certs` – a private CA and the serving certificate.
+//!
+//! ```
+//! use addon::render::{render, to_yaml, RenderOptions};
+//!
+//! let options = RenderOptions { enable_quote_helper: true, simulate: true, ..Default::default() };
+//! let yaml = to_yaml(&render(&options)?)?;
+//! assert!(yaml.contains("kind: DaemonSet"));
+//! assert!(yaml.contains("--backend\n"));
+//! # Ok::<(), addon::render::RenderError>(())
+//! ```
+
+pub mod admission;
+pub mod certs;
+pub mod names;
+pub mod render;
+pub mod server;

@@ -1,0 +1,94 @@
+//! Names, labels and paths shared by the rendered manifests and the webhook.
+
+/// Label every rendered object carries; `kubectl apply --prune -l` and uninstall select on it.
+pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
+/// Value of [`LABEL_PART_OF`].
+pub const PART_OF: &str = "confcom";
+/// Label naming the component of an object (`device-plugin`, `quote-helper`, `webhook`).
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+/// Label naming the application.
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+/// Label naming the tool that produced the object.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// Component value of the device plugin objects.
+pub const COMPONENT_DEVICE_PLUGIN: &str = "device-plugin";
+/// Component value of the quote helper objects.
+pub const COMPONENT_QUOTE_HELPER: &str = "quote-helper";
+/// Component value of the admission webhook objects.
+pub const COMPONENT_WEBHOOK: &str = "webhook";
+
+/// Annotation stating why a container runs as uid 0 (YAML comments cannot come from typed objects).
+pub const ANNOTATION_RUNS_AS_ROOT: &str = "confcom.sgx/runs-as-root";
+/// Opt-in label, on a pod or on its namespace, for the quote-helper wiring done by the webhook.
+/// The value `"true"` opts in; on a pod in an opted-in namespace, `"false"` opts out.
+pub const LABEL_QUOTE_HELPER_OPT_IN: &str = "confcom.sgx/quote-helper";
+
+/// Namespace the add-on installs into unless told otherwise.
+pub const DEFAULT_NAMESPACE: &str = "kube-system";
+
+/// Name of the device plugin DaemonSet (the name AKS uses, so its pods read `sgx-device-plugin-…`).
+pub const DEVICE_PLUGIN_NAME: &str = "sgx-device-plugin";
+/// Name of the quote helper DaemonSet (AKS pods read `sgx-quote-helper-…`).
+pub const QUOTE_HELPER_NAME: &str = "sgx-quote-helper";
+/// Name of the ConfigMap holding `sgx_default_qcnl.conf` for the hardware quote helper.
+pub const QCNL_CONFIG_MAP_NAME: &str = "sgx-quote-helper-qcnl";
+/// Name of the webhook Deployment, its Service and the MutatingWebhookConfiguration.
+pub const WEBHOOK_NAME: &str = "sgx-webhook";
+/// Name of the webhook's TLS Secret.
+pub const WEBHOOK_TLS_SECRET_NAME: &str = "sgx-webhook-tls";
+/// HTTPS path of the webhook entry selected by the pod label.
+pub const WEBHOOK_PATH_POD: &str = "/mutate/pod-opt-in";
+/// HTTPS path of the webhook entry selected by the namespace label.
+pub const WEBHOOK_PATH_NAMESPACE: &str = "/mutate/namespace-opt-in";
+/// Port the webhook container listens on.
+pub const WEBHOOK_PORT: u16 = 8443;
+
+/// EPC resource advertised by the device plugin (the AKS name, in MiB).
+pub const RESOURCE_EPC_MIB: &str = "kubernetes.azure.com/sgx_epc_mem_in_MiB";
+/// Intel's EPC resource name (bytes), also accepted by the webhook as an EPC request.
+pub const RESOURCE_INTEL_EPC: &str = "sgx.intel.com/epc";
+/// Intel's enclave slot resource.
+pub const RESOURCE_ENCLAVE: &str = "sgx.intel.com/enclave";
+/// Intel's provisioning slot resource (grants the provision device node).
+pub const RESOURCE_PROVISION: &str = "sgx.intel.com/provision";
+
+/// Host directory of the AESM socket shared between the quote helper and app pods.
+pub const AESMD_DIR: &str = "/var/run/aesmd";
+/// The AESM socket inside [`AESMD_DIR`].
+pub const AESMD_SOCKET: &str = "/var/run/aesmd/aesm.socket";
+/// Environment variable that switches Intel's DCAP library (and Open Enclave, Occlum) to out-of-process quoting.
+pub const ENV_SGX_AESM_ADDR: &str = "SGX_AESM_ADDR";
+/// Name of the pod volume the webhook adds for [`AESMD_DIR`].
+pub const AESMD_VOLUME_NAME: &str = "confcom-aesmd";
+
+/// Kubelet's device-plugin directory.
+pub const KUBELET_DEVICE_PLUGIN_DIR: &str = "/var/lib/kubelet/device-plugins";
+/// Host directory of the quote helper's persistent state.
+pub const QUOTE_HELPER_STATE_DIR: &str = "/var/lib/confcom/quote-helper";
+/// Path of the quote provider configuration read by Intel's DCAP quote provider library.
+pub const QCNL_CONF_PATH: &str = "/etc/sgx_default_qcnl.conf";
+/// Key of the quote provider configuration in its ConfigMap.
+pub const QCNL_CONF_KEY: &str = "sgx_default_qcnl.conf";
+
+/// Metrics port of the device plugin.
+pub const DEVICE_PLUGIN_METRICS_PORT: u16 = 9101;
+/// Metrics port of the quote helper.
+pub const QUOTE_HELPER_METRICS_PORT: u16 = 9102;
+
+/// Node label set by Node Feature Discovery on SGX-capable nodes.
+pub const NFD_SGX_LABEL: &str = "intel.feature.node.kubernetes.io/sgx";
+/// Node label the AKS documentation asks for on SGX nodes outside Azure.
+pub const TEE_LABEL: &str = "tee";
+
+/// Image used unless `--image` says otherwise.
+pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/confcom-rs/confcom:", env!("CARGO_PKG_VERSION"));
+/// Image of the hardware quote helper (carries Intel's DCAP quote library) unless `--dcap-image` says otherwise.
+pub const DEFAULT_DCAP_IMAGE: &str = concat!(
+    "ghcr.io/confcom-rs/confcom-dcap:",
+    env!("CARGO_PKG_VERSION")
+);
+/// Simulated EPC size advertised with `--simulate` when `--epc-mib` is not given.
+pub const DEFAULT_SIM_EPC_MIB: u64 = 256;
+/// Unprivileged uid/gid of the containers that need no root.
+pub const NONROOT_UID: i64 = 65532;

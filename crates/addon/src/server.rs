@@ -1,0 +1,286 @@
+//! The webhook's HTTPS server: rustls (ring provider) + hyper HTTP/1.1.
+//!
+//! Routes: `POST` [`WEBHOOK_PATH_POD`] and [`WEBHOOK_PATH_NAMESPACE`] answer AdmissionReviews,
+//! `GET /healthz` answers `ok`. Connections are bounded in number, TLS handshakes and request
+//! headers in time, and request bodies in size.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::{Decision, Mutator, OptIn};
+use crate::names::{WEBHOOK_PATH_NAMESPACE, WEBHOOK_PATH_POD};
+
+/// Errors setting up or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A certificate or key file could not be read or parsed.
+    #[error("{path}: {reason}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// rustls rejected the certificate/key pair.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Accepting connections failed.
+    #[error("accept: {0}")]
+    Accept(std::io::Error),
+}
+
+/// Limits of the server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Connections served at once; further connections wait in the kernel backlog.
+    pub max_connections: usize,
+    /// Largest request body accepted (the API server sends the whole pod).
+    pub max_body_bytes: usize,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time allowed for request headers, and for an idle keep-alive connection to send the next.
+    pub header_timeout: Duration,
+    /// Time allowed to receive a request body.
+    pub body_timeout: Duration,
+    /// Time in-flight connections get to finish after shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_body_bytes: 4 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Reads a PEM certificate chain and private key and builds a rustls server configuration (ring
+/// provider, TLS 1.2 and 1.3, ALPN `http/1.1`).
+pub fn tls_config_from_pem_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<rustls::ServerConfig, ServerError> {
+    let pem_err = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: rustls_pki_types::pem::Error| ServerError::Pem {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(pem_err(cert))?
+        .collect::<Result<_, _>>()
+        .map_err(pem_err(cert))?;
+    if chain.is_empty() {
+        return Err(ServerError::Pem {
+            path: cert.display().to_string(),
+            reason: "no certificate".to_owned(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(pem_err(key))?;
+    tls_config(chain, key)
+}
+
+/// Builds the rustls server configuration from DER values.
+pub fn tls_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, ServerError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+struct Shared {
+    mutator: Mutator,
+    limits: Limits,
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let opt_in = match request.uri().path() {
+        "/healthz" if request.method() == Method::GET => {
+            return Ok(text(StatusCode::OK, "ok\n"));
+        }
+        "/healthz" => return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n")),
+        WEBHOOK_PATH_POD => OptIn::PodLabel,
+        WEBHOOK_PATH_NAMESPACE => OptIn::Namespace,
+        _ => return Ok(text(StatusCode::NOT_FOUND, "not found\n")),
+    };
+    if request.method() != Method::POST {
+        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n"));
+    }
+    let limited = Limited::new(request.into_body(), shared.limits.max_body_bytes);
+    let body = match tokio::time::timeout(shared.limits.body_timeout, limited.collect()).await {
+        Err(_) => return Ok(text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n")),
+        Ok(Err(e)) => {
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            return Ok(if too_large {
+                text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+            } else {
+                text(StatusCode::BAD_REQUEST, "request body unreadable\n")
+            });
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    match shared.mutator.review(&body, opt_in) {
+        Ok((reply, decision)) => {
+            match &decision {
+                Decision::Patch(ops) => {
+                    tracing::info!(path = ?opt_in, ops = ops.len(), "pod wired to the quote helper");
+                }
+                Decision::Skip(reason) => tracing::debug!(path = ?opt_in, ?reason, "pod unchanged"),
+            }
+            let mut response = Response::new(Full::new(Bytes::from(reply)));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "rejected malformed AdmissionReview");
+            Ok(text(StatusCode::BAD_REQUEST, format!("{e}\n")))
+        }
+    }
+}
+
+/// Serves the webhook on `listener` until `shutdown` completes, then lets in-flight connections
+/// finish (up to [`Limits::shutdown_grace`]).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    mutator: Mutator,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let acceptor = TlsAcceptor::from(tls);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let shared = Arc::new(Shared { mutator, limits });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!(error = %e, "accept failed; continuing");
+                    // Out of descriptors: give running connections time to finish.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(e) => return Err(ServerError::Accept(e)),
+            },
+        };
+        // Reap finished connection tasks so the set does not grow without bound.
+        while connections.try_join_next().is_some() {}
+        let acceptor = acceptor.clone();
+        let shared = Arc::clone(&shared);
+        let mut stop_rx = stop_rx.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let handshake =
+                tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(stream));
+            let tls_stream = match handshake.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let header_timeout = shared.limits.header_timeout;
+            let service = hyper::service::service_fn(move |req| handle(Arc::clone(&shared), req));
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = async { let _ = stop_rx.wait_for(|stop| *stop).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+            }
+        });
+    }
+    // Stop accepting, ask keep-alive connections to close after their current request.
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(shared.limits.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || e
+        .raw_os_error()
+        .is_some_and(|code| code == 24 || code == 23) // EMFILE, ENFILE
+}

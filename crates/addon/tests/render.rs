@@ -1,0 +1,768 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Rendered manifests: schema validity (kubernetes-validate, strict), round trip through the
+//! k8s-openapi types, determinism, and the security / placement / wiring properties.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use addon::certs::{self, CertBundle, CertRequest};
+use addon::names::*;
+use addon::render::{Object, RenderError, RenderOptions, from_yaml, render, to_yaml};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+
+/// The Kubernetes release the k8s-openapi feature `v1_37` describes.
+const K8S_VERSION: &str = "1.37.0";
+
+fn certs_for(namespace: &str) -> CertBundle {
+    static KUBE_SYSTEM: OnceLock<CertBundle> = OnceLock::new();
+    static OTHER: OnceLock<CertBundle> = OnceLock::new();
+    let make = |ns: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let req = CertRequest {
+            namespace: ns.to_owned(),
+            ..CertRequest::default()
+        };
+        certs::ensure_dir(dir.path(), &req, time::OffsetDateTime::now_utc(), false).unwrap();
+        certs::load_dir(dir.path()).unwrap()
+    };
+    match namespace {
+        "kube-system" => KUBE_SYSTEM.get_or_init(|| make("kube-system")).clone(),
+        "confcom-sgx" => OTHER.get_or_init(|| make("confcom-sgx")).clone(),
+        other => panic!("no certificates prepared for {other}"),
+    }
+}
+
+/// Every meaningful combination of the flags.
+fn combinations() -> Vec<(&'static str, RenderOptions)> {
+    let base = RenderOptions::default();
+    let pccs = Some("https://pccs.example.net:8081/sgx/certification/v4/".to_owned());
+    vec![
+        ("default", base.clone()),
+        (
+            "quote-helper",
+            RenderOptions {
+                enable_quote_helper: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "quote-helper-pccs",
+            RenderOptions {
+                enable_quote_helper: true,
+                pccs_url: pccs.clone(),
+                ..base.clone()
+            },
+        ),
+        (
+            "simulate",
+            RenderOptions {
+                simulate: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "simulate-quote-helper-epc",
+            RenderOptions {
+                simulate: true,
+                enable_quote_helper: true,
+                epc_mib: Some(1024),
+                ..base.clone()
+            },
+        ),
+        (
+            "webhook",
+            RenderOptions {
+                webhook: Some(certs_for("kube-system")),
+                ..base.clone()
+            },
+        ),
+        (
+            "everything-hardware",
+            RenderOptions {
+                enable_quote_helper: true,
+                pccs_url: pccs,
+                webhook: Some(certs_for("kube-system")),
+                ..base.clone()
+            },
+        ),
+        (
+            "everything-simulated-custom",
+            RenderOptions {
+                namespace: "confcom-sgx".to_owned(),
+                image: "registry.example/confcom@sha256:0123".to_owned(),
+                simulate: true,
+                enable_quote_helper: true,
+                webhook: Some(certs_for("confcom-sgx")),
+                node_selector: BTreeMap::from([
+                    ("agentpool".to_owned(), "sgxpool".to_owned()),
+                    ("kubernetes.azure.com/sku".to_owned(), "DC4s_v3".to_owned()),
+                ]),
+                ..base
+            },
+        ),
+    ]
+}
+
+fn render_all() -> Vec<(&'static str, RenderOptions, Vec<Object>)> {
+    combinations()
+        .into_iter()
+        .map(|(name, opts)| {
+            let objects = render(&opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, opts, objects)
+        })
+        .collect()
+}
+
+fn pod_spec(template: &PodTemplateSpec) -> &PodSpec {
+    template.spec.as_ref().unwrap()
+}
+
+fn daemon_set<'a>(objects: &'a [Object], name: &str) -> Option<&'a PodTemplateSpec> {
+    objects
+        .iter()
+        .find(|o| o.kind() == "DaemonSet" && o.name() == name)
+        .and_then(Object::pod_template)
+}
+
+fn args(container: &Container) -> Vec<&str> {
+    container
+        .args
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect()
+}
+
+fn flag<'a>(container: &'a Container, name: &str) -> Option<&'a str> {
+    let args = container.args.as_ref().unwrap();
+    args.iter()
+        .position(|a| a == name)
+        .map(|i| args[i + 1].as_str())
+}
+
+#[test]
+fn every_combination_validates_strictly_against_the_kubernetes_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, _, objects) in render_all() {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, to_yaml(&objects).unwrap()).unwrap();
+        let output = Command::new("kubernetes-validate")
+            .args(["--strict", "-k", K8S_VERSION])
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "kubernetes-validate could not be run ({e}); install it with \
+                     `pip install kubernetes-validate==1.37.0`"
+                )
+            });
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{name}: schema validation failed:\n{stdout}\n{stderr}"
+        );
+        let passed = stdout.matches("passed for resource").count();
+        assert_eq!(
+            passed,
+            objects.len(),
+            "{name}: every object must be validated, got:\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_validator_rejects_an_unknown_field() {
+    // Guards the schema test above: a strict validator must refuse what Kubernetes would refuse.
+    let dir = tempfile::tempdir().unwrap();
+    let objects = render(&RenderOptions::default()).unwrap();
+    let yaml = to_yaml(&objects).unwrap().replacen(
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesytem: true",
+        1,
+    );
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let output = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", K8S_VERSION])
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate must be installed: pip install kubernetes-validate==1.37.0");
+    assert!(!output.status.success());
+}
+
+#[test]
+fn yaml_round_trips_through_the_typed_objects_and_is_deterministic() {
+    for (name, opts, objects) in render_all() {
+        let yaml = to_yaml(&objects).unwrap();
+        let parsed = from_yaml(&yaml).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(parsed, objects, "{name}: round trip changed the objects");
+        let again = to_yaml(&render(&opts).unwrap()).unwrap();
+        assert_eq!(again, yaml, "{name}: same options must give the same bytes");
+        assert_eq!(
+            yaml.matches("\n---\n").count() + 1,
+            objects.len(),
+            "{name}: one document per object"
+        );
+    }
+}
+
+#[test]
+fn every_object_carries_the_add_on_labels_and_namespace() {
+    for (name, opts, objects) in render_all() {
+        for object in &objects {
+            let labels = object.metadata().labels.as_ref().unwrap();
+            assert_eq!(labels.get(LABEL_PART_OF).map(String::as_str), Some(PART_OF));
+            let component = labels.get(LABEL_COMPONENT).unwrap();
+            assert!(
+                [
+                    COMPONENT_DEVICE_PLUGIN,
+                    COMPONENT_QUOTE_HELPER,
+                    COMPONENT_WEBHOOK
+                ]
+                .contains(&component.as_str()),
+                "{name}: {} has component {component}",
+                object.name()
+            );
+            let expected_ns = (object.kind() != "MutatingWebhookConfiguration")
+                .then_some(opts.namespace.as_str());
+            assert_eq!(object.metadata().namespace.as_deref(), expected_ns);
+            if let Some(template) = object.pod_template() {
+                let pod_labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+                assert_eq!(pod_labels.get(LABEL_PART_OF), labels.get(LABEL_PART_OF));
+                assert_eq!(pod_labels.get(LABEL_COMPONENT), Some(component));
+            }
+        }
+    }
+}
+
+#[test]
+fn workloads_are_hardened() {
+    for (name, _, objects) in render_all() {
+        for object in &objects {
+            let Some(template) = object.pod_template() else {
+                continue;
+            };
+            let spec = pod_spec(template);
+            let what = format!("{name}/{}", object.name());
+            assert_eq!(spec.automount_service_account_token, Some(false), "{what}");
+            assert_eq!(spec.host_network, None, "{what}");
+            assert_eq!(spec.host_pid, None, "{what}");
+            assert_eq!(spec.host_ipc, None, "{what}");
+            let expected_priority = if object.kind() == "DaemonSet" {
+                "system-node-critical"
+            } else {
+                "system-cluster-critical"
+            };
+            assert_eq!(
+                spec.priority_class_name.as_deref(),
+                Some(expected_priority),
+                "{what}"
+            );
+            let pod_seccomp = spec
+                .security_context
+                .as_ref()
+                .and_then(|s| s.seccomp_profile.as_ref());
+            assert_eq!(pod_seccomp.unwrap().type_, "RuntimeDefault", "{what}");
+            for container in spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+            {
+                let sc = container.security_context.as_ref().unwrap();
+                assert_eq!(sc.privileged, Some(false), "{what}");
+                assert_eq!(sc.allow_privilege_escalation, Some(false), "{what}");
+                assert_eq!(sc.read_only_root_filesystem, Some(true), "{what}");
+                let caps = sc.capabilities.as_ref().unwrap();
+                assert_eq!(
+                    caps.drop.as_deref(),
+                    Some(&["ALL".to_owned()][..]),
+                    "{what}"
+                );
+                assert_eq!(caps.add, None, "{what}");
+                assert_eq!(
+                    sc.seccomp_profile.as_ref().unwrap().type_,
+                    "RuntimeDefault",
+                    "{what}"
+                );
+                let resources = container.resources.as_ref().unwrap();
+                for key in ["cpu", "memory"] {
+                    assert!(
+                        resources.requests.as_ref().unwrap().contains_key(key),
+                        "{what}"
+                    );
+                    assert!(
+                        resources.limits.as_ref().unwrap().contains_key(key),
+                        "{what}"
+                    );
+                }
+                let annotation = template
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.annotations.as_ref())
+                    .and_then(|a| a.get(ANNOTATION_RUNS_AS_ROOT));
+                let pod_uid = spec.security_context.as_ref().and_then(|s| s.run_as_user);
+                let root = sc.run_as_user.or(pod_uid) == Some(0);
+                if root {
+                    assert_eq!(sc.run_as_non_root, Some(false), "{what}");
+                    assert!(
+                        annotation.is_some_and(|a| a.len() > 20),
+                        "{what}: uid 0 needs the {ANNOTATION_RUNS_AS_ROOT} annotation"
+                    );
+                } else {
+                    assert!(sc.run_as_user.or(pod_uid).unwrap() > 0, "{what}");
+                    assert_eq!(annotation, None, "{what}: no root, no root annotation");
+                }
+            }
+        }
+    }
+}
+
+/// hostPath volumes of a pod: name → (path, type).
+fn host_paths(spec: &PodSpec) -> BTreeMap<String, (String, String)> {
+    spec.volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| {
+            v.host_path.as_ref().map(|h| {
+                (
+                    v.name.clone(),
+                    (h.path.clone(), h.type_.clone().unwrap_or_default()),
+                )
+            })
+        })
+        .collect()
+}
+
+fn mounts(container: &Container) -> BTreeMap<String, (String, bool)> {
+    container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.name.clone(),
+                (m.mount_path.clone(), m.read_only.unwrap_or(false)),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn device_plugin_mounts_and_flags() {
+    for (name, opts, objects) in render_all() {
+        let template = daemon_set(&objects, DEVICE_PLUGIN_NAME).unwrap();
+        let spec = pod_spec(template);
+        let container = &spec.containers[0];
+        let hp = host_paths(spec);
+        let m = mounts(container);
+        assert_eq!(
+            hp["device-plugins"],
+            ("/var/lib/kubelet/device-plugins".into(), "Directory".into())
+        );
+        assert_eq!(
+            m["device-plugins"],
+            ("/var/lib/kubelet/device-plugins".into(), false)
+        );
+        assert_eq!(args(container)[0], "device-plugin", "{name}");
+        assert_eq!(
+            flag(container, "--plugin-dir"),
+            Some("/var/lib/kubelet/device-plugins/")
+        );
+        assert_eq!(flag(container, "--metrics-addr"), Some("0.0.0.0:9101"));
+        if opts.simulate {
+            assert!(args(container).contains(&"--simulate"), "{name}");
+            assert_eq!(hp.len(), 1, "{name}: simulation needs no device nodes");
+            let expected = opts.epc_mib.unwrap_or(DEFAULT_SIM_EPC_MIB).to_string();
+            assert_eq!(flag(container, "--epc-mib"), Some(expected.as_str()));
+        } else {
+            assert!(!args(container).contains(&"--simulate"), "{name}");
+            assert_eq!(hp["host-dev"], ("/dev".into(), "Directory".into()));
+            assert_eq!(m["host-dev"], ("/host/dev".into(), true), "/dev read-only");
+            assert_eq!(m["host-sys"], ("/host/sys".into(), true), "/sys read-only");
+            assert_eq!(flag(container, "--dev-root"), Some("/host/dev"));
+            assert_eq!(flag(container, "--sysfs-root"), Some("/host/sys"));
+            assert_eq!(hp.len(), 3, "{name}");
+        }
+        let ds = objects
+            .iter()
+            .find_map(|o| match o {
+                Object::DaemonSet(ds) if o.name() == DEVICE_PLUGIN_NAME => Some(ds),
+                _ => None,
+            })
+            .unwrap();
+        let strategy = ds.spec.update_strategy.as_ref().unwrap();
+        assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+        assert_eq!(
+            strategy.rolling_update.as_ref().unwrap().max_unavailable,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+        );
+        let probe = container.readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            probe.http_get.as_ref().unwrap().path.as_deref(),
+            Some("/readyz")
+        );
+    }
+}
+
+#[test]
+fn node_daemons_tolerate_sgx_taints_and_select_sgx_nodes() {
+    for (name, opts, objects) in render_all() {
+        for ds_name in [DEVICE_PLUGIN_NAME, QUOTE_HELPER_NAME] {
+            let Some(template) = daemon_set(&objects, ds_name) else {
+                continue;
+            };
+            let spec = pod_spec(template);
+            let tolerations = spec.tolerations.as_ref().unwrap();
+            assert!(tolerations.iter().any(|t| t.key.as_deref()
+                == Some("kubernetes.azure.com/sgx_epc_mem_in_MiB")
+                && t.value.as_deref() == Some("true")
+                && t.effect.as_deref() == Some("NoSchedule")));
+            assert!(
+                tolerations
+                    .iter()
+                    .any(|t| t.key.as_deref() == Some("sgx.intel.com/epc")
+                        && t.operator.as_deref() == Some("Exists"))
+            );
+            let selector = spec.node_selector.as_ref().unwrap();
+            assert_eq!(selector["kubernetes.io/os"], "linux");
+            if !opts.node_selector.is_empty() {
+                for (k, v) in &opts.node_selector {
+                    assert_eq!(selector.get(k), Some(v), "{name}");
+                }
+                assert!(
+                    spec.affinity.is_none(),
+                    "{name}: --node-selector replaces the affinity"
+                );
+            } else if opts.simulate {
+                assert!(
+                    spec.affinity.is_none(),
+                    "{name}: simulation runs on every node"
+                );
+                assert_eq!(selector.len(), 1, "{name}");
+            } else {
+                let terms = &spec
+                    .affinity
+                    .as_ref()
+                    .unwrap()
+                    .node_affinity
+                    .as_ref()
+                    .unwrap()
+                    .required_during_scheduling_ignored_during_execution
+                    .as_ref()
+                    .unwrap()
+                    .node_selector_terms;
+                let keys: BTreeSet<(&str, Vec<String>)> = terms
+                    .iter()
+                    .flat_map(|t| t.match_expressions.iter().flatten())
+                    .map(|e| (e.key.as_str(), e.values.clone().unwrap()))
+                    .collect();
+                assert_eq!(terms.len(), 2, "{name}: NFD label OR tee=sgx");
+                assert!(keys.contains(&(NFD_SGX_LABEL, vec!["true".to_owned()])));
+                assert!(keys.contains(&("tee", vec!["sgx".to_owned()])));
+            }
+        }
+    }
+}
+
+#[test]
+fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
+    for (name, opts, objects) in render_all() {
+        let template = daemon_set(&objects, QUOTE_HELPER_NAME);
+        let config_map = objects.iter().find(|o| o.kind() == "ConfigMap");
+        if !opts.enable_quote_helper {
+            assert!(template.is_none(), "{name}");
+            assert!(
+                objects.iter().all(|o| {
+                    o.metadata().labels.as_ref().unwrap()[LABEL_COMPONENT] != COMPONENT_QUOTE_HELPER
+                }),
+                "{name}"
+            );
+            continue;
+        }
+        let spec = pod_spec(template.unwrap());
+        let container = &spec.containers[0];
+        assert_eq!(args(container)[0], "quote-helper");
+        assert_eq!(
+            flag(container, "--socket"),
+            Some("/var/run/aesmd/aesm.socket")
+        );
+        assert_eq!(
+            flag(container, "--state-dir"),
+            Some("/var/lib/confcom/quote-helper")
+        );
+        assert_eq!(flag(container, "--metrics-addr"), Some("0.0.0.0:9102"));
+        let (backend, image) = if opts.simulate {
+            ("sim", &opts.image)
+        } else {
+            ("dcap", &opts.dcap_image)
+        };
+        assert_eq!(flag(container, "--backend"), Some(backend), "{name}");
+        assert_eq!(container.image.as_ref(), Some(image), "{name}");
+
+        let hp = host_paths(spec);
+        assert_eq!(
+            hp["aesmd"],
+            ("/var/run/aesmd".into(), "DirectoryOrCreate".into())
+        );
+        assert_eq!(
+            hp["state"],
+            (
+                "/var/lib/confcom/quote-helper".into(),
+                "DirectoryOrCreate".into()
+            )
+        );
+        assert_eq!(hp.len(), 2, "{name}: no other host paths");
+        let m = mounts(container);
+        assert_eq!(m["aesmd"], ("/var/run/aesmd".into(), false));
+
+        let resources = container.resources.as_ref().unwrap();
+        for map in [&resources.requests, &resources.limits] {
+            let map = map.as_ref().unwrap();
+            assert!(map.contains_key("kubernetes.azure.com/sgx_epc_mem_in_MiB"));
+            assert_eq!(map["sgx.intel.com/provision"].0, "1");
+        }
+        assert_eq!(
+            resources.requests.as_ref().unwrap()["kubernetes.azure.com/sgx_epc_mem_in_MiB"],
+            resources.limits.as_ref().unwrap()["kubernetes.azure.com/sgx_epc_mem_in_MiB"],
+            "extended resources need requests == limits"
+        );
+        let readiness = container.readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            readiness.http_get.as_ref().unwrap().path.as_deref(),
+            Some("/readyz")
+        );
+
+        match &opts.pccs_url {
+            Some(url) => {
+                let Some(Object::ConfigMap(cm)) = config_map else {
+                    panic!("{name}: --pccs-url needs the qcnl ConfigMap");
+                };
+                let conf = &cm.data.as_ref().unwrap()["sgx_default_qcnl.conf"];
+                let json: serde_json::Value = serde_json::from_str(conf).unwrap();
+                assert_eq!(json["pccs_url"], url.as_str());
+                assert_eq!(m["qcnl"], ("/etc/sgx_default_qcnl.conf".into(), true));
+            }
+            None => {
+                assert!(config_map.is_none(), "{name}");
+                assert!(!m.contains_key("qcnl"), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn webhook_objects_only_when_enabled_and_they_embed_the_certificates() {
+    for (name, opts, objects) in render_all() {
+        let webhook_objects: Vec<&Object> = objects
+            .iter()
+            .filter(|o| o.metadata().labels.as_ref().unwrap()[LABEL_COMPONENT] == COMPONENT_WEBHOOK)
+            .collect();
+        let Some(certs) = &opts.webhook else {
+            assert!(webhook_objects.is_empty(), "{name}");
+            continue;
+        };
+        let kinds: BTreeSet<&str> = webhook_objects.iter().map(|o| o.kind()).collect();
+        assert_eq!(
+            kinds,
+            BTreeSet::from([
+                "Secret",
+                "Service",
+                "Deployment",
+                "MutatingWebhookConfiguration"
+            ])
+        );
+        for object in &objects {
+            match object {
+                Object::Secret(secret) => {
+                    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+                    let data = secret.data.as_ref().unwrap();
+                    assert_eq!(data["tls.crt"].0, certs.cert_pem.as_bytes());
+                    assert_eq!(data["tls.key"].0, certs.key_pem.as_bytes());
+                }
+                Object::MutatingWebhookConfiguration(config) => {
+                    let hooks = config.webhooks.as_ref().unwrap();
+                    assert_eq!(hooks.len(), 2);
+                    for hook in hooks {
+                        assert_eq!(hook.failure_policy.as_deref(), Some("Ignore"));
+                        assert_eq!(hook.side_effects, "None");
+                        assert_eq!(
+                            hook.client_config.ca_bundle.as_ref().unwrap().0,
+                            certs.ca_pem.as_bytes()
+                        );
+                        let svc = hook.client_config.service.as_ref().unwrap();
+                        assert_eq!(svc.namespace, opts.namespace);
+                        assert_eq!(svc.name, WEBHOOK_NAME);
+                        // The add-on's own pods are never sent to the webhook.
+                        let exprs = hook
+                            .object_selector
+                            .as_ref()
+                            .unwrap()
+                            .match_expressions
+                            .as_ref()
+                            .unwrap();
+                        assert!(exprs.iter().any(|e| e.key == LABEL_PART_OF
+                            && e.operator == "NotIn"
+                            && e.values.as_deref() == Some(&["confcom".to_owned()][..])));
+                        let rule = &hook.rules.as_ref().unwrap()[0];
+                        assert_eq!(rule.operations.as_deref(), Some(&["CREATE".to_owned()][..]));
+                        assert_eq!(rule.resources.as_deref(), Some(&["pods".to_owned()][..]));
+                    }
+                    let pod = &hooks[0];
+                    assert_eq!(
+                        pod.object_selector
+                            .as_ref()
+                            .unwrap()
+                            .match_labels
+                            .as_ref()
+                            .unwrap()[LABEL_QUOTE_HELPER_OPT_IN],
+                        "true"
+                    );
+                    assert_eq!(
+                        pod.client_config.service.as_ref().unwrap().path.as_deref(),
+                        Some(WEBHOOK_PATH_POD)
+                    );
+                    let ns = &hooks[1];
+                    assert_eq!(
+                        ns.namespace_selector
+                            .as_ref()
+                            .unwrap()
+                            .match_labels
+                            .as_ref()
+                            .unwrap()[LABEL_QUOTE_HELPER_OPT_IN],
+                        "true"
+                    );
+                    assert_eq!(
+                        ns.client_config.service.as_ref().unwrap().path.as_deref(),
+                        Some(WEBHOOK_PATH_NAMESPACE)
+                    );
+                }
+                Object::Deployment(deployment) => {
+                    let spec = deployment.spec.template.spec.as_ref().unwrap();
+                    assert!(
+                        host_paths(spec).is_empty(),
+                        "the webhook needs no host path"
+                    );
+                    let container = &spec.containers[0];
+                    assert_eq!(args(container)[0], "webhook");
+                    assert!(flag(container, "--tls-cert").is_some());
+                    assert!(flag(container, "--tls-key").is_some());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_options_are_typed_errors() {
+    let pccs = Some("https://pccs.example/".to_owned());
+    type Check = fn(&RenderError) -> bool;
+    let cases: Vec<(RenderOptions, Check)> = vec![
+        (
+            RenderOptions {
+                pccs_url: pccs.clone(),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::PccsUrlWithoutQuoteHelper),
+        ),
+        (
+            RenderOptions {
+                pccs_url: pccs,
+                enable_quote_helper: true,
+                simulate: true,
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::PccsUrlInSimulation),
+        ),
+        (
+            RenderOptions {
+                pccs_url: Some("http://pccs.example/".to_owned()),
+                enable_quote_helper: true,
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::InvalidPccsUrl(_)),
+        ),
+        (
+            RenderOptions {
+                namespace: "Kube-System".to_owned(),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::InvalidNamespace(_)),
+        ),
+        (
+            RenderOptions {
+                image: "has space".to_owned(),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::InvalidImage(_)),
+        ),
+        (
+            RenderOptions {
+                node_selector: BTreeMap::from([("tee".to_owned(), "sgx node".to_owned())]),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::InvalidNodeSelector { .. }),
+        ),
+        (
+            RenderOptions {
+                epc_mib: Some(0),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::ZeroEpc),
+        ),
+        (
+            // Certificates issued for kube-system cannot serve another namespace.
+            RenderOptions {
+                namespace: "confcom-sgx".to_owned(),
+                webhook: Some(certs_for("kube-system")),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::CertificateNamespaceMismatch { .. }),
+        ),
+    ];
+    for (opts, check) in cases {
+        let err = render(&opts).unwrap_err();
+        assert!(check(&err), "unexpected error {err:?}");
+        assert!(!err.to_string().is_empty());
+    }
+}
+
+#[test]
+fn checked_in_default_manifests_are_up_to_date() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let expected = [
+        ("deploy/manifests/confcom.yaml", RenderOptions::default()),
+        (
+            "deploy/manifests/confcom-quote-helper.yaml",
+            RenderOptions {
+                enable_quote_helper: true,
+                ..RenderOptions::default()
+            },
+        ),
+        (
+            "deploy/manifests/confcom-simulate.yaml",
+            RenderOptions {
+                enable_quote_helper: true,
+                simulate: true,
+                ..RenderOptions::default()
+            },
+        ),
+    ];
+    let update = std::env::var_os("CONFCOM_UPDATE_MANIFESTS").is_some();
+    for (path, opts) in expected {
+        let rendered = to_yaml(&render(&opts).unwrap()).unwrap();
+        if update {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), &rendered).unwrap();
+        }
+        let on_disk =
+            std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(
+            on_disk == rendered,
+            "{path} is stale: regenerate it with `deploy/render-manifests.sh`"
+        );
+    }
+}
