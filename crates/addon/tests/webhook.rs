@@ -1,0 +1,390 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Table-driven admission tests with real AdmissionReview JSON: the JSONPatch the webhook returns
+//! is applied with the `json-patch` crate and the result compared with the expected pod.
+
+use addon::admission::{Decision, Mutator, OptIn, ReviewError, Skip};
+use base64::Engine;
+use serde_json::{Value, json};
+
+const FIXTURE: &str = include_str!("reviews/pod-create.json");
+
+fn fixture() -> Value {
+    serde_json::from_str(FIXTURE).unwrap()
+}
+
+fn object(review: &mut Value) -> &mut Value {
+    &mut review["request"]["object"]
+}
+
+fn labels(review: &mut Value) -> &mut serde_json::Map<String, Value> {
+    object(review)["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+}
+
+/// What the API server would store after the webhook's patch (or the object itself when there is
+/// no patch), plus the decision.
+fn admit(mutator: &Mutator, review: &Value, opt_in: OptIn) -> (Value, Decision, Value) {
+    let body = serde_json::to_vec(review).unwrap();
+    let (reply, decision) = mutator.review(&body, opt_in).unwrap();
+    let reply: Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(reply["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(reply["kind"], "AdmissionReview");
+    let response = &reply["response"];
+    assert_eq!(response["uid"], review["request"]["uid"]);
+    assert_eq!(response["allowed"], true, "the webhook never denies");
+    let mut pod = review["request"]["object"].clone();
+    match response.get("patch") {
+        Some(patch) => {
+            assert_eq!(response["patchType"], "JSONPatch");
+            assert!(matches!(decision, Decision::Patch(_)));
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(patch.as_str().unwrap())
+                .unwrap();
+            let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+            json_patch::patch(&mut pod, &patch).unwrap();
+        }
+        None => {
+            assert!(response.get("patchType").is_none());
+            assert!(matches!(decision, Decision::Skip(_)));
+        }
+    }
+    (pod, decision, reply)
+}
+
+fn aesmd_volume() -> Value {
+    json!({"name": "confcom-aesmd", "hostPath": {"path": "/var/run/aesmd", "type": "DirectoryOrCreate"}})
+}
+
+fn aesmd_mount(volume: &str) -> Value {
+    json!({"name": volume, "mountPath": "/var/run/aesmd", "readOnly": true})
+}
+
+fn aesm_env() -> Value {
+    json!({"name": "SGX_AESM_ADDR", "value": "1"})
+}
+
+fn push(array: &mut Value, item: Value) {
+    array.as_array_mut().unwrap().push(item);
+}
+
+/// Expected result for the fixture's single EPC container: volume, env and mount added.
+fn wired(pod: &mut Value) {
+    push(&mut pod["spec"]["volumes"], aesmd_volume());
+    let c = &mut pod["spec"]["containers"][0];
+    push(&mut c["env"], aesm_env());
+    push(&mut c["volumeMounts"], aesmd_mount("confcom-aesmd"));
+}
+
+enum Expect {
+    Unchanged(Skip),
+    Patched(fn(&mut Value)),
+}
+
+struct Case {
+    name: &'static str,
+    opt_in: OptIn,
+    edit: fn(&mut Value),
+    expect: Expect,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "EPC container with the pod opt-in label",
+            opt_in: OptIn::PodLabel,
+            edit: |_| {},
+            expect: Expect::Patched(wired),
+        },
+        Case {
+            name: "EPC container without the opt-in label",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                labels(r).remove("confcom.sgx/quote-helper");
+            },
+            expect: Expect::Unchanged(Skip::NotOptedIn),
+        },
+        Case {
+            name: "opt-in label with a value other than true",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                labels(r).insert("confcom.sgx/quote-helper".into(), json!("yes"));
+            },
+            expect: Expect::Unchanged(Skip::NotOptedIn),
+        },
+        Case {
+            name: "namespace opt-in, pod without label",
+            opt_in: OptIn::Namespace,
+            edit: |r| {
+                labels(r).remove("confcom.sgx/quote-helper");
+            },
+            expect: Expect::Patched(wired),
+        },
+        Case {
+            name: "namespace opt-in, pod opted out",
+            opt_in: OptIn::Namespace,
+            edit: |r| {
+                labels(r).insert("confcom.sgx/quote-helper".into(), json!("false"));
+            },
+            expect: Expect::Unchanged(Skip::NotOptedIn),
+        },
+        Case {
+            name: "opted in but no EPC request",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                object(r)["spec"]["containers"][0]["resources"] =
+                    json!({"limits": {"cpu": "1", "sgx.intel.com/enclave": "1"}});
+            },
+            expect: Expect::Unchanged(Skip::NoEpcRequest),
+        },
+        Case {
+            name: "already mutated pod",
+            opt_in: OptIn::PodLabel,
+            edit: |r| wired(object(r)),
+            expect: Expect::Unchanged(Skip::AlreadyWired),
+        },
+        Case {
+            name: "the AKS sample's own volume, env and mount are reused",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                let spec = &mut object(r)["spec"];
+                push(
+                    &mut spec["volumes"],
+                    json!({"name": "var-run-aesmd", "hostPath": {"path": "/var/run/aesmd"}}),
+                );
+                let c = &mut spec["containers"][0];
+                push(
+                    &mut c["env"],
+                    json!({"name": "SGX_AESM_ADDR", "value": "1"}),
+                );
+                push(
+                    &mut c["volumeMounts"],
+                    json!({"name": "var-run-aesmd", "mountPath": "/var/run/aesmd/"}),
+                );
+            },
+            expect: Expect::Unchanged(Skip::AlreadyWired),
+        },
+        Case {
+            name: "existing aesmd volume reused for a container that lacks the mount",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                let spec = &mut object(r)["spec"];
+                push(
+                    &mut spec["volumes"],
+                    json!({"name": "var-run-aesmd", "hostPath": {"path": "/var/run/aesmd"}}),
+                );
+            },
+            expect: Expect::Patched(|pod| {
+                let c = &mut pod["spec"]["containers"][0];
+                push(&mut c["env"], aesm_env());
+                push(&mut c["volumeMounts"], aesmd_mount("var-run-aesmd"));
+            }),
+        },
+        Case {
+            name: "init container with Intel's EPC resource, no env/mount lists, no volumes",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                let spec = &mut object(r)["spec"];
+                spec.as_object_mut().unwrap().remove("volumes");
+                spec["containers"][0]["resources"] = json!({});
+                spec["containers"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("volumeMounts");
+                spec["initContainers"] = json!([
+                    {"name": "provision", "image": "busybox"},
+                    {"name": "seal", "image": "enclave-init:1",
+                     "resources": {"limits": {"sgx.intel.com/epc": "5Mi"}}}
+                ]);
+            },
+            expect: Expect::Patched(|pod| {
+                let spec = &mut pod["spec"];
+                let seal = &mut spec["initContainers"][1];
+                seal["env"] = json!([aesm_env()]);
+                seal["volumeMounts"] = json!([aesmd_mount("confcom-aesmd")]);
+                spec["volumes"] = json!([aesmd_volume()]);
+            }),
+        },
+        Case {
+            name: "init container and two app containers, one without EPC",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                let spec = &mut object(r)["spec"];
+                push(
+                    &mut spec["containers"],
+                    json!({"name": "sidecar", "image": "envoy:1"}),
+                );
+                push(
+                    &mut spec["containers"],
+                    json!({"name": "second", "image": "app:2",
+                           "resources": {"requests": {"kubernetes.azure.com/sgx_epc_mem_in_MiB": "2"}},
+                           "env": null}),
+                );
+                spec["initContainers"] = json!([{"name": "init", "image": "app:2",
+                    "resources": {"limits": {"sgx.intel.com/epc": "1Mi"}}}]);
+            },
+            expect: Expect::Patched(|pod| {
+                let spec = &mut pod["spec"];
+                spec["containers"][2]["env"] = json!([aesm_env()]);
+                spec["containers"][2]["volumeMounts"] = json!([aesmd_mount("confcom-aesmd")]);
+                spec["initContainers"][0]["env"] = json!([aesm_env()]);
+                spec["initContainers"][0]["volumeMounts"] = json!([aesmd_mount("confcom-aesmd")]);
+                wired(pod);
+            }),
+        },
+        Case {
+            name: "the add-on's own pod (pod entry)",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                labels(r).insert("app.kubernetes.io/part-of".into(), json!("confcom"));
+            },
+            expect: Expect::Unchanged(Skip::OwnPod),
+        },
+        Case {
+            name: "the add-on's own pod (namespace entry)",
+            opt_in: OptIn::Namespace,
+            edit: |r| {
+                labels(r).insert("app.kubernetes.io/part-of".into(), json!("confcom"));
+            },
+            expect: Expect::Unchanged(Skip::OwnPod),
+        },
+        Case {
+            name: "UPDATE is not touched",
+            opt_in: OptIn::PodLabel,
+            edit: |r| r["request"]["operation"] = json!("UPDATE"),
+            expect: Expect::Unchanged(Skip::NotPodCreate),
+        },
+        Case {
+            name: "a subresource is not touched",
+            opt_in: OptIn::PodLabel,
+            edit: |r| r["request"]["subResource"] = json!("ephemeralcontainers"),
+            expect: Expect::Unchanged(Skip::NotPodCreate),
+        },
+        Case {
+            name: "another kind is not touched",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                r["request"]["kind"] =
+                    json!({"group": "apps", "version": "v1", "kind": "Deployment"})
+            },
+            expect: Expect::Unchanged(Skip::NotPodCreate),
+        },
+    ]
+}
+
+#[test]
+fn admission_table() {
+    let mutator = Mutator::default();
+    for case in cases() {
+        let mut review = fixture();
+        (case.edit)(&mut review);
+        let (pod, decision, _) = admit(&mutator, &review, case.opt_in);
+        let original = review["request"]["object"].clone();
+        match case.expect {
+            Expect::Unchanged(skip) => {
+                assert_eq!(decision, Decision::Skip(skip), "{}", case.name);
+                assert_eq!(pod, original, "{}", case.name);
+            }
+            Expect::Patched(build) => {
+                let mut expected = original.clone();
+                build(&mut expected);
+                assert_ne!(
+                    expected, original,
+                    "{}: the case must expect a change",
+                    case.name
+                );
+                assert_eq!(pod, expected, "{}", case.name);
+                // The result is still a valid pod, and admitting it again changes nothing.
+                let _: k8s_openapi::api::core::v1::Pod =
+                    serde_json::from_value(pod.clone()).unwrap();
+                let mut again = review.clone();
+                again["request"]["object"] = pod.clone();
+                let (pod2, decision2, _) = admit(&mutator, &again, case.opt_in);
+                assert_eq!(
+                    decision2,
+                    Decision::Skip(Skip::AlreadyWired),
+                    "{}",
+                    case.name
+                );
+                assert_eq!(pod2, pod, "{}: re-invocation must add nothing", case.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_configured_epc_resource_name_counts() {
+    let mut review = fixture();
+    object(&mut review)["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"example.com/sgx-epc": "8"}});
+    let (_, decision, _) = admit(&Mutator::default(), &review, OptIn::PodLabel);
+    assert_eq!(decision, Decision::Skip(Skip::NoEpcRequest));
+    let custom = Mutator::new(["example.com/sgx-epc"]);
+    let (pod, decision, _) = admit(&custom, &review, OptIn::PodLabel);
+    assert!(matches!(decision, Decision::Patch(_)));
+    assert_eq!(pod["spec"]["containers"][0]["env"][1], aesm_env());
+}
+
+#[test]
+fn an_unreadable_pod_is_admitted_unchanged_with_a_warning() {
+    let mut review = fixture();
+    object(&mut review)["spec"]["containers"] = json!("not a list");
+    let (pod, decision, reply) = admit(&Mutator::default(), &review, OptIn::PodLabel);
+    assert!(matches!(decision, Decision::Skip(Skip::Unreadable(_))));
+    assert_eq!(pod, review["request"]["object"]);
+    let warning = reply["response"]["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("unchanged"), "{warning}");
+}
+
+#[test]
+fn malformed_reviews_are_errors() {
+    let mutator = Mutator::default();
+    type Check = fn(&ReviewError) -> bool;
+    let bodies: Vec<(Vec<u8>, Check)> = vec![
+        (b"".to_vec(), |e| matches!(e, ReviewError::Malformed(_))),
+        (b"{not json".to_vec(), |e| {
+            matches!(e, ReviewError::Malformed(_))
+        }),
+        (b"[1,2,3]".to_vec(), |e| {
+            matches!(e, ReviewError::Malformed(_))
+        }),
+        (
+            {
+                let mut r = fixture();
+                r["apiVersion"] = json!("admission.k8s.io/v1beta1");
+                serde_json::to_vec(&r).unwrap()
+            },
+            |e| matches!(e, ReviewError::Unsupported { .. }),
+        ),
+        (
+            {
+                let mut r = fixture();
+                r.as_object_mut().unwrap().remove("request");
+                serde_json::to_vec(&r).unwrap()
+            },
+            |e| matches!(e, ReviewError::MissingRequest),
+        ),
+        (
+            {
+                let mut r = fixture();
+                r["request"]["uid"] = json!("");
+                serde_json::to_vec(&r).unwrap()
+            },
+            |e| matches!(e, ReviewError::MissingRequest),
+        ),
+        (
+            {
+                let mut r = fixture();
+                r["request"]["uid"] = json!(42);
+                serde_json::to_vec(&r).unwrap()
+            },
+            |e| matches!(e, ReviewError::Malformed(_)),
+        ),
+    ];
+    for (body, check) in bodies {
+        for opt_in in [OptIn::PodLabel, OptIn::Namespace] {
+            let err = mutator.review(&body, opt_in).unwrap_err();
+            assert!(check(&err), "{err:?}");
+        }
+    }
+}
