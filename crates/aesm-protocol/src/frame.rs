@@ -2,7 +2,7 @@
 //!
 //! Intel's transport writes the native `uint32_t` (little-endian on x86-64) and allocates whatever the
 //! prefix announces; the readers here check the prefix against a caller-given maximum *before*
-//! allocating anything, and tell a clean close before the first byte (`Ok(None)`, e.g. a client's
+//! allocating anything (and let an allowed body grow only as its bytes arrive), and tell a clean close before the first byte (`Ok(None)`, e.g. a client's
 //! connectivity probe) apart from a close in the middle of a frame (an error).
 
 use std::io::{self, Read, Write};
@@ -74,10 +74,16 @@ pub fn read_frame<R: Read>(reader: &mut R, max: u32) -> Result<Option<Vec<u8>>, 
         return Err(FrameError::TruncatedPrefix { got });
     }
     let len = check_len(prefix, max)?;
-    let mut body = vec![0u8; len as usize];
-    let got = read_full(reader, &mut body)?;
-    if got < body.len() {
-        return Err(FrameError::TruncatedBody { expected: len, got });
+    let mut body = Vec::with_capacity(initial_capacity(len));
+    reader
+        .by_ref()
+        .take(u64::from(len))
+        .read_to_end(&mut body)?;
+    if body.len() < len as usize {
+        return Err(FrameError::TruncatedBody {
+            expected: len,
+            got: body.len(),
+        });
     }
     Ok(Some(body))
 }
@@ -104,10 +110,16 @@ pub async fn read_frame_async<R: AsyncRead + Unpin>(
         return Err(FrameError::TruncatedPrefix { got });
     }
     let len = check_len(prefix, max)?;
-    let mut body = vec![0u8; len as usize];
-    let got = read_full_async(reader, &mut body).await?;
-    if got < body.len() {
-        return Err(FrameError::TruncatedBody { expected: len, got });
+    let mut body = Vec::with_capacity(initial_capacity(len));
+    (&mut *reader)
+        .take(u64::from(len))
+        .read_to_end(&mut body)
+        .await?;
+    if body.len() < len as usize {
+        return Err(FrameError::TruncatedBody {
+            expected: len,
+            got: body.len(),
+        });
     }
     Ok(Some(body))
 }
@@ -121,6 +133,12 @@ pub async fn write_frame_async<W: AsyncWrite + Unpin>(
     writer.write_all(&frame).await?;
     writer.flush().await?;
     Ok(())
+}
+
+/// Up-front allocation for a body of `len` bytes. Larger bodies grow as their bytes arrive, so a
+/// peer that announces a big (but allowed) frame and sends nothing costs no more than this.
+fn initial_capacity(len: u32) -> usize {
+    (len as usize).min(64 * 1024)
 }
 
 /// Fills `buf` as far as the stream allows; returns how many bytes were read (short only at EOF).
@@ -274,6 +292,32 @@ mod tests {
                 .len(),
             16
         );
+    }
+
+    #[test]
+    fn allowed_but_unsent_body_is_not_allocated_up_front() {
+        // The caller allows anything; the peer announces 4 GiB - 1 and sends 3 bytes.
+        let bytes = [0xFFu8, 0xFF, 0xFF, 0xFF, 1, 2, 3];
+        let mut reader = NoBigReads {
+            inner: Cursor::new(&bytes[..]),
+            limit: 64 * 1024,
+        };
+        match read_frame(&mut reader, u32::MAX) {
+            Err(FrameError::TruncatedBody { expected, got }) => {
+                assert_eq!((expected, got), (u32::MAX, 3));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bodies_larger_than_the_initial_capacity_are_read_whole() {
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let frame = encode_frame(&body).unwrap();
+        let got = read_frame(&mut Cursor::new(frame.as_slice()), u32::MAX)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, body);
     }
 
     #[test]
