@@ -100,10 +100,13 @@ impl AesmClient {
         Self::new(default_socket_path())
     }
 
-    /// Sets the timeout of each request (connect + write + read together). A zero timeout is
-    /// raised to 1 ms.
+    /// Sets the timeout of each request (connect + write + read together), clamped to
+    /// 1 ms ..= `u32::MAX` ms (what the request's `timeout` field can carry).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeout = timeout.clamp(
+            Duration::from_millis(1),
+            Duration::from_millis(u64::from(u32::MAX)),
+        );
         self
     }
 
@@ -472,5 +475,12 @@ mod tests {
         assert_eq!(c.timeout_field(), Some(250));
         let c = c.with_timeout(Duration::ZERO);
         assert_eq!(c.timeout(), Duration::from_millis(1));
+        // Huge timeouts are clamped instead of overflowing the deadline arithmetic.
+        let c = c.with_timeout(Duration::MAX);
+        assert_eq!(c.timeout_field(), Some(u32::MAX));
+        assert!(matches!(
+            c.try_connect(),
+            Err(ClientError::ServiceUnavailable { .. })
+        ));
     }
 }
