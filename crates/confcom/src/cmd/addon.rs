@@ -1,0 +1,106 @@
+//! `confcom addon render [flags]`: print the add-on's manifests, ready for `kubectl apply -f -`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use addon::names::{DEFAULT_DCAP_IMAGE, DEFAULT_IMAGE, DEFAULT_NAMESPACE};
+use addon::render::{RenderOptions, render, to_yaml};
+use anyhow::{Context, Result};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Print the complete, ready-to-apply YAML (deterministic: same flags, same bytes).
+    Render(RenderArgs),
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// Also install the quote helper DaemonSet (AESM socket at /var/run/aesmd on every SGX node).
+    #[arg(long)]
+    enable_sgxquotehelper: bool,
+    /// Also install the admission webhook that wires opted-in SGX pods to the quote helper.
+    #[arg(long, requires = "webhook_certs")]
+    enable_webhook: bool,
+    /// Directory written by `confcom webhook certs` (ca.crt, tls.crt, tls.key).
+    #[arg(long, value_name = "DIR", requires = "enable_webhook")]
+    webhook_certs: Option<PathBuf>,
+    /// Simulated SGX: run on every Linux node, device plugin `--simulate`, quote helper `--backend sim`.
+    #[arg(long)]
+    simulate: bool,
+    /// EPC size (MiB) the device plugin advertises; defaults to 256 with --simulate, discovery otherwise.
+    #[arg(long, value_name = "N")]
+    epc_mib: Option<u64>,
+    /// Namespace of the add-on (must exist).
+    #[arg(long, value_name = "NS", default_value = DEFAULT_NAMESPACE, env = "CONFCOM_NAMESPACE")]
+    namespace: String,
+    /// The confcom image.
+    #[arg(long, value_name = "REF", default_value = DEFAULT_IMAGE, env = "CONFCOM_IMAGE")]
+    image: String,
+    /// Image of the hardware quote helper (confcom + Intel's DCAP quote library).
+    #[arg(long, value_name = "REF", default_value = DEFAULT_DCAP_IMAGE, env = "CONFCOM_DCAP_IMAGE")]
+    dcap_image: String,
+    /// Schedule the node daemons on nodes with this label instead of the SGX node affinity
+    /// (repeatable).
+    #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
+    node_selector: Vec<(String, String)>,
+    /// PCCS URL for the hardware quote provider (renders a ConfigMap with sgx_default_qcnl.conf).
+    #[arg(long, value_name = "URL")]
+    pccs_url: Option<String>,
+    /// Write the YAML to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match args.command {
+        Command::Render(args) => render_cmd(args),
+    }
+}
+
+fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
+    let webhook = match (&args.webhook_certs, args.enable_webhook) {
+        (Some(dir), true) => Some(
+            addon::certs::load_dir(dir)
+                .with_context(|| format!("reading webhook certificates from {}", dir.display()))?,
+        ),
+        _ => None,
+    };
+    let options = RenderOptions {
+        namespace: args.namespace,
+        image: args.image,
+        dcap_image: args.dcap_image,
+        enable_quote_helper: args.enable_sgxquotehelper,
+        simulate: args.simulate,
+        epc_mib: args.epc_mib,
+        node_selector: args.node_selector.into_iter().collect::<BTreeMap<_, _>>(),
+        pccs_url: args.pccs_url,
+        webhook,
+    };
+    let yaml = to_yaml(&render(&options)?)?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &yaml).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(yaml.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,149 @@
+//! `confcom webhook --tls-cert FILE --tls-key FILE [--listen ADDR]`: the mutating admission webhook
+//! that wires opted-in SGX pods to the node's quote helper; `confcom webhook certs --out DIR`
+//! creates its CA and serving certificate.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use addon::admission::Mutator;
+use addon::certs::{CertRequest, EnsureOutcome};
+use addon::names::{DEFAULT_NAMESPACE, WEBHOOK_NAME};
+use addon::server::{self, Limits};
+use anyhow::{Context, Result, bail};
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Serving certificate (PEM chain).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required = true,
+        env = "CONFCOM_WEBHOOK_TLS_CERT"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required = true,
+        env = "CONFCOM_WEBHOOK_TLS_KEY"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8443",
+        env = "CONFCOM_WEBHOOK_LISTEN"
+    )]
+    listen: SocketAddr,
+    /// Further resource names that count as an EPC request (repeatable); the AKS and Intel names
+    /// always do.
+    #[arg(long = "epc-resource", value_name = "NAME")]
+    epc_resources: Vec<String>,
+    /// Connections served at once.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_connections: usize,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Create a CA and the webhook's serving certificate in DIR (once: existing files are kept).
+    Certs(CertsArgs),
+}
+
+#[derive(clap::Args)]
+struct CertsArgs {
+    /// Output directory (created if missing): ca.crt, tls.crt, tls.key.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Namespace the add-on is rendered into (the certificate names the Service there).
+    #[arg(long, value_name = "NS", default_value = DEFAULT_NAMESPACE, env = "CONFCOM_NAMESPACE")]
+    namespace: String,
+    /// Validity in days.
+    #[arg(long, value_name = "N", default_value_t = 3650)]
+    days: u32,
+    /// Replace existing certificates.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(Command::Certs(certs)) = args.command {
+        return certs_cmd(certs);
+    }
+    let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) else {
+        bail!("--tls-cert and --tls-key are required");
+    };
+    let tls = server::tls_config_from_pem_files(&cert, &key)?;
+    let mutator = Mutator::new(args.epc_resources);
+    let limits = Limits {
+        max_connections: args.max_connections,
+        ..Limits::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        tracing::info!(
+            listen = %args.listen,
+            epc_resources = ?mutator.epc_resources().collect::<Vec<_>>(),
+            "admission webhook serving"
+        );
+        server::serve(listener, Arc::new(tls), mutator, limits, shutdown_signal()).await?;
+        tracing::info!("admission webhook stopped");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGTERM handler; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn certs_cmd(args: CertsArgs) -> Result<ExitCode> {
+    let request = CertRequest {
+        namespace: args.namespace,
+        service: WEBHOOK_NAME.to_owned(),
+        days: args.days,
+    };
+    let outcome = addon::certs::ensure_dir(
+        &args.out,
+        &request,
+        time::OffsetDateTime::now_utc(),
+        args.force,
+    )?;
+    let dir = args.out.display();
+    match outcome {
+        EnsureOutcome::Created => eprintln!(
+            "created ca.crt, tls.crt and tls.key in {dir} for {}",
+            request.dns_names().join(", ")
+        ),
+        EnsureOutcome::AlreadyPresent => {
+            eprintln!("{dir} already holds webhook certificates; kept them (--force replaces)")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
