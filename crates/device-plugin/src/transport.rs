@@ -25,14 +25,15 @@ pub const MAX_SOCKET_PATH: usize = 107;
 /// Connections served at once on one plugin socket (kubelet uses one).
 pub const MAX_CONNECTIONS: usize = 16;
 
-/// Identity of a file: device and inode. A socket that was deleted and recreated has a new one.
-pub type FileId = (u64, u64);
+/// Identity of a file: device, inode and change time. A socket that was deleted and recreated has a
+/// new one even when the file system hands out the same inode number again.
+pub type FileId = (u64, u64, i64, i64);
 
 /// The identity of `path`, if it exists.
 pub fn file_id(path: &Path) -> Option<FileId> {
     std::fs::symlink_metadata(path)
         .ok()
-        .map(|m| (m.dev(), m.ino()))
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 /// Check a socket path's length.
