@@ -346,7 +346,7 @@ fn confcom_dockerfile_structure() {
         &[binary],
         "the final image copies the static build output"
     );
-    assert_eq!(entrypoint(last), [dest.clone()]);
+    assert_eq!(entrypoint(last), std::slice::from_ref(dest));
     assert!(last.all("RUN").next().is_none(), "scratch has no shell");
     let passwd = read("deploy/passwd");
     assert!(
