@@ -304,7 +304,8 @@ fn static_binary_path() -> String {
     assert_eq!(target, "x86_64-unknown-linux-gnu");
     assert!(script.contains("-C target-feature=+crt-static"));
     assert!(script.contains("--target \"${TARGET}\""));
-    assert!(script.contains("BIN=\"target/${TARGET}/release/confcom\""));
+    assert!(script.contains("TARGET_DIR=\"${CARGO_TARGET_DIR:-target}\""));
+    assert!(script.contains("BIN=\"${TARGET_DIR}/${TARGET}/release/confcom\""));
     assert!(script.contains("deploy/check-static.sh \"${BIN}\""));
     format!("target/{target}/release/confcom")
 }
@@ -321,6 +322,10 @@ fn confcom_dockerfile_structure() {
     let file = "deploy/Dockerfile";
     let stages = parse_dockerfile(&read(file));
     assert_copies_resolve(&stages, file);
+    assert!(
+        !read(file).contains("CARGO_TARGET_DIR"),
+        "the build output must land in the default target/ directory the COPY names"
+    );
     let names: Vec<&str> = stages.iter().filter_map(|s| s.name.as_deref()).collect();
     assert_eq!(names, ["build", "build-dynamic", "dcap", "confcom"]);
 
