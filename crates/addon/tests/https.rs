@@ -220,3 +220,86 @@ fn tls_config_rejects_bad_files() {
     );
     assert!(mismatched.is_err(), "a foreign key must be refused");
 }
+
+/// Stalled clients must not hold the server: a TCP connection that never starts TLS and a TLS
+/// connection that sends half a request are both closed, and their connection slots come back (the
+/// server below serves one connection at a time). The 30 s bounds only keep a regression from
+/// hanging the suite; they are not performance assertions.
+#[tokio::test]
+async fn stalled_connections_are_closed_and_their_slots_released() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(30);
+
+    let dir = tempfile::tempdir().unwrap();
+    certs::ensure_dir(
+        dir.path(),
+        &CertRequest::default(),
+        time::OffsetDateTime::now_utc(),
+        false,
+    )
+    .unwrap();
+    let tls = server::tls_config_from_pem_files(
+        &dir.path().join(TLS_CERT_FILE),
+        &dir.path().join(TLS_KEY_FILE),
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits {
+        max_connections: 1,
+        handshake_timeout: std::time::Duration::from_millis(200),
+        header_timeout: std::time::Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(
+        listener,
+        Arc::new(tls),
+        Mutator::default(),
+        limits,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    // 1. Plain TCP, no TLS ClientHello: closed after the handshake timeout.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(BOUND, silent.read(&mut buf))
+        .await
+        .expect("the server must close a connection that never handshakes");
+    assert!(matches!(read, Ok(0) | Err(_)));
+
+    // 2. TLS established, then half a request line: closed after the header timeout.
+    let config = client_config(&dir.path().join(CA_CERT_FILE));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
+    let mut tls = connector
+        .connect(ServerName::try_from(SERVICE_DNS).unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"POST /mutate/pod-opt-in HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(BOUND, tls.read_to_end(&mut rest))
+        .await
+        .expect("the server must close a connection whose headers never finish");
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        read.is_err() || rest.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "unexpected reply to a stalled request: {text}"
+    );
+
+    // 3. The single connection slot is free again.
+    let mut client = tokio::time::timeout(BOUND, connect(addr, config, SERVICE_DNS))
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _) = send(&mut client, "GET", "/healthz", Vec::new()).await;
+    assert_eq!(status, StatusCode::OK);
+    drop(client);
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
