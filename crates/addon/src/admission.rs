@@ -228,6 +228,7 @@ impl Mutator {
         });
         let volume_name = existing.map_or(AESMD_VOLUME_NAME, |v| v.name.as_str());
         let mut ops = Vec::new();
+        let mut mounts_added = false;
         for (list, index, container) in targets {
             let base = format!("/spec/{list}/{index}");
             let env = container.env.as_deref().unwrap_or_default();
@@ -245,12 +246,13 @@ impl Mutator {
                     container.volume_mounts.is_some(),
                     json!({"name": volume_name, "mountPath": AESMD_DIR, "readOnly": true}),
                 ));
+                mounts_added = true;
             }
         }
         if ops.is_empty() {
             return Decision::Skip(Skip::AlreadyWired);
         }
-        if existing.is_none() {
+        if existing.is_none() && mounts_added {
             let volume = json!({
                 "name": AESMD_VOLUME_NAME,
                 "hostPath": {"path": AESMD_DIR, "type": "DirectoryOrCreate"},

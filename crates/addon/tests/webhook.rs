@@ -181,6 +181,24 @@ fn cases() -> Vec<Case> {
             }),
         },
         Case {
+            name: "own aesmd sidecar volume at the path: only the env is added, no host path",
+            opt_in: OptIn::PodLabel,
+            edit: |r| {
+                let spec = &mut object(r)["spec"];
+                push(
+                    &mut spec["volumes"],
+                    json!({"name": "aesmd-socket", "emptyDir": {"medium": "Memory"}}),
+                );
+                push(
+                    &mut spec["containers"][0]["volumeMounts"],
+                    json!({"name": "aesmd-socket", "mountPath": "/var/run/aesmd"}),
+                );
+            },
+            expect: Expect::Patched(|pod| {
+                push(&mut pod["spec"]["containers"][0]["env"], aesm_env());
+            }),
+        },
+        Case {
             name: "init container with Intel's EPC resource, no env/mount lists, no volumes",
             opt_in: OptIn::PodLabel,
             edit: |r| {
