@@ -1,0 +1,341 @@
+//! Request dispatch: one decoded [`AesmRequest`] in, one [`AesmResponse`] out, with aesmd's
+//! parameter checks and error codes (`aesm-protocol.md` §1.6, §9). No sockets here.
+
+use std::sync::Arc;
+
+use aesm_protocol::att_key_id::{
+    ATT_KEY_ID_BASE_SIZE, ATT_KEY_ID_SIZE, ECDSA_PUB_KEY_ID_SIZE, QE_REPORT_INFO_SIZE, REPORT_SIZE,
+    TARGET_INFO_SIZE,
+};
+use aesm_protocol::{
+    AesmCode, AesmRequest, AesmResponse, AttKeyIdSelection, GetQuoteExRequest, GetQuoteExResponse,
+    GetQuoteSizeExRequest, GetQuoteSizeExResponse, GetSupportedAttKeyIdNumResponse,
+    GetSupportedAttKeyIdsRequest, GetSupportedAttKeyIdsResponse, InitQuoteExRequest,
+    InitQuoteExResponse, RequestKind, SelectAttKeyIdRequest, SelectAttKeyIdResponse,
+    parse_att_key_id_list,
+};
+use sgx_types::structs::Wire;
+use sgx_types::{AttKeyId, QeReportInfo, Report};
+
+use crate::backend::{BackendError, QuoteBackend};
+
+/// Default cap on `GetQuoteExRequest.buf_size`: larger buffers get `AESM_PARAMETER_ERROR` before
+/// anything is allocated. Real quotes are about 5 KiB; Gramine asks for 8 KiB.
+pub const DEFAULT_MAX_QUOTE_BUFFER: u32 = 64 * 1024;
+
+/// Answers AESM requests from a [`QuoteBackend`].
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    backend: Arc<dyn QuoteBackend>,
+    key_id: [u8; ATT_KEY_ID_SIZE],
+    max_quote_buffer: u32,
+}
+
+/// The response and, for logs, why it carries an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// What goes back to the client.
+    pub response: AesmResponse,
+    /// The reason for a non-zero `errorCode`, for the service's log.
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    fn ok(response: AesmResponse) -> Self {
+        Self {
+            response,
+            detail: None,
+        }
+    }
+}
+
+/// A failure inside one handler: the code and a log message.
+struct Failure {
+    code: AesmCode,
+    detail: String,
+}
+
+impl Failure {
+    fn param(detail: impl Into<String>) -> Self {
+        Self {
+            code: AesmCode::ParameterError,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
+        Self {
+            code: e.code,
+            detail: e.message,
+        }
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher offering Intel's QE3 ECDSA-P256 attestation key id (what `libsgx_dcap_ql`,
+    /// Open Enclave and Gramine send), with the default quote-buffer cap.
+    pub fn new(backend: Arc<dyn QuoteBackend>) -> Self {
+        let mut key_id = [0u8; ATT_KEY_ID_SIZE];
+        let encoded = AttKeyId::intel_qe3_ecdsa().to_vec();
+        key_id.copy_from_slice(&encoded);
+        Self {
+            backend,
+            key_id,
+            max_quote_buffer: DEFAULT_MAX_QUOTE_BUFFER,
+        }
+    }
+
+    /// Sets the largest `GetQuoteEx` buffer served.
+    pub fn with_max_quote_buffer(mut self, max: u32) -> Self {
+        self.max_quote_buffer = max;
+        self
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn QuoteBackend> {
+        &self.backend
+    }
+
+    /// The one attestation key id offered (256 bytes).
+    pub fn key_id(&self) -> &[u8; ATT_KEY_ID_SIZE] {
+        &self.key_id
+    }
+
+    /// Answers one request. Legacy (EPID, launch-token) requests get `AESM_SERVICE_UNAVAILABLE`,
+    /// as from an aesmd without those plugins.
+    pub fn handle(&self, request: &AesmRequest) -> Outcome {
+        match request {
+            AesmRequest::InitQuoteEx(r) => self.init_quote_ex(r),
+            AesmRequest::GetQuoteSizeEx(r) => self.get_quote_size_ex(r),
+            AesmRequest::GetQuoteEx(r) => self.get_quote_ex(r),
+            AesmRequest::SelectAttKeyId(r) => self.select_att_key_id(r),
+            AesmRequest::GetSupportedAttKeyIdNum(_) => Outcome::ok(
+                AesmResponse::GetSupportedAttKeyIdNum(GetSupportedAttKeyIdNumResponse {
+                    error_code: AesmCode::Success.code(),
+                    att_key_id_num: Some(1),
+                }),
+            ),
+            AesmRequest::GetSupportedAttKeyIds(r) => self.get_supported_att_key_ids(r),
+            AesmRequest::Legacy(kind) => Outcome {
+                response: AesmResponse::error(
+                    RequestKind::Legacy(*kind),
+                    AesmCode::ServiceUnavailable,
+                ),
+                detail: Some(format!(
+                    "legacy {} request: EPID and launch tokens are not served",
+                    kind.name()
+                )),
+            },
+        }
+    }
+
+    /// The key-id check of every quote-ex call: present, at least 256 bytes (→ 3), and its
+    /// 158-byte base equal to ours (→ 38).
+    fn check_key_id(&self, att_key_id: Option<&[u8]>) -> Result<(), Failure> {
+        let Some(id) = att_key_id else {
+            return Err(Failure::param("no att_key_id"));
+        };
+        if id.len() < ATT_KEY_ID_SIZE {
+            return Err(Failure::param(format!(
+                "att_key_id has {} bytes, expected {ATT_KEY_ID_SIZE}",
+                id.len()
+            )));
+        }
+        if !self.matches(id) {
+            return Err(Failure {
+                code: AesmCode::UnsupportedAttKeyId,
+                detail: "att_key_id is not Intel's QE3 ECDSA-P256 key id".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn matches(&self, id: &[u8]) -> bool {
+        id.get(..ATT_KEY_ID_BASE_SIZE) == self.key_id.get(..ATT_KEY_ID_BASE_SIZE)
+    }
+
+    fn init_quote_ex(&self, r: &InitQuoteExRequest) -> Outcome {
+        let run = || -> Result<InitQuoteExResponse, Failure> {
+            self.check_key_id(r.att_key_id.as_deref())?;
+            if !r.b_pub_key_id {
+                // Size query: Intel's QE logic returns the size at once, without key work, and
+                // leaves the pre-allocated target info zeroed.
+                return Ok(InitQuoteExResponse {
+                    error_code: AesmCode::Success.code(),
+                    target_info: Some(vec![0u8; TARGET_INFO_SIZE]),
+                    pub_key_id_size: Some(ECDSA_PUB_KEY_ID_SIZE),
+                    pub_key_id: None,
+                });
+            }
+            if r.buf_size != Some(ECDSA_PUB_KEY_ID_SIZE) {
+                return Err(Failure::param(format!(
+                    "pub_key_id buffer of {:?} bytes, expected {ECDSA_PUB_KEY_ID_SIZE}",
+                    r.buf_size
+                )));
+            }
+            let pub_key_id = self.backend.init_attestation_key()?;
+            let target_info = self.backend.qe_target_info()?;
+            Ok(InitQuoteExResponse {
+                error_code: AesmCode::Success.code(),
+                target_info: Some(target_info.to_vec()),
+                pub_key_id_size: Some(ECDSA_PUB_KEY_ID_SIZE),
+                pub_key_id: Some(pub_key_id.to_vec()),
+            })
+        };
+        match run() {
+            Ok(res) => Outcome::ok(AesmResponse::InitQuoteEx(res)),
+            Err(f) => Outcome {
+                response: AesmResponse::error(RequestKind::InitQuoteEx, f.code),
+                detail: Some(f.detail),
+            },
+        }
+    }
+
+    fn get_quote_size_ex(&self, r: &GetQuoteSizeExRequest) -> Outcome {
+        let run = || -> Result<u32, Failure> {
+            self.check_key_id(r.att_key_id.as_deref())?;
+            Ok(self.backend.quote_size()?)
+        };
+        // aesmd sets `quote_size` in every reply, 0 when the call failed.
+        let (quote_size, code, detail) = match run() {
+            Ok(size) => (size, AesmCode::Success, None),
+            Err(f) => (0, f.code, Some(f.detail)),
+        };
+        Outcome {
+            response: AesmResponse::GetQuoteSizeEx(GetQuoteSizeExResponse {
+                error_code: code.code(),
+                quote_size: Some(quote_size),
+            }),
+            detail,
+        }
+    }
+
+    fn get_quote_ex(&self, r: &GetQuoteExRequest) -> Outcome {
+        let run = || -> Result<GetQuoteExResponse, Failure> {
+            self.check_key_id(r.att_key_id.as_deref())?;
+            if r.report.len() != REPORT_SIZE {
+                return Err(Failure::param(format!(
+                    "report has {} bytes, expected {REPORT_SIZE}",
+                    r.report.len()
+                )));
+            }
+            let info = match &r.qe_report_info {
+                None => None,
+                Some(bytes) => Some(QeReportInfo::parse(bytes).map_err(|_| {
+                    Failure::param(format!(
+                        "qe_report_info has {} bytes, expected {QE_REPORT_INFO_SIZE}",
+                        bytes.len()
+                    ))
+                })?),
+            };
+            if r.buf_size > self.max_quote_buffer {
+                return Err(Failure::param(format!(
+                    "quote buffer of {} bytes exceeds the maximum of {}",
+                    r.buf_size, self.max_quote_buffer
+                )));
+            }
+            let needed = self.backend.quote_size()?;
+            if r.buf_size < needed {
+                return Err(Failure::param(format!(
+                    "quote buffer of {} bytes is smaller than the quote ({needed} bytes)",
+                    r.buf_size
+                )));
+            }
+            let report =
+                Report::parse(&r.report).map_err(|e| Failure::param(format!("report: {e}")))?;
+            let mut quote = self.backend.quote(&report)?;
+            if quote.len() > r.buf_size as usize {
+                return Err(Failure {
+                    code: AesmCode::UnexpectedError,
+                    detail: format!(
+                        "backend produced {} bytes, more than its quote size {needed}",
+                        quote.len()
+                    ),
+                });
+            }
+            let qe_report_info = match info {
+                None => None,
+                Some(mut info) => {
+                    info.qe_report = self.backend.qe_report_for_app(
+                        &quote,
+                        &info.nonce,
+                        &info.app_enclave_target_info,
+                    )?;
+                    Some(info.to_vec())
+                }
+            };
+            // The reply carries the caller's whole buffer, zero-padded after the quote.
+            quote.resize(r.buf_size as usize, 0);
+            Ok(GetQuoteExResponse {
+                error_code: AesmCode::Success.code(),
+                quote: Some(quote),
+                qe_report_info,
+            })
+        };
+        match run() {
+            Ok(res) => Outcome::ok(AesmResponse::GetQuoteEx(res)),
+            Err(f) => Outcome {
+                // aesmd echoes `qe_report_info` whenever the request had it, also on error.
+                response: AesmResponse::GetQuoteEx(GetQuoteExResponse {
+                    error_code: f.code.code(),
+                    quote: None,
+                    qe_report_info: r.qe_report_info.clone(),
+                }),
+                detail: Some(f.detail),
+            },
+        }
+    }
+
+    fn select_att_key_id(&self, r: &SelectAttKeyIdRequest) -> Outcome {
+        let run = || -> Result<Vec<u8>, Failure> {
+            match parse_att_key_id_list(r.att_key_id_list.as_deref()) {
+                Err(code) => Err(Failure {
+                    code,
+                    detail: "malformed att_key_id_list".into(),
+                }),
+                Ok(AttKeyIdSelection::AllAvailable) => Ok(self.key_id.to_vec()),
+                Ok(AttKeyIdSelection::Listed(ids)) => ids
+                    .iter()
+                    .find(|id| self.matches(id.as_slice()))
+                    .map(|id| id.to_vec())
+                    .ok_or_else(|| Failure {
+                        code: AesmCode::UnsupportedAttKeyId,
+                        detail: format!("none of the {} listed key ids is supported", ids.len()),
+                    }),
+            }
+        };
+        match run() {
+            Ok(id) => Outcome::ok(AesmResponse::SelectAttKeyId(SelectAttKeyIdResponse {
+                error_code: AesmCode::Success.code(),
+                selected_att_key_id: Some(id),
+            })),
+            Err(f) => Outcome {
+                response: AesmResponse::error(RequestKind::SelectAttKeyId, f.code),
+                detail: Some(f.detail),
+            },
+        }
+    }
+
+    fn get_supported_att_key_ids(&self, r: &GetSupportedAttKeyIdsRequest) -> Outcome {
+        if r.buf_size as usize != ATT_KEY_ID_SIZE {
+            return Outcome {
+                response: AesmResponse::error(
+                    RequestKind::GetSupportedAttKeyIds,
+                    AesmCode::ParameterError,
+                ),
+                detail: Some(format!(
+                    "buffer of {} bytes, expected {ATT_KEY_ID_SIZE} (one key id)",
+                    r.buf_size
+                )),
+            };
+        }
+        Outcome::ok(AesmResponse::GetSupportedAttKeyIds(
+            GetSupportedAttKeyIdsResponse {
+                error_code: AesmCode::Success.code(),
+                att_key_ids: Some(self.key_id.to_vec()),
+            },
+        ))
+    }
+}

@@ -1,0 +1,40 @@
+//! The SGX quote helper service: an aesmd-compatible server for the AESM socket
+//! (`/var/run/aesmd/aesm.socket`) that answers the quote-ex requests of Intel's `libsgx_quote_ex`,
+//! Open Enclave, Gramine and Fortanix's `aesm-client` from a pluggable quoting backend.
+//!
+//! - [`backend`]: the [`QuoteBackend`] trait (simulated platform, Intel's DCAP library on hardware).
+//! - [`dispatch`]: one request in, one response out, with aesmd's checks and error codes.
+//! - [`server`]: [`serve`] – tokio, one request per connection, bounded and timed.
+//! - [`listen`]: the socket file (directory 0755, socket 0777, stale-socket replacement) and the
+//!   abstract name.
+//! - [`metrics`]: Prometheus metrics for `ops-http`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example(backend: std::sync::Arc<dyn aesm_service::QuoteBackend>) -> Result<(), Box<dyn std::error::Error>> {
+//! use aesm_service::{Dispatcher, Metrics, ServerConfig, listen, serve};
+//!
+//! let (std_listener, _socket_file) = listen::bind_socket("/var/run/aesmd/aesm.socket".as_ref(), 0o777)?;
+//! let listener = tokio::net::UnixListener::from_std(std_listener)?;
+//! serve(
+//!     vec![listener],
+//!     Dispatcher::new(backend),
+//!     ServerConfig::default(),
+//!     Metrics::default(),
+//!     async { let _ = tokio::signal::ctrl_c().await; },
+//! )
+//! .await?;
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+pub mod dispatch;
+pub mod listen;
+pub mod metrics;
+pub mod server;
+
+pub use backend::{BackendError, QuoteBackend};
+pub use dispatch::{Dispatcher, Outcome};
+pub use metrics::Metrics;
+pub use server::{ServerConfig, serve};
