@@ -339,3 +339,332 @@ impl Dispatcher {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use aesm_protocol::{GetSupportedAttKeyIdNumRequest, LegacyKind, encode_att_key_id_list};
+    use sgx_types::TargetInfo;
+
+    use super::*;
+
+    /// A backend whose key exists after `init_attestation_key` and whose "quote" is the report's
+    /// report_data repeated; reports with a zero MAC are "invalid".
+    #[derive(Debug, Default)]
+    struct Fixed {
+        initialised: AtomicBool,
+    }
+
+    const QUOTE_LEN: u32 = 1000;
+
+    impl QuoteBackend for Fixed {
+        fn name(&self) -> &'static str {
+            "fixed"
+        }
+        fn is_simulated(&self) -> bool {
+            true
+        }
+        fn init_attestation_key(&self) -> Result<[u8; 32], BackendError> {
+            self.initialised.store(true, Ordering::SeqCst);
+            Ok([7; 32])
+        }
+        fn qe_target_info(&self) -> Result<TargetInfo, BackendError> {
+            Ok(TargetInfo {
+                mr_enclave: [9; 32],
+                ..TargetInfo::default()
+            })
+        }
+        fn quote_size(&self) -> Result<u32, BackendError> {
+            if self.initialised.load(Ordering::SeqCst) {
+                Ok(QUOTE_LEN)
+            } else {
+                Err(BackendError::att_key_not_initialized())
+            }
+        }
+        fn quote(&self, report: &Report) -> Result<Vec<u8>, BackendError> {
+            self.quote_size()?;
+            if report.mac == [0; 16] {
+                return Err(BackendError::invalid_report());
+            }
+            Ok(report
+                .body
+                .report_data
+                .iter()
+                .copied()
+                .cycle()
+                .take(QUOTE_LEN as usize)
+                .collect())
+        }
+        fn qe_report_for_app(
+            &self,
+            quote: &[u8],
+            nonce: &[u8; 16],
+            app_target: &TargetInfo,
+        ) -> Result<Report, BackendError> {
+            let mut report = Report::default();
+            report.body.report_data[..16].copy_from_slice(nonce);
+            report.body.report_data[16] = quote.len() as u8;
+            report.body.mr_enclave = app_target.mr_enclave;
+            Ok(report)
+        }
+    }
+
+    fn dispatcher() -> Dispatcher {
+        Dispatcher::new(Arc::new(Fixed::default()))
+    }
+
+    fn key() -> Vec<u8> {
+        AttKeyId::intel_qe3_ecdsa().to_vec()
+    }
+
+    fn init(d: &Dispatcher, full: bool, buf_size: Option<u64>, key: Option<Vec<u8>>) -> Outcome {
+        d.handle(&AesmRequest::InitQuoteEx(InitQuoteExRequest {
+            att_key_id: key,
+            b_pub_key_id: full,
+            buf_size,
+            timeout: None,
+        }))
+    }
+
+    fn report(mac: u8) -> Vec<u8> {
+        let mut r = Report::default();
+        r.body.report_data = [0x5a; 64];
+        r.mac = [mac; 16];
+        r.to_vec()
+    }
+
+    fn get_quote(d: &Dispatcher, report: Vec<u8>, info: Option<Vec<u8>>, buf_size: u32) -> Outcome {
+        d.handle(&AesmRequest::GetQuoteEx(GetQuoteExRequest {
+            report,
+            att_key_id: Some(key()),
+            qe_report_info: info,
+            buf_size,
+            timeout: None,
+        }))
+    }
+
+    #[test]
+    fn size_query_answers_32_with_a_zero_target_info_and_no_key_work() {
+        let d = dispatcher();
+        // An arbitrary buf_size, as the DCAP library's uninitialised size_t.
+        let out = init(&d, false, Some(0xdead_beef_1234), Some(key()));
+        let AesmResponse::InitQuoteEx(r) = out.response else {
+            panic!()
+        };
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.pub_key_id_size, Some(32));
+        assert_eq!(r.target_info, Some(vec![0; 512]));
+        assert_eq!(r.pub_key_id, None);
+        // Still no key: quoting reports 42.
+        let size = d.handle(&AesmRequest::GetQuoteSizeEx(GetQuoteSizeExRequest {
+            att_key_id: Some(key()),
+            timeout: None,
+        }));
+        assert_eq!(size.response.error_code(), 42);
+        let AesmResponse::GetQuoteSizeEx(s) = size.response else {
+            panic!()
+        };
+        assert_eq!(s.quote_size, Some(0));
+    }
+
+    #[test]
+    fn full_mode_needs_a_32_byte_buffer() {
+        let d = dispatcher();
+        for bad in [None, Some(0), Some(31), Some(33), Some(64)] {
+            assert_eq!(
+                init(&d, true, bad, Some(key())).response.error_code(),
+                3,
+                "{bad:?}"
+            );
+        }
+        let out = init(&d, true, Some(32), Some(key()));
+        let AesmResponse::InitQuoteEx(r) = out.response else {
+            panic!()
+        };
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.pub_key_id, Some(vec![7; 32]));
+        assert_eq!(r.pub_key_id_size, Some(32));
+        let ti = r.target_info.unwrap();
+        assert_eq!(ti.len(), 512);
+        assert_eq!(&ti[..32], &[9; 32]);
+    }
+
+    #[test]
+    fn key_id_checks_give_3_then_38() {
+        let d = dispatcher();
+        assert_eq!(init(&d, true, Some(32), None).response.error_code(), 3);
+        assert_eq!(
+            init(&d, true, Some(32), Some(key()[..255].to_vec()))
+                .response
+                .error_code(),
+            3
+        );
+        // Differences past the 158-byte base are ignored, inside it they are not.
+        let mut tail = key();
+        tail[200] = 1;
+        tail.push(0);
+        assert_eq!(
+            init(&d, true, Some(32), Some(tail)).response.error_code(),
+            0
+        );
+        let mut epid = key();
+        epid[154] = 0; // algorithm id
+        assert_eq!(
+            init(&d, true, Some(32), Some(epid)).response.error_code(),
+            38
+        );
+    }
+
+    #[test]
+    fn get_quote_is_padded_to_the_buffer_and_checked() {
+        let d = dispatcher();
+        assert_eq!(
+            get_quote(&d, report(1), None, 8192).response.error_code(),
+            42
+        );
+        init(&d, true, Some(32), Some(key()));
+        let out = get_quote(&d, report(1), None, 8192);
+        let AesmResponse::GetQuoteEx(r) = out.response else {
+            panic!()
+        };
+        assert_eq!(r.error_code, 0);
+        let quote = r.quote.unwrap();
+        assert_eq!(quote.len(), 8192);
+        assert!(quote[..QUOTE_LEN as usize].iter().all(|&b| b == 0x5a));
+        assert!(quote[QUOTE_LEN as usize..].iter().all(|&b| b == 0));
+        assert_eq!(r.qe_report_info, None);
+
+        assert_eq!(
+            get_quote(&d, report(1), None, QUOTE_LEN - 1)
+                .response
+                .error_code(),
+            3
+        );
+        assert_eq!(
+            get_quote(&d, report(1), None, QUOTE_LEN)
+                .response
+                .error_code(),
+            0
+        );
+        assert_eq!(
+            get_quote(&d, report(1), None, 64 * 1024 + 1)
+                .response
+                .error_code(),
+            3
+        );
+        assert_eq!(
+            get_quote(&d, report(1)[..431].to_vec(), None, 8192)
+                .response
+                .error_code(),
+            3
+        );
+        assert_eq!(
+            get_quote(&d, report(0), None, 8192).response.error_code(),
+            47
+        );
+    }
+
+    #[test]
+    fn qe_report_info_is_filled_on_success_and_echoed_on_error() {
+        let d = dispatcher();
+        init(&d, true, Some(32), Some(key()));
+        let mut info = QeReportInfo {
+            nonce: [3; 16],
+            ..QeReportInfo::default()
+        };
+        info.app_enclave_target_info.mr_enclave = [4; 32];
+        let sent = info.to_vec();
+        let AesmResponse::GetQuoteEx(r) =
+            get_quote(&d, report(1), Some(sent.clone()), 8192).response
+        else {
+            panic!()
+        };
+        let back = QeReportInfo::parse(&r.qe_report_info.unwrap()).unwrap();
+        assert_eq!(back.nonce, [3; 16]);
+        assert_eq!(&back.qe_report.body.report_data[..16], &[3; 16]);
+        assert_eq!(back.qe_report.body.report_data[16], (QUOTE_LEN % 256) as u8);
+        assert_eq!(back.qe_report.body.mr_enclave, [4; 32]);
+
+        // Errors: the request's bytes come back unchanged.
+        let AesmResponse::GetQuoteEx(r) =
+            get_quote(&d, report(0), Some(sent.clone()), 8192).response
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (r.error_code, r.quote, r.qe_report_info),
+            (47, None, Some(sent.clone()))
+        );
+        let short = sent[..959].to_vec();
+        let AesmResponse::GetQuoteEx(r) =
+            get_quote(&d, report(1), Some(short.clone()), 8192).response
+        else {
+            panic!()
+        };
+        assert_eq!((r.error_code, r.qe_report_info), (3, Some(short)));
+    }
+
+    #[test]
+    fn key_id_listing_and_selection() {
+        let d = dispatcher();
+        let num = d.handle(&AesmRequest::GetSupportedAttKeyIdNum(
+            GetSupportedAttKeyIdNumRequest { timeout: None },
+        ));
+        let AesmResponse::GetSupportedAttKeyIdNum(n) = num.response else {
+            panic!()
+        };
+        assert_eq!((n.error_code, n.att_key_id_num), (0, Some(1)));
+        let ids = |buf_size| {
+            d.handle(&AesmRequest::GetSupportedAttKeyIds(
+                GetSupportedAttKeyIdsRequest {
+                    buf_size,
+                    timeout: None,
+                },
+            ))
+            .response
+        };
+        let AesmResponse::GetSupportedAttKeyIds(r) = ids(256) else {
+            panic!()
+        };
+        assert_eq!(r.att_key_ids, Some(key()));
+        for bad in [0, 255, 512] {
+            assert_eq!(ids(bad).error_code(), 3);
+        }
+
+        let select = |list: Option<Vec<u8>>| {
+            d.handle(&AesmRequest::SelectAttKeyId(SelectAttKeyIdRequest {
+                att_key_id_list: list,
+                timeout: None,
+            }))
+            .response
+        };
+        let AesmResponse::SelectAttKeyId(r) = select(None) else {
+            panic!()
+        };
+        assert_eq!(r.selected_att_key_id, Some(key()));
+        let ours: [u8; 256] = key().try_into().unwrap();
+        let mut other = ours;
+        other[0] = 1;
+        let AesmResponse::SelectAttKeyId(r) = select(Some(encode_att_key_id_list(&[other, ours])))
+        else {
+            panic!()
+        };
+        assert_eq!((r.error_code, r.selected_att_key_id), (0, Some(key())));
+        assert_eq!(
+            select(Some(encode_att_key_id_list(&[other]))).error_code(),
+            38
+        );
+        assert_eq!(select(Some(vec![0; 9])).error_code(), 3);
+    }
+
+    #[test]
+    fn legacy_requests_get_service_unavailable() {
+        let d = dispatcher();
+        for kind in LegacyKind::ALL {
+            let out = d.handle(&AesmRequest::Legacy(kind));
+            assert_eq!(out.response.error_code(), 30);
+            assert_eq!(out.response.kind(), RequestKind::Legacy(kind));
+        }
+    }
+}
