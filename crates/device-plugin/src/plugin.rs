@@ -470,8 +470,23 @@ async fn resource_loop(
                         shared.metrics.registration(&name, false);
                         let delay = backoff.next();
                         tracing::warn!(resource = %name, error = %err, retry_in = ?delay, "registration with kubelet failed");
-                        if let Wait::Stop = wait(delay, &mut wake, &mut stop).await {
-                            break 'session Ended::Stop;
+                        // Retry early only when kubelet.sock or our socket changed; other
+                        // events in the directory do not make a retry more likely to succeed.
+                        let deadline = tokio::time::Instant::now() + delay;
+                        loop {
+                            let left =
+                                deadline.saturating_duration_since(tokio::time::Instant::now());
+                            match wait(left, &mut wake, &mut stop).await {
+                                Wait::Stop => break 'session Ended::Stop,
+                                Wait::Elapsed => break,
+                                Wait::Woken => {
+                                    if transport::file_id(&shared.kubelet_sock) != kubelet_id
+                                        || transport::file_id(&socket) != socket_id
+                                    {
+                                        break;
+                                    }
+                                }
+                            }
                         }
                     }
                 }

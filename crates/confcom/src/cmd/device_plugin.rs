@@ -1,0 +1,218 @@
+//! `confcom device-plugin`: the SGX device plugin DaemonSet (kubelet device-plugin API v1beta1).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use device_plugin::{Config, HostPlatform, Metrics, ResourceKind};
+
+/// A resource that can be switched off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Resource {
+    /// EPC memory in MiB.
+    Epc,
+    /// Enclave slots.
+    Enclave,
+    /// Provision slots.
+    Provision,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// kubelet's device-plugin directory (kubelet.sock and our sockets).
+    #[arg(long, env = "CONFCOM_PLUGIN_DIR", default_value = device_plugin::DEFAULT_PLUGIN_DIR)]
+    pub plugin_dir: PathBuf,
+    /// Where the host's /dev is seen (SGX device nodes).
+    #[arg(long, env = "CONFCOM_DEV_ROOT", default_value = "/dev")]
+    pub dev_root: PathBuf,
+    /// Where the host's /sys is seen (per-NUMA-node EPC sizes).
+    #[arg(long, env = "CONFCOM_SYSFS_ROOT", default_value = "/sys")]
+    pub sysfs_root: PathBuf,
+    /// EPC size in MiB, overriding discovery (sysfs, then CPUID leaf 0x12).
+    #[arg(long, env = "CONFCOM_EPC_MIB")]
+    pub epc_mib: Option<u64>,
+    /// Advertise SGX resources on a node without SGX (development, CI, demos): containers get no
+    /// device node and SGX_SIMULATION=1. EPC is --epc-mib, else 8192 MiB.
+    #[arg(long, env = "CONFCOM_SIMULATE")]
+    pub simulate: bool,
+    /// Number of sgx.intel.com/enclave slots.
+    #[arg(long, env = "CONFCOM_ENCLAVE_LIMIT", default_value_t = device_plugin::DEFAULT_SLOTS)]
+    pub enclave_limit: u64,
+    /// Number of sgx.intel.com/provision slots.
+    #[arg(long, env = "CONFCOM_PROVISION_LIMIT", default_value_t = device_plugin::DEFAULT_SLOTS)]
+    pub provision_limit: u64,
+    /// Name of the EPC resource.
+    #[arg(long, env = "CONFCOM_EPC_RESOURCE", default_value = device_plugin::EPC_RESOURCE)]
+    pub epc_resource: String,
+    /// Name of the enclave slot resource.
+    #[arg(long, env = "CONFCOM_ENCLAVE_RESOURCE", default_value = device_plugin::ENCLAVE_RESOURCE)]
+    pub enclave_resource: String,
+    /// Name of the provision slot resource.
+    #[arg(long, env = "CONFCOM_PROVISION_RESOURCE", default_value = device_plugin::PROVISION_RESOURCE)]
+    pub provision_resource: String,
+    /// Resources not to serve (repeat or comma-separate).
+    #[arg(long, env = "CONFCOM_DISABLE", value_delimiter = ',')]
+    pub disable: Vec<Resource>,
+    /// Period in seconds of the fallback checks (sockets, kubelet.sock, device nodes, EPC size).
+    #[arg(long, env = "CONFCOM_RECHECK_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub recheck_secs: u64,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "CONFCOM_METRICS_ADDR", default_value = "0.0.0.0:9101")]
+    pub metrics_addr: SocketAddr,
+}
+
+impl Args {
+    fn config(&self) -> Config {
+        let mut config = Config::new(&self.plugin_dir);
+        config.resources = [
+            (Resource::Epc, ResourceKind::Epc, &self.epc_resource),
+            (
+                Resource::Enclave,
+                ResourceKind::Enclave,
+                &self.enclave_resource,
+            ),
+            (
+                Resource::Provision,
+                ResourceKind::Provision,
+                &self.provision_resource,
+            ),
+        ]
+        .into_iter()
+        .filter(|(switch, _, _)| !self.disable.contains(switch))
+        .map(|(_, kind, name)| (kind, name.clone()))
+        .collect();
+        config.simulate = self.simulate;
+        config.epc_mib = self.epc_mib;
+        config.enclave_limit = self.enclave_limit;
+        config.provision_limit = self.provision_limit;
+        config.recheck_interval = Duration::from_secs(self.recheck_secs);
+        config
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let config = args.config();
+    config
+        .validate()
+        .context("invalid device-plugin configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args, config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: Args, config: Config) -> Result<()> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let readiness = ops_http::Readiness::new();
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
+    let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ops = tokio::spawn(ops_http::serve(
+        listener,
+        Arc::new(registry),
+        readiness.clone(),
+        None,
+        async move {
+            let _ = ops_stopped.await;
+        },
+    ));
+    tracing::info!(
+        plugin_dir = %config.plugin_dir.display(),
+        dev_root = %args.dev_root.display(),
+        resources = ?config.resources,
+        simulate = config.simulate,
+        metrics_addr = %args.metrics_addr,
+        "starting the SGX device plugin"
+    );
+    let platform = Arc::new(HostPlatform::new(&args.dev_root, &args.sysfs_root));
+    let result = device_plugin::run(config, platform, metrics, readiness, shutdown_signal()).await;
+    let _ = stop_ops.send(());
+    match ops.await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "metrics endpoint failed"),
+        Err(err) => tracing::warn!(error = %err, "metrics endpoint task failed"),
+    }
+    result.context("device plugin failed")
+}
+
+/// SIGTERM (kubelet/DaemonSet stop) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot watch SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn defaults_are_those_of_a_real_node() {
+        let cli = Cli::try_parse_from(["confcom"]).unwrap();
+        let config = cli.args.config();
+        assert_eq!(
+            config.plugin_dir,
+            PathBuf::from("/var/lib/kubelet/device-plugins/")
+        );
+        assert_eq!(cli.args.dev_root, PathBuf::from("/dev"));
+        assert_eq!(cli.args.metrics_addr, "0.0.0.0:9101".parse().unwrap());
+        assert_eq!(config.resources.len(), 3);
+        assert_eq!((config.enclave_limit, config.provision_limit), (110, 110));
+        assert!(!config.simulate);
+    }
+
+    #[test]
+    fn resources_can_be_renamed_and_switched_off() {
+        let cli = Cli::try_parse_from([
+            "confcom",
+            "--disable",
+            "enclave,provision",
+            "--epc-resource",
+            "sgx.intel.com/epc_mib",
+            "--simulate",
+            "--epc-mib",
+            "64",
+        ])
+        .unwrap();
+        let config = cli.args.config();
+        assert_eq!(
+            config.resources,
+            [(ResourceKind::Epc, "sgx.intel.com/epc_mib".to_owned())]
+        );
+        assert_eq!(config.epc_mib, Some(64));
+        assert!(config.simulate);
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_the_parser() {
+        assert!(Cli::try_parse_from(["confcom", "--disable", "gpu"]).is_err());
+        assert!(Cli::try_parse_from(["confcom", "--metrics-addr", "nowhere"]).is_err());
+        assert!(Cli::try_parse_from(["confcom", "--recheck-secs", "0"]).is_err());
+    }
+}
