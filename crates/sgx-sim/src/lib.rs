@@ -1,0 +1,42 @@
+//! A simulated SGX platform, so that the whole DCAP attestation flow runs and is verified on machines
+//! without SGX.
+//!
+//! * [`SimPlatform`]: a platform persisted in a state directory: a sim PKI shaped like Intel's (root
+//!   CA → PCK Processor CA → PCK certificate with the SGX extension; a TCB Signing certificate under
+//!   the root), a per-platform CPU secret, and a simulated QE3 with Intel's QE3 identity that turns
+//!   reports MACed for it into real-format DCAP v3 quotes (certification data type 5).
+//! * [`SimCpu`]: what an app needs to create reports on the simulated platform (EREPORT), published by
+//!   the quote helper next to its socket.
+//! * [`Collateral`]: TCB info, QE identity, CRLs and issuer chains under the sim root, with every
+//!   status configurable; dcap-qvl's `QuoteVerifier::new(root)` verifies the quotes against it.
+//!
+//! No sockets here; files only for the state directory (written atomically, keys mode 0600).
+//!
+//! ```no_run
+//! use sgx_sim::{CollateralOptions, EnclaveIdentity, InitOptions, SimPlatform};
+//! # fn demo() -> Result<(), sgx_sim::SimError> {
+//! let platform = SimPlatform::open_or_init("/var/lib/confcom/sim".as_ref(), &InitOptions::default())?;
+//! platform.init_attestation_key()?;
+//! let report = platform.cpu().create_report(
+//!     &EnclaveIdentity::default(),
+//!     &platform.qe_target_info(),
+//!     &[0u8; 64],
+//! );
+//! let quote = platform.quote(&report)?;
+//! let collateral = platform.collateral(&CollateralOptions::default())?;
+//! collateral.write_to("/tmp/collateral".as_ref())?;
+//! # let _ = quote; Ok(()) }
+//! ```
+
+mod collateral;
+mod cpu;
+mod error;
+mod fsutil;
+mod pki;
+mod platform;
+
+pub use collateral::{Collateral, CollateralOptions, QeStatus, TcbStatus, files};
+pub use cpu::{CPU_FILE, EnclaveIdentity, QE_TARGET_INFO_FILE, SimCpu};
+pub use error::SimError;
+pub use pki::{ROOT_CERT_DER_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE};
+pub use platform::{ATTESTATION_KEY_FILE, InitOptions, PLATFORM_FILE, QE_AUTH_DATA, SimPlatform};
