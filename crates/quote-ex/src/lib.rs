@@ -58,7 +58,7 @@ fn entry(call: impl FnOnce(&Config) -> sgx_status_t) -> sgx_status_t {
 /// the list is NULL, and writes it to `*p_selected_key_id`.
 ///
 /// # Safety
-/// As [`api::select_att_key_id`].
+/// Every non-NULL pointer must be valid for the sizes above (see `api::select_att_key_id`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sgx_select_att_key_id(
     p_att_key_id_list: *const u8,
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn sgx_select_att_key_id(
 /// with a buffer of that size to receive the public key id and the quoting enclave's target info.
 ///
 /// # Safety
-/// As [`api::init_quote_ex`].
+/// Every non-NULL pointer must be valid for the sizes above (see `api::init_quote_ex`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sgx_init_quote_ex(
     p_att_key_id: *const sgx_att_key_id_t,
@@ -108,7 +108,7 @@ pub unsafe extern "C" fn sgx_init_quote_ex(
 /// Writes the size of a quote made with `*p_att_key_id` to `*p_quote_size`.
 ///
 /// # Safety
-/// As [`api::get_quote_size_ex`].
+/// Every non-NULL pointer must be valid for the sizes above (see `api::get_quote_size_ex`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sgx_get_quote_size_ex(
     p_att_key_id: *const sgx_att_key_id_t,
@@ -124,7 +124,7 @@ pub unsafe extern "C" fn sgx_get_quote_size_ex(
 /// `p_qe_report_info`, also writes the quoting enclave's report for the app enclave into it.
 ///
 /// # Safety
-/// As [`api::get_quote_ex`].
+/// Every non-NULL pointer must be valid for the sizes above (see `api::get_quote_ex`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sgx_get_quote_ex(
     p_app_report: *const sgx_report_t,
@@ -151,7 +151,7 @@ pub unsafe extern "C" fn sgx_get_quote_ex(
 /// Writes the number of attestation key ids the service supports to `*p_att_key_id_num`.
 ///
 /// # Safety
-/// As [`api::get_supported_att_key_id_num`].
+/// Every non-NULL pointer must be valid for the sizes above (see `api::get_supported_att_key_id_num`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sgx_get_supported_att_key_id_num(
     p_att_key_id_num: *mut u32,
@@ -165,7 +165,7 @@ pub unsafe extern "C" fn sgx_get_supported_att_key_id_num(
 /// Writes the `att_key_id_num` attestation key ids the service supports to `p_att_key_id_list`.
 ///
 /// # Safety
-/// As [`api::get_supported_att_key_ids`].
+/// Every non-NULL pointer must be valid for the sizes above (see `api::get_supported_att_key_ids`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sgx_get_supported_att_key_ids(
     p_att_key_id_list: *mut sgx_att_key_id_ext_t,

@@ -11,49 +11,49 @@ use aesm_protocol::att_key_id::{
 /// `sgx_status_t`: what every function returns (`SGX_SUCCESS` or one of the `SGX_ERROR_*` codes).
 pub type sgx_status_t = u32;
 
-/// Success.
+/// `0x0000`: Success.
 pub const SGX_SUCCESS: sgx_status_t = 0x0000;
-/// An unexpected failure: a malformed or missing reply, an I/O error, a caught panic.
+/// `0x0001`: An unexpected failure: a malformed or missing reply, an I/O error, a caught panic.
 pub const SGX_ERROR_UNEXPECTED: sgx_status_t = 0x0001;
-/// A parameter is invalid (checked before sending), or the service said `AESM_PARAMETER_ERROR`.
+/// `0x0002`: A parameter is invalid (checked before sending), or the service said `AESM_PARAMETER_ERROR`.
 pub const SGX_ERROR_INVALID_PARAMETER: sgx_status_t = 0x0002;
-/// The service is out of memory.
+/// `0x0003`: The service is out of memory.
 pub const SGX_ERROR_OUT_OF_MEMORY: sgx_status_t = 0x0003;
-/// The service ran out of EPC memory.
+/// `0x2005`: The service ran out of EPC memory.
 pub const SGX_ERROR_OUT_OF_EPC: sgx_status_t = 0x2005;
-/// The service found no SGX device.
+/// `0x2006`: The service found no SGX device.
 pub const SGX_ERROR_NO_DEVICE: sgx_status_t = 0x2006;
-/// The service could not verify the report (wrong target, bad MAC).
+/// `0x3001`: The service could not verify the report (wrong target, bad MAC).
 pub const SGX_ERROR_MAC_MISMATCH: sgx_status_t = 0x3001;
-/// Nothing listens on the AESM socket.
+/// `0x4001`: Nothing listens on the AESM socket.
 pub const SGX_ERROR_SERVICE_UNAVAILABLE: sgx_status_t = 0x4001;
-/// The service did not answer within the timeout.
+/// `0x4002`: The service did not answer within the timeout.
 pub const SGX_ERROR_SERVICE_TIMEOUT: sgx_status_t = 0x4002;
-/// EPID blob error (legacy).
+/// `0x4003`: EPID blob error (legacy).
 pub const SGX_ERROR_AE_INVALID_EPIDBLOB: sgx_status_t = 0x4003;
-/// Privilege error.
+/// `0x4004`: Privilege error.
 pub const SGX_ERROR_SERVICE_INVALID_PRIVILEGE: sgx_status_t = 0x4004;
-/// EPID member revoked (legacy).
+/// `0x4005`: EPID member revoked (legacy).
 pub const SGX_ERROR_EPID_MEMBER_REVOKED: sgx_status_t = 0x4005;
-/// The platform needs an update.
+/// `0x4006`: The platform needs an update.
 pub const SGX_ERROR_UPDATE_NEEDED: sgx_status_t = 0x4006;
-/// The service could not reach the network.
+/// `0x4007`: The service could not reach the network.
 pub const SGX_ERROR_NETWORK_FAILURE: sgx_status_t = 0x4007;
-/// The service is busy.
+/// `0x400a`: The service is busy.
 pub const SGX_ERROR_BUSY: sgx_status_t = 0x400a;
-/// The platform is not recognised.
+/// `0x4012`: The platform is not recognised.
 pub const SGX_ERROR_UNRECOGNIZED_PLATFORM: sgx_status_t = 0x4012;
-/// The configuration is not supported.
+/// `0x4013`: The configuration is not supported.
 pub const SGX_ERROR_UNSUPPORTED_CONFIG: sgx_status_t = 0x4013;
-/// The service does not support the attestation key id.
+/// `0x8001`: The service does not support the attestation key id.
 pub const SGX_ERROR_UNSUPPORTED_ATT_KEY_ID: sgx_status_t = 0x8001;
-/// The attestation key could not be certified.
+/// `0x8002`: The attestation key could not be certified.
 pub const SGX_ERROR_ATT_KEY_CERTIFICATION_FAILURE: sgx_status_t = 0x8002;
-/// The attestation key is not initialised: call `sgx_init_quote_ex` first.
+/// `0x8003`: The attestation key is not initialised: call `sgx_init_quote_ex` first.
 pub const SGX_ERROR_ATT_KEY_UNINITIALIZED: sgx_status_t = 0x8003;
-/// The attestation key's certification data is invalid.
+/// `0x8004`: The attestation key's certification data is invalid.
 pub const SGX_ERROR_INVALID_ATT_KEY_CERT_DATA: sgx_status_t = 0x8004;
-/// The platform's certification data is unavailable.
+/// `0x8005`: The platform's certification data is unavailable.
 pub const SGX_ERROR_PLATFORM_CERT_UNAVAILABLE: sgx_status_t = 0x8005;
 
 /// `sgx_attributes_t`: enclave attribute flags and XFRM.
