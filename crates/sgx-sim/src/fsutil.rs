@@ -4,6 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::SimError;
 
@@ -16,8 +17,14 @@ fn temp_path(path: &Path) -> Result<std::path::PathBuf, SimError> {
     let name = path
         .file_name()
         .ok_or_else(|| SimError::InvalidOption(format!("{} has no file name", path.display())))?;
+    // Unique per process and per write, so concurrent writers never share a temp file.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let mut tmp = name.to_os_string();
-    tmp.push(format!(".tmp.{}", std::process::id()));
+    tmp.push(format!(
+        ".tmp.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     Ok(path.with_file_name(tmp))
 }
 

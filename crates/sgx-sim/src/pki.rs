@@ -13,7 +13,10 @@ use rcgen::{
     PKCS_ECDSA_P256_SHA256, RevocationReason, RevokedCertParams, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use ring::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+    UnparsedPublicKey,
+};
 use sgx_types::pck::PckExtension;
 use time::{Duration, OffsetDateTime};
 use x509_cert::Certificate;
@@ -192,65 +195,121 @@ fn new_key() -> Result<KeyPair, SimError> {
     Ok(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?)
 }
 
-/// Checks that `child` names `parent`'s subject as its issuer (a loaded root must be one of ours).
+/// Checks that `parent` issued `child`: issuer name and signature (so a CA directory or state
+/// directory whose files come from different PKIs is refused).
 fn check_issued_by(child: &[u8], parent: &[u8], parent_path: &Path) -> Result<(), SimError> {
     let child = Certificate::from_der(child).map_err(|e| SimError::Pki(e.to_string()))?;
     let parent = Certificate::from_der(parent).map_err(|e| SimError::Pki(e.to_string()))?;
-    if child.tbs_certificate().issuer() != parent.tbs_certificate().subject() {
+    let tbs = child
+        .tbs_certificate()
+        .to_der()
+        .map_err(|e| SimError::Pki(e.to_string()))?;
+    let parent_key = parent
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    let signature = child.signature().raw_bytes();
+    let signed = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, parent_key)
+        .verify(&tbs, signature)
+        .is_ok();
+    if child.tbs_certificate().issuer() != parent.tbs_certificate().subject() || !signed {
         return Err(SimError::corrupt(
             parent_path,
             format!(
-                "subject {} was not made by confcom sim (expected CN={ROOT_CN}, O={ORGANIZATION})",
-                parent.tbs_certificate().subject()
+                "{} is not the issuer of {}",
+                parent.tbs_certificate().subject(),
+                child.tbs_certificate().subject()
             ),
         ));
     }
     Ok(())
 }
 
-/// A sim root CA (certificate and key), as kept in a CA directory.
-pub(crate) struct Root(pub(crate) Certified);
+/// The cluster-wide part of the sim PKI, as kept in a CA directory: the root, the PCK Processor CA
+/// and the TCB signer. Every platform created under one CA directory gets its PCK certificate from
+/// the same PCK CA, as Intel's platforms do, so collateral of any of them verifies quotes of all.
+pub(crate) struct CaSet {
+    pub(crate) root: Certified,
+    pub(crate) pck_ca: Certified,
+    pub(crate) tcb: Certified,
+}
 
-impl Root {
+/// The files of a CA directory: (certificate, key, expected CN substring).
+const CA_FILES: [(&str, &str, &str); 3] = [
+    (ROOT_CERT_FILE, ROOT_KEY_FILE, "SGX Root CA"),
+    (PCK_CA_CERT_FILE, PCK_CA_KEY_FILE, "CA"),
+    (TCB_CERT_FILE, TCB_KEY_FILE, "SGX TCB Signing"),
+];
+
+impl CaSet {
     pub(crate) fn generate(rng: &SystemRandom) -> Result<Self, SimError> {
-        let key = new_key()?;
-        let params = ca_params(ROOT_CN, 1, 30, serial(rng)?);
-        let mut params = params;
+        let root_key = new_key()?;
+        let mut params = ca_params(ROOT_CN, 1, 30, serial(rng)?);
         params.use_authority_key_identifier_extension = false;
-        let cert = params.self_signed(&key)?;
-        Ok(Self(Certified::new(cert, key)))
+        let root = Certified::new(params.self_signed(&root_key)?, root_key);
+        let root_issuer = root.issuer(ROOT_CN);
+
+        let ca_key = new_key()?;
+        let ca_cert = ca_params(PCK_CA_CN, 0, 25, serial(rng)?).signed_by(&ca_key, &root_issuer)?;
+        let pck_ca = Certified::new(ca_cert, ca_key);
+
+        let tcb_key = new_key()?;
+        let tcb_cert = leaf_params(TCB_CN, serial(rng)?).signed_by(&tcb_key, &root_issuer)?;
+        let tcb = Certified::new(tcb_cert, tcb_key);
+        drop(root_issuer);
+        Ok(Self { root, pck_ca, tcb })
     }
 
     pub(crate) fn load(dir: &Path) -> Result<Self, SimError> {
-        Certified::load(dir, ROOT_CERT_FILE, ROOT_KEY_FILE, "SGX Root CA").map(Self)
+        let [(rc, rk, rn), (cc, ck, cn), (tc, tk, tn)] = CA_FILES;
+        let set = Self {
+            root: Certified::load(dir, rc, rk, rn)?,
+            pck_ca: Certified::load(dir, cc, ck, cn)?,
+            tcb: Certified::load(dir, tc, tk, tn)?,
+        };
+        let root_path = dir.join(ROOT_CERT_FILE);
+        check_issued_by(&set.pck_ca.der, &set.root.der, &root_path)?;
+        check_issued_by(&set.tcb.der, &set.root.der, &root_path)?;
+        Ok(set)
     }
 
-    /// Writes the root into a CA directory (also as DER, the form verifiers take).
-    pub(crate) fn save_ca_dir(&self, dir: &Path) -> Result<(), SimError> {
-        fsutil::ensure_dir(dir, 0o755)?;
-        self.0.save(dir, ROOT_CERT_FILE, ROOT_KEY_FILE)?;
-        fsutil::write_atomic(&dir.join(ROOT_CERT_DER_FILE), &self.0.der, PUBLIC_MODE)
+    /// Writes the set (the root also as DER, the form verifiers take).
+    pub(crate) fn save(&self, dir: &Path) -> Result<(), SimError> {
+        self.root.save(dir, ROOT_CERT_FILE, ROOT_KEY_FILE)?;
+        fsutil::write_atomic(&dir.join(ROOT_CERT_DER_FILE), &self.root.der, PUBLIC_MODE)?;
+        self.pck_ca.save(dir, PCK_CA_CERT_FILE, PCK_CA_KEY_FILE)?;
+        self.tcb.save(dir, TCB_CERT_FILE, TCB_KEY_FILE)
     }
 
-    /// Loads the root of a CA directory, creating it when the directory holds none.
+    /// Loads the CA set of a CA directory, creating it when the directory holds none of its files.
     pub(crate) fn load_or_create(dir: &Path, rng: &SystemRandom) -> Result<Self, SimError> {
-        let (cert, key) = (dir.join(ROOT_CERT_FILE), dir.join(ROOT_KEY_FILE));
-        match (cert.exists(), key.exists()) {
-            (true, true) => Self::load(dir),
-            (false, false) => {
-                let root = Self::generate(rng)?;
-                root.save_ca_dir(dir)?;
-                Ok(root)
-            }
-            (true, false) => Err(SimError::corrupt(
-                key,
-                "missing: the CA directory has a root certificate but no root key",
-            )),
-            (false, true) => Err(SimError::corrupt(
-                cert,
-                "missing: the CA directory has a root key but no root certificate",
-            )),
+        let present: Vec<_> = CA_FILES
+            .iter()
+            .flat_map(|(c, k, _)| [*c, *k])
+            .filter(|f| dir.join(f).exists())
+            .collect();
+        if present.is_empty() {
+            fsutil::ensure_dir(dir, 0o755)?;
+            let set = Self::generate(rng)?;
+            set.save(dir)?;
+            return Ok(set);
         }
+        if present.len() < CA_FILES.len() * 2 {
+            let missing: Vec<_> = CA_FILES
+                .iter()
+                .flat_map(|(c, k, _)| [*c, *k])
+                .filter(|f| !present.contains(f))
+                .collect();
+            return Err(SimError::corrupt(
+                dir,
+                format!(
+                    "incomplete sim CA directory: {} missing",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        Self::load(dir)
     }
 }
 
@@ -263,21 +322,12 @@ pub(crate) struct Pki {
 }
 
 impl Pki {
-    /// Issues the PCK CA, PCK certificate and TCB signer under `root`.
+    /// Issues the platform's PCK certificate under the CA set.
     pub(crate) fn issue(
-        root: Root,
-        root_path: &Path,
+        ca: CaSet,
         ext: &PckExtension,
         rng: &SystemRandom,
     ) -> Result<Self, SimError> {
-        let root = root.0;
-        let root_issuer = root.issuer(ROOT_CN);
-
-        let ca_key = new_key()?;
-        let ca_cert = ca_params(PCK_CA_CN, 0, 25, serial(rng)?).signed_by(&ca_key, &root_issuer)?;
-        let pck_ca = Certified::new(ca_cert, ca_key);
-        check_issued_by(&pck_ca.der, &root.der, root_path)?;
-
         let mut params = leaf_params(PCK_CN, serial(rng)?);
         let ext_der = ext
             .to_der()
@@ -289,18 +339,12 @@ impl Pki {
                 ext_der,
             ));
         let pck_key = new_key()?;
-        let pck_cert = params.signed_by(&pck_key, &pck_ca.issuer(PCK_CA_CN))?;
-        let pck = Certified::new(pck_cert, pck_key);
-
-        let tcb_key = new_key()?;
-        let tcb_cert = leaf_params(TCB_CN, serial(rng)?).signed_by(&tcb_key, &root_issuer)?;
-        let tcb = Certified::new(tcb_cert, tcb_key);
-        drop(root_issuer);
+        let pck_cert = params.signed_by(&pck_key, &ca.pck_ca.issuer(PCK_CA_CN))?;
         Ok(Self {
-            root,
-            pck_ca,
-            pck,
-            tcb,
+            root: ca.root,
+            pck_ca: ca.pck_ca,
+            pck: Certified::new(pck_cert, pck_key),
+            tcb: ca.tcb,
         })
     }
 
@@ -313,12 +357,17 @@ impl Pki {
     }
 
     pub(crate) fn load(dir: &Path) -> Result<Self, SimError> {
-        Ok(Self {
+        let pki = Self {
             root: Certified::load(dir, ROOT_CERT_FILE, ROOT_KEY_FILE, "SGX Root CA")?,
             pck_ca: Certified::load(dir, PCK_CA_CERT_FILE, PCK_CA_KEY_FILE, "CA")?,
             pck: Certified::load(dir, PCK_CERT_FILE, PCK_KEY_FILE, "SGX PCK Certificate")?,
             tcb: Certified::load(dir, TCB_CERT_FILE, TCB_KEY_FILE, "SGX TCB Signing")?,
-        })
+        };
+        let root_path = dir.join(ROOT_CERT_FILE);
+        check_issued_by(&pki.pck_ca.der, &pki.root.der, &root_path)?;
+        check_issued_by(&pki.tcb.der, &pki.root.der, &root_path)?;
+        check_issued_by(&pki.pck.der, &pki.pck_ca.der, &dir.join(PCK_CA_CERT_FILE))?;
+        Ok(pki)
     }
 
     /// The SGX extension of the PCK certificate.

@@ -16,7 +16,7 @@ use crate::collateral::{self, Collateral, CollateralOptions, PlatformTcb, TcbSta
 use crate::cpu::{self, EnclaveIdentity, ReportMac, SimCpu, digest};
 use crate::error::SimError;
 use crate::fsutil::{self, PUBLIC_MODE, SECRET_MODE};
-use crate::pki::{self, Pki, Root};
+use crate::pki::{self, CaSet, Pki};
 
 /// The platform description, written last by `init` (its presence marks an initialised state dir).
 pub const PLATFORM_FILE: &str = "platform.json";
@@ -233,12 +233,9 @@ impl SimPlatform {
     fn init(state_dir: &Path, opts: &InitOptions) -> Result<(), SimError> {
         let rng = SystemRandom::new();
         fsutil::ensure_dir(state_dir, 0o700)?;
-        let (root, root_path) = match &opts.ca_dir {
-            Some(dir) => (
-                Root::load_or_create(dir, &rng)?,
-                dir.join(pki::ROOT_CERT_FILE),
-            ),
-            None => (Root::generate(&rng)?, state_dir.join(pki::ROOT_CERT_FILE)),
+        let ca = match &opts.ca_dir {
+            Some(dir) => CaSet::load_or_create(dir, &rng)?,
+            None => CaSet::generate(&rng)?,
         };
         let ppid: [u8; 16] = pki::random(&rng)?;
         let ext = PckExtension {
@@ -254,7 +251,7 @@ impl SimPlatform {
             platform_instance_id: None,
             configuration: None,
         };
-        let pki = Pki::issue(root, &root_path, &ext, &rng)?;
+        let pki = Pki::issue(ca, &ext, &rng)?;
         pki.save(state_dir)?;
 
         let secret: [u8; 16] = pki::random(&rng)?;

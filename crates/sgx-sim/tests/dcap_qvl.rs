@@ -93,3 +93,57 @@ fn intels_root_rejects_a_sim_quote() {
     let result = QuoteVerifier::new_prod().verify(&quote, &qvl_collateral(&c), now());
     assert!(result.is_err());
 }
+
+#[test]
+fn a_debug_enclave_is_rejected_unless_the_verifier_allows_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path());
+    let mut enclave = EnclaveIdentity::default();
+    enclave.attributes.flags |= sgx_types::Attributes::DEBUG;
+    let quote = quote_for(&p, &enclave, [5; 64]);
+    let err = verify(&p, &quote, &CollateralOptions::default()).unwrap_err();
+    assert!(err.contains("Debug"), "{err}");
+    let c = p.collateral(&CollateralOptions::default()).unwrap();
+    let report = QuoteVerifier::new(p.root_ca_der().to_vec())
+        .allow_debug(true)
+        .verify(&quote, &qvl_collateral(&c), now())
+        .unwrap();
+    assert_eq!(report.status, "UpToDate");
+}
+
+#[test]
+fn collateral_is_valid_only_inside_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path());
+    let quote = quote_for(&p, &EnclaveIdentity::default(), [6; 64]);
+    let issued = time::OffsetDateTime::now_utc() - time::Duration::hours(12);
+    let opts = CollateralOptions {
+        issue_time: Some(issued),
+        validity: time::Duration::days(1),
+        ..CollateralOptions::default()
+    };
+    let c = p.collateral(&opts).unwrap();
+    let verifier = QuoteVerifier::new(p.root_ca_der().to_vec());
+    let collateral = qvl_collateral(&c);
+    assert_eq!(
+        verifier.verify(&quote, &collateral, now()).unwrap().status,
+        "UpToDate"
+    );
+    let after_next_update = now() + 2 * 86_400;
+    let err = verifier
+        .verify(&quote, &collateral, after_next_update)
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("xpired"), "{err:#}");
+    let before_issue = (issued - time::Duration::hours(1)).unix_timestamp() as u64;
+    assert!(verifier.verify(&quote, &collateral, before_issue).is_err());
+}
+
+#[test]
+fn a_tampered_quote_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path());
+    let mut quote = quote_for(&p, &EnclaveIdentity::default(), [7; 64]);
+    quote[48 + 320] ^= 1; // a report_data byte
+    let err = verify(&p, &quote, &CollateralOptions::default()).unwrap_err();
+    assert!(err.contains("signature"), "{err}");
+}
