@@ -6,146 +6,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use aesm_protocol::{
     AesmRequest, AesmResponse, GetQuoteExResponse, GetQuoteSizeExResponse,
     GetSupportedAttKeyIdNumResponse, GetSupportedAttKeyIdsResponse, InitQuoteExRequest,
     InitQuoteExResponse, QuoteExApi, sgx_status_for,
 };
-use common::{Reply, Server, built_library, error_reply, expected_status, intel_key_id};
-
-/// The two builds of the C program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Loading {
-    Linked,
-    Dlopen,
-}
-
-const BOTH: [Loading; 2] = [Loading::Linked, Loading::Dlopen];
-
-struct Build {
-    /// Holds `libsgx_quote_ex.so.1` (a symlink to the built library) for `LD_LIBRARY_PATH`.
-    lib_dir: PathBuf,
-    linked: PathBuf,
-    dlopen: PathBuf,
-}
-
-/// Compiles the C program once per test process, into `target/<profile>/quote-ex-c/`.
-fn build() -> &'static Build {
-    static BUILD: OnceLock<Build> = OnceLock::new();
-    BUILD.get_or_init(|| {
-        let library = built_library();
-        let deps = library.parent().unwrap();
-        let dir = deps.parent().unwrap().join("quote-ex-c");
-        std::fs::create_dir_all(&dir).unwrap();
-        let soname_link = dir.join("libsgx_quote_ex.so.1");
-        let _ = std::fs::remove_file(&soname_link);
-        std::os::unix::fs::symlink(&library, &soname_link).unwrap();
-
-        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let source = crate_dir.join("tests/c/quote_ex_client.c");
-        let include = crate_dir.join("include");
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let compile = |out: &Path, extra: &[&str]| {
-            let output = Command::new(&cc)
-                .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1"])
-                .arg("-I")
-                .arg(&include)
-                .arg(&source)
-                .arg("-o")
-                .arg(out)
-                .args(extra)
-                .output()
-                .unwrap_or_else(|e| panic!("running {cc}: {e}"));
-            assert!(
-                output.status.success(),
-                "{cc} failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        let linked = dir.join("quote_ex_client_linked");
-        compile(
-            &linked,
-            &[&format!("-L{}", deps.display()), "-lsgx_quote_ex"],
-        );
-        let dlopen = dir.join("quote_ex_client_dlopen");
-        compile(&dlopen, &["-DUSE_DLOPEN", "-ldl"]);
-        Build {
-            lib_dir: dir,
-            linked,
-            dlopen,
-        }
-    })
-}
-
-/// Runs the C program with the library found through `LD_LIBRARY_PATH` only, the socket path and
-/// timeout given through the environment, and `SGX_AESM_ADDR` set as apps set it.
-fn run(loading: Loading, socket: &Path, timeout_ms: Option<u32>, args: &[&str]) -> Output {
-    let build = build();
-    let exe = match loading {
-        Loading::Linked => &build.linked,
-        Loading::Dlopen => &build.dlopen,
-    };
-    let mut command = Command::new(exe);
-    command
-        .args(args)
-        .env("LD_LIBRARY_PATH", &build.lib_dir)
-        .env("CONFCOM_AESM_SOCKET", socket)
-        .env("SGX_AESM_ADDR", "1")
-        .env_remove("CONFCOM_AESM_TIMEOUT_MS")
-        .env("CONFCOM_QUOTE_EX_LOG", "1");
-    if let Some(ms) = timeout_ms {
-        command.env("CONFCOM_AESM_TIMEOUT_MS", ms.to_string());
-    }
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{exe:?} {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// The program's `name key=value ...` lines, by name.
-fn lines(output: &Output) -> BTreeMap<String, BTreeMap<String, String>> {
-    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
-    let mut out = BTreeMap::new();
-    for line in stdout.lines() {
-        let mut words = line.split_whitespace();
-        let Some(name) = words.next() else { continue };
-        let fields = words
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        out.insert(name.to_owned(), fields);
-    }
-    out
-}
-
-fn status(lines: &BTreeMap<String, BTreeMap<String, String>>, name: &str) -> u32 {
-    let text = lines
-        .get(name)
-        .and_then(|l| l.get("status"))
-        .unwrap_or_else(|| panic!("no status for {name} in {lines:?}"));
-    u32::from_str_radix(text.trim_start_matches("0x"), 16).unwrap()
-}
-
-fn field<'a>(
-    lines: &'a BTreeMap<String, BTreeMap<String, String>>,
-    name: &str,
-    key: &str,
-) -> &'a str {
-    lines
-        .get(name)
-        .and_then(|l| l.get(key))
-        .unwrap_or_else(|| panic!("no {key} for {name} in {lines:?}"))
-}
+use common::cprog::{BOTH, Loading, field, hex, lines, run, status};
+use common::{Reply, Server, error_reply, expected_status, intel_key_id};
 
 /// A scripted AESM service with one Intel ECDSA key id, a fixed target info, public key id and
 /// quote: enough to run both call sequences to their end and check every byte that crosses.
@@ -522,8 +391,4 @@ fn client_side_checks_reject_before_connecting() {
         }
         assert!(server.requests().is_empty(), "nothing was sent");
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -17,6 +17,8 @@ use aesm_protocol::{
 };
 use tempfile::TempDir;
 
+pub mod cprog;
+
 /// What the service does with one request.
 pub enum Reply {
     /// Sends this response.
