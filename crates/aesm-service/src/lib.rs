@@ -8,6 +8,9 @@
 //! - [`listen`]: the socket file (directory 0755, socket 0777, stale-socket replacement) and the
 //!   abstract name.
 //! - [`metrics`]: Prometheus metrics for `ops-http`.
+//! - [`sim`]: the simulated backend over `sgx-sim`, and the `/collateral/<name>` routes.
+//! - [`client_flow`]: an enclave app's out-of-process quoting flow on the simulated platform
+//!   (used by `confcom quote` and `confcom demo`).
 //!
 //! # Example
 //!
@@ -29,12 +32,15 @@
 //! ```
 
 pub mod backend;
+pub mod client_flow;
 pub mod dispatch;
 pub mod listen;
 pub mod metrics;
 pub mod server;
+pub mod sim;
 
 pub use backend::{BackendError, QuoteBackend};
 pub use dispatch::{Dispatcher, Outcome};
 pub use metrics::Metrics;
 pub use server::{ServerConfig, serve};
+pub use sim::SimBackend;
