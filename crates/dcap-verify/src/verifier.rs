@@ -172,6 +172,7 @@ struct VerifiedPck {
 const COLLATERAL_CACHE: usize = 64;
 const PCK_CACHE: usize = 1024;
 const QE_REPORT_CACHE: usize = 1024;
+const PARSED_CACHE: usize = 256;
 
 /// A quote verifier for one trust anchor. It caches what does not change between quotes of one
 /// platform: verified collateral (keyed by all its bytes), verified PCK chains (keyed by the chain's
@@ -184,6 +185,10 @@ pub struct Verifier {
     collateral: Cache<Arc<VerifiedCollateral>>,
     pck: Cache<Arc<VerifiedPck>>,
     qe_reports: Cache<()>,
+    /// Decoded certificate chains by their PEM bytes and CRLs by their DER bytes (decoding only: no
+    /// verification result is kept here).
+    parsed_chains: Cache<Arc<Vec<Cert>>>,
+    parsed_crls: Cache<Arc<Crl>>,
     next_id: AtomicU64,
 }
 
@@ -218,6 +223,8 @@ impl Verifier {
             collateral: Cache::new(COLLATERAL_CACHE),
             pck: Cache::new(PCK_CACHE),
             qe_reports: Cache::new(QE_REPORT_CACHE),
+            parsed_chains: Cache::new(PARSED_CACHE),
+            parsed_crls: Cache::new(PARSED_CACHE),
             next_id: AtomicU64::new(1),
         }
     }
@@ -232,6 +239,27 @@ impl Verifier {
             pck_chains: self.pck.len(),
             qe_reports: self.qe_reports.len(),
         }
+    }
+
+    /// Decodes a PEM chain, reusing an earlier decoding of the same bytes.
+    fn chain(&self, chain: Chain, pem: &[u8]) -> Result<Arc<Vec<Cert>>, VerifyError> {
+        if let Some(certs) = self.parsed_chains.get(&[pem]) {
+            return Ok(certs);
+        }
+        let certs = Arc::new(parse_chain(chain, pem)?);
+        self.parsed_chains.insert(&[pem], Arc::clone(&certs));
+        Ok(certs)
+    }
+
+    /// Decodes a CRL, reusing an earlier decoding of the same bytes.
+    fn crl(&self, which: CrlKind, der: &[u8]) -> Result<Arc<Crl>, VerifyError> {
+        let tag = [which as u8];
+        if let Some(crl) = self.parsed_crls.get(&[&tag, der]) {
+            return Ok(crl);
+        }
+        let crl = Arc::new(Crl::from_der(which, der)?);
+        self.parsed_crls.insert(&[&tag, der], Arc::clone(&crl));
+        Ok(crl)
     }
 
     fn fresh_id(&self) -> u64 {
@@ -454,7 +482,7 @@ impl Verifier {
         now: u64,
         window: &mut Window,
     ) -> Result<Crls, VerifyError> {
-        let root = Crl::from_der(CrlKind::RootCa, &c.root_ca_crl)?;
+        let root = self.crl(CrlKind::RootCa, &c.root_ca_crl)?;
         if root.issuer != self.anchor.cert.subject || !root.signed_by(&self.anchor.cert.key) {
             return Err(VerifyError::CrlSignatureInvalid {
                 which: CrlKind::RootCa,
@@ -466,12 +494,12 @@ impl Verifier {
                 what: "root CA certificate".into(),
             });
         }
-        let pck = Crl::from_der(CrlKind::Pck, &c.pck_crl)?;
-        let chain = parse_chain(Chain::PckCrl, c.pck_crl_issuer_chain.as_bytes())?;
+        let pck = self.crl(CrlKind::Pck, &c.pck_crl)?;
+        let chain = self.chain(Chain::PckCrl, c.pck_crl_issuer_chain.as_bytes())?;
         // The PCK CRL is only needed to check the PCK CRL issuer's own chain against the root CRL.
         let partial = Crls {
-            root: root.clone(),
-            pck: pck.clone(),
+            root: Arc::clone(&root),
+            pck: Arc::clone(&pck),
             pck_crl_key: Vec::new(),
         };
         window.meet(verify_chain(
@@ -578,7 +606,7 @@ impl Verifier {
         crls: &Crls,
         now: u64,
     ) -> Result<(Vec<u8>, Window, u64), VerifyError> {
-        let certs = parse_chain(chain, pem.as_bytes())?;
+        let certs = self.chain(chain, pem.as_bytes())?;
         let window = verify_chain(chain, &certs, self.anchor.der(), crls, now)?;
         if certs.len() != 2 {
             return Err(VerifyError::ChainShape {
@@ -597,7 +625,7 @@ impl Verifier {
         pem: &[u8],
         now: u64,
     ) -> Result<VerifiedPck, VerifyError> {
-        let certs = parse_chain(Chain::Pck, pem)?;
+        let certs = self.chain(Chain::Pck, pem)?;
         let window = verify_chain(Chain::Pck, &certs, self.anchor.der(), crls, now)?;
         let leaf = &certs[0];
         let extension = PckExtension::from_certificate(&leaf.cert)

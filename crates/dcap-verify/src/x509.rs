@@ -156,6 +156,28 @@ impl Cert {
 pub(crate) fn parse_chain(chain: Chain, pem: &[u8]) -> Result<Vec<Cert>, VerifyError> {
     let malformed = |reason: String| VerifyError::ChainMalformed { chain, reason };
     let certs = sgx_types::pck::parse_pem_chain(pem).map_err(|e| malformed(e.to_string()))?;
+    // The PEM decoder recovers some altered base64 bytes (a flipped character in a length field still
+    // yields the original certificate), so the text must also be exactly the canonical PEM of the
+    // certificates it decodes to: 64-column base64, LF or CRLF line ends.
+    let text = pem.strip_suffix(b"\0").unwrap_or(pem);
+    let line_ending = if text.windows(2).any(|w| w == b"\r\n") {
+        der::pem::LineEnding::CRLF
+    } else {
+        der::pem::LineEnding::LF
+    };
+    let mut canonical = String::new();
+    for (i, cert) in certs.iter().enumerate() {
+        let block = der::EncodePem::to_pem(cert, line_ending)
+            .map_err(|e| malformed(format!("certificate {i}: {e}")))?;
+        canonical.push_str(&block);
+    }
+    let canonical = canonical.as_bytes();
+    let without_last_eol = canonical.strip_suffix(line_ending.as_bytes());
+    if text != canonical && Some(text) != without_last_eol {
+        return Err(malformed(
+            "PEM text is not the canonical encoding of its certificates".into(),
+        ));
+    }
     certs
         .into_iter()
         .enumerate()
@@ -290,8 +312,8 @@ impl Window {
 /// The two CRLs, with the PCK CRL already verified against `pck_crl_key`.
 #[derive(Debug, Clone)]
 pub(crate) struct Crls {
-    pub root: Crl,
-    pub pck: Crl,
+    pub root: std::sync::Arc<Crl>,
+    pub pck: std::sync::Arc<Crl>,
     /// The key the PCK CRL's signature was verified with.
     pub pck_crl_key: Vec<u8>,
 }
