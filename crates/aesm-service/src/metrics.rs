@@ -192,6 +192,11 @@ impl Metrics {
             .map_or(0, |c| c.get())
     }
 
+    /// Connections open now.
+    pub fn open_connections(&self) -> i64 {
+        self.connections.get()
+    }
+
     /// Connections dropped so far for `reason`.
     pub fn dropped_count(&self, reason: DropReason) -> u64 {
         self.dropped

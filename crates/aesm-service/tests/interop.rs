@@ -145,7 +145,7 @@ fn state_survives_a_restart() {
         &[1; 64],
     )
     .unwrap();
-    helper.stop().unwrap();
+    helper.stop().0.unwrap();
 
     let helper = Helper::start_with(ServerConfig::default(), Some(&kept_state));
     // A fresh process has the key already: no InitQuoteEx needed for the size.

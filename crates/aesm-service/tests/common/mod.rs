@@ -14,11 +14,12 @@ use sgx_sim::{CollateralOptions, InitOptions, SimCpu, SimPlatform};
 use tokio::sync::oneshot;
 
 pub struct Helper {
-    pub dir: tempfile::TempDir,
+    pub dir: Option<tempfile::TempDir>,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub platform: Arc<SimPlatform>,
     pub metrics: Metrics,
+    registry: prometheus_client::registry::Registry,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
@@ -49,7 +50,8 @@ impl Helper {
         platform
             .publish_cpu(&aesm_service::sim::sim_dir_for_socket(&socket))
             .unwrap();
-        let metrics = Metrics::default();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = Metrics::new(&mut registry);
         let dispatcher = Dispatcher::new(Arc::new(SimBackend::new(Arc::clone(&platform))));
         let (stop, stopped) = oneshot::channel::<()>();
         let served_metrics = metrics.clone();
@@ -76,11 +78,12 @@ impl Helper {
             result
         });
         Self {
-            dir,
+            dir: Some(dir),
             socket,
             state_dir,
             platform,
             metrics,
+            registry,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -90,13 +93,22 @@ impl Helper {
         SimCpu::load(&aesm_service::sim::sim_dir_for_socket(&self.socket)).unwrap()
     }
 
+    /// The metrics in Prometheus text form.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
+    }
+
     pub fn client(&self) -> quote_client::AesmClient {
         quote_client::AesmClient::new(&self.socket)
     }
 
-    /// Stops the server and waits for it; returns what `serve` returned.
-    pub fn stop(mut self) -> std::io::Result<()> {
-        self.shutdown()
+    /// Stops the server and waits for it; returns what `serve` returned and the temp dir (still
+    /// there, so that what the server left behind can be inspected).
+    pub fn stop(mut self) -> (std::io::Result<()>, tempfile::TempDir) {
+        let result = self.shutdown();
+        (result, self.dir.take().unwrap())
     }
 
     fn shutdown(&mut self) -> std::io::Result<()> {

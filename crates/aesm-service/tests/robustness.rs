@@ -1,0 +1,200 @@
+//! Hostile and heavy clients: empty connections, half frames, oversized prefixes, idle clients
+//! holding every slot, 200 concurrent clients, shutdown with clients connected. None may crash the
+//! service, block other clients for long, or lose the persisted state.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use aesm_service::ServerConfig;
+use aesm_service::client_flow::quote_via_socket;
+use aesm_service::metrics::DropReason;
+use common::{Helper, connect, read_to_close, verifier_inputs, write_raw};
+use sgx_sim::{CollateralOptions, EnclaveIdentity};
+
+fn quote_once(helper: &Helper, tag: u8) -> Vec<u8> {
+    quote_via_socket(
+        &helper.client(),
+        &helper.cpu(),
+        &EnclaveIdentity::default(),
+        &[tag; 64],
+    )
+    .unwrap()
+    .quote
+}
+
+#[test]
+fn empty_connections_half_frames_and_oversized_prefixes_are_closed() {
+    let helper = Helper::start();
+    let s = &helper.socket;
+
+    // Connect and close (aesm-client's try_connect).
+    drop(connect(s));
+    // Two bytes of the length prefix, then close.
+    let mut c = connect(s);
+    write_raw(&mut c, &[10, 0]);
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(read_to_close(&mut c).is_empty());
+    // A prefix announcing 100 bytes, 50 sent, then close.
+    let mut c = connect(s);
+    write_raw(&mut c, &100u32.to_le_bytes());
+    write_raw(&mut c, &[0x7a; 50]);
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(read_to_close(&mut c).is_empty());
+    // 4 GiB announced, and one byte over the cap: closed at once, nothing allocated.
+    for len in [u32::MAX, 16 * 1024 + 1] {
+        let mut c = connect(s);
+        write_raw(&mut c, &len.to_le_bytes());
+        assert!(read_to_close(&mut c).is_empty(), "prefix {len}");
+    }
+
+    // The service still answers, and counted each case.
+    assert_eq!(
+        quote_once(&helper, 1).len(),
+        helper.platform.quote_size().unwrap() as usize
+    );
+    assert!(helper.metrics.dropped_count(DropReason::Empty) >= 1);
+    assert_eq!(helper.metrics.dropped_count(DropReason::Truncated), 2);
+    assert_eq!(helper.metrics.dropped_count(DropReason::FrameTooLarge), 2);
+}
+
+#[test]
+fn half_frame_held_open_does_not_block_others_and_is_timed_out() {
+    let config = ServerConfig {
+        request_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let helper = Helper::start_with(config, None);
+    let s = &helper.socket;
+    let mut stalled = connect(s);
+    write_raw(&mut stalled, &1000u32.to_le_bytes());
+    write_raw(&mut stalled, &[0; 10]);
+    // Others are served while it stalls.
+    for tag in 0..5 {
+        quote_once(&helper, tag);
+    }
+    // It is closed without a reply once the request timeout passes.
+    assert!(read_to_close(&mut stalled).is_empty());
+    assert_eq!(helper.metrics.dropped_count(DropReason::Timeout), 1);
+}
+
+#[test]
+fn idle_clients_holding_every_slot_only_delay_others() {
+    let config = ServerConfig {
+        max_connections: 4,
+        request_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let helper = Helper::start_with(config, None);
+    let s = &helper.socket;
+    let mut idle: Vec<_> = (0..4).map(|_| connect(s)).collect();
+    // Every slot is held by a client that sends nothing; a real client still gets its quote once
+    // the idle ones have been timed out (well within its own 15 s timeout).
+    let quote = quote_once(&helper, 9);
+    assert_eq!(quote.len(), helper.platform.quote_size().unwrap() as usize);
+    assert!(helper.metrics.dropped_count(DropReason::Timeout) >= 1);
+    for c in &mut idle {
+        assert!(read_to_close(c).is_empty());
+    }
+    assert_eq!(helper.metrics.dropped_count(DropReason::Timeout), 4);
+}
+
+#[test]
+fn idle_clients_below_the_limit_leave_room_for_others() {
+    let config = ServerConfig {
+        max_connections: 8,
+        request_timeout: Duration::from_secs(3600),
+        ..ServerConfig::default()
+    };
+    let helper = Helper::start_with(config, None);
+    let idle: Vec<_> = (0..6).map(|_| connect(&helper.socket)).collect();
+    // With an hour-long request timeout, these can only succeed because free slots remain.
+    for tag in 0..10 {
+        quote_once(&helper, tag);
+    }
+    assert_eq!(helper.metrics.dropped_count(DropReason::Timeout), 0);
+    drop(idle);
+}
+
+fn concurrent_clients(config: ServerConfig, clients: usize) {
+    let helper = Arc::new(Helper::start_with(config, None));
+    // One full-mode InitQuoteEx first, so that the key is created once.
+    quote_once(&helper, 0);
+    let barrier = Arc::new(Barrier::new(clients));
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let helper = Arc::clone(&helper);
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let enclave = EnclaveIdentity {
+                    isv_svn: i as u16,
+                    ..EnclaveIdentity::default()
+                };
+                let cpu = helper.cpu();
+                let client = helper.client();
+                barrier.wait();
+                quote_via_socket(&client, &cpu, &enclave, &[(i % 256) as u8; 64]).unwrap()
+            })
+        })
+        .collect();
+    let quotes: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(quotes.len(), clients);
+
+    let (root, collateral) = verifier_inputs(&helper.platform, &CollateralOptions::default());
+    let verifier = dcap_qvl::verify::QuoteVerifier::new(root);
+    let now = common::now_secs();
+    for (i, q) in quotes.iter().enumerate() {
+        let verified = verifier.verify(&q.quote, &collateral, now).unwrap();
+        assert_eq!(verified.status, "UpToDate");
+        let sgx_types::quote::Quote { report_body, .. } =
+            sgx_types::quote::Quote::parse(&q.quote).unwrap();
+        assert_eq!(report_body.isv_svn, i as u16);
+        assert_eq!(report_body.report_data, [(i % 256) as u8; 64]);
+    }
+    let ok = helper.metrics.requests_answered("GetQuoteEx", 0);
+    assert_eq!(ok, clients as u64 + 1);
+}
+
+#[test]
+fn two_hundred_concurrent_clients_all_get_verifying_quotes() {
+    concurrent_clients(ServerConfig::default(), 200);
+}
+
+#[test]
+fn two_hundred_clients_through_sixteen_slots() {
+    concurrent_clients(
+        ServerConfig {
+            max_connections: 16,
+            ..ServerConfig::default()
+        },
+        200,
+    );
+}
+
+#[test]
+fn shutdown_closes_waiting_clients_and_removes_the_socket() {
+    let config = ServerConfig {
+        request_timeout: Duration::from_secs(3600),
+        ..ServerConfig::default()
+    };
+    let helper = Helper::start_with(config, None);
+    let socket = helper.socket.clone();
+    quote_once(&helper, 1);
+    let mut waiting = connect(&socket);
+    write_raw(&mut waiting, &[5, 0]);
+    let mut idle = connect(&socket);
+    // Both have been accepted and wait for their requests.
+    while helper.metrics.open_connections() < 2 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Stopping must not wait for the hour-long request timeout of the two clients.
+    let (result, dir) = helper.stop();
+    result.unwrap();
+    assert!(read_to_close(&mut waiting).is_empty());
+    assert!(read_to_close(&mut idle).is_empty());
+    assert!(!socket.exists());
+    // The published CPU material stays for the next start; only the socket goes.
+    assert!(dir.path().join("aesmd/sim").exists());
+}
