@@ -40,21 +40,20 @@ const EXAMPLES: [&str; 3] = [
 
 #[test]
 fn examples_validate_strictly() {
+    let output = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", "1.37.0"])
+        .args(EXAMPLES.map(|path| repo().join(path)))
+        .output()
+        .expect("kubernetes-validate must be installed: pip install kubernetes-validate==1.37.0");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for path in EXAMPLES {
-        let output = Command::new("kubernetes-validate")
-            .args(["--strict", "-k", "1.37.0"])
-            .arg(repo().join(path))
-            .output()
-            .expect(
-                "kubernetes-validate must be installed: pip install kubernetes-validate==1.37.0",
-            );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{path}:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert_eq!(stdout.matches("passed for resource").count(), 1, "{path}");
+        let passed = format!("{path} passed for resource");
+        assert_eq!(stdout.matches(&passed).count(), 1, "{path}:\n{stdout}");
     }
 }
 
