@@ -48,13 +48,15 @@ pub fn encode(index: u64) -> String {
         span = span.saturating_mul(BASE);
     }
     let mut rest = index - first;
-    let mut out = vec![b'0'; len];
-    for slot in out.iter_mut().rev() {
+    // Digits are produced least significant first into a stack buffer (u64 needs at most 11).
+    let mut digits = [0u8; 11];
+    for slot in digits.iter_mut().take(len) {
         *slot = ALPHABET[(rest % BASE) as usize];
         rest /= BASE;
     }
-    // The alphabet is ASCII.
-    out.into_iter().map(char::from).collect()
+    let mut out = String::with_capacity(len);
+    out.extend(digits.iter().take(len).rev().map(|&b| char::from(b)));
+    out
 }
 
 /// The index named by `id`, or `None` if `id` is not a well-formed compact id.

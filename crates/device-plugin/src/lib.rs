@@ -11,6 +11,8 @@
 //!
 //! # Representation choices
 //!
+//! (The reasoning behind each is in `DESIGN.md` beside this crate's `Cargo.toml`.)
+//!
 //! * **Ids** are [compact](ids): bijective base 64 over `[0-9A-Za-z_-]`, 1–3 characters up to
 //!   266 304 devices. 256 GiB of EPC (262 144 devices) then encodes to 4 190 080 bytes, under
 //!   kubelet's 4 194 304-byte ListAndWatch limit (decimal ids: 4 869 626 bytes, rejected).

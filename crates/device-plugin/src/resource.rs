@@ -332,7 +332,8 @@ impl Resource {
         } else {
             0
         };
-        let mut seen = std::collections::HashSet::with_capacity(ids_requested.len());
+        // One bit per advertised device (at most ~32 KiB at the cap): cheaper than hashing 65 536 ids.
+        let mut seen = vec![0u64; usize::try_from(advertised.div_ceil(64)).unwrap_or(0)];
         for id in ids_requested {
             let shown = || id.chars().take(64).collect::<String>();
             let index = ids::decode(id).filter(|&i| i < advertised).ok_or_else(|| {
@@ -341,12 +342,21 @@ impl Resource {
                     id: shown(),
                 }
             })?;
-            if !seen.insert(index) {
+            // `index < advertised`, so the word exists.
+            let (word, bit) = ((index / 64) as usize, 1u64 << (index % 64));
+            let Some(slot) = seen.get_mut(word) else {
+                return Err(AllocateError::UnknownDevice {
+                    resource: self.name.clone(),
+                    id: shown(),
+                });
+            };
+            if *slot & bit != 0 {
                 return Err(AllocateError::DuplicateDevice {
                     id: shown(),
                     container,
                 });
             }
+            *slot |= bit;
             if !inner.healthy {
                 return Err(AllocateError::UnhealthyDevice {
                     resource: self.name.clone(),
