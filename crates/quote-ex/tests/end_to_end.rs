@@ -1,0 +1,216 @@
+//! End to end: the C program, through the built `libsgx_quote_ex.so.1` (linked and via `dlopen`),
+//! against the real quote helper (`aesm_service` with the simulated platform), with a report made
+//! on the simulated CPU the helper publishes (what `confcom sim report` does); the quote it gets
+//! verifies with Phala's `dcap-qvl` under the simulated root, and not under Intel's.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aesm_service::{Dispatcher, Metrics, ServerConfig, SimBackend, listen, serve};
+use common::cprog::{Loading, field, lines, run, status};
+use sgx_sim::{CollateralOptions, EnclaveIdentity, InitOptions, SimCpu, SimPlatform};
+use sgx_types::structs::Wire;
+use tokio::sync::oneshot;
+
+/// The quote helper on a temp socket, served by a runtime on its own thread.
+struct Helper {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    platform: Arc<SimPlatform>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Helper {
+    fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("qx")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let socket = dir.path().join("aesmd/aesm.socket");
+        let platform = Arc::new(
+            SimPlatform::open_or_init(&dir.path().join("state"), &InitOptions::default()).unwrap(),
+        );
+        let (std_listener, socket_file) = listen::bind_socket(&socket, 0o777).unwrap();
+        platform
+            .publish_cpu(&aesm_service::sim::sim_dir_for_socket(&socket))
+            .unwrap();
+        let dispatcher = Dispatcher::new(Arc::new(SimBackend::new(Arc::clone(&platform))));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(async move {
+                    let listener = tokio::net::UnixListener::from_std(std_listener)?;
+                    serve(
+                        vec![listener],
+                        dispatcher,
+                        ServerConfig::default(),
+                        Metrics::default(),
+                        async move {
+                            let _ = stopped.await;
+                        },
+                    )
+                    .await
+                })
+                .unwrap();
+            drop(socket_file);
+        });
+        Helper {
+            dir,
+            socket,
+            platform,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The simulated CPU as an app on the node sees it (published next to the socket).
+    fn cpu(&self) -> SimCpu {
+        SimCpu::load(&aesm_service::sim::sim_dir_for_socket(&self.socket)).unwrap()
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// dcap-qvl's verdict on `quote` under `root` with the platform's collateral.
+fn verify(
+    platform: &SimPlatform,
+    root: Option<Vec<u8>>,
+    quote: &[u8],
+) -> Result<dcap_qvl::verify::VerifiedReport, String> {
+    let collateral = platform.collateral(&CollateralOptions::default()).unwrap();
+    let qvl: dcap_qvl::QuoteCollateralV3 = serde_json::from_str(&collateral.qvl_json()).unwrap();
+    let verifier = match root {
+        Some(root) => dcap_qvl::verify::QuoteVerifier::new(root),
+        None => dcap_qvl::verify::QuoteVerifier::new_prod(),
+    };
+    verifier
+        .verify(quote, &qvl, now_secs())
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn quote_through_the_library(loading: Loading, sequence: &str) {
+    let helper = Helper::start();
+    // The app enclave: a report for the quoting enclave's target info, on the node's CPU.
+    let enclave = EnclaveIdentity {
+        mr_enclave: [0x5e; 32],
+        ..EnclaveIdentity::default()
+    };
+    let qe_target = helper.platform.qe_target_info();
+    let report_data = [0xd7; 64];
+    let report = helper
+        .cpu()
+        .create_report(&enclave, &qe_target, &report_data);
+    let report_path = helper.dir.path().join("report.bin");
+    std::fs::write(&report_path, report.to_vec()).unwrap();
+    let quote_path = helper.dir.path().join("quote.bin");
+
+    let out = run(
+        loading,
+        &helper.socket,
+        None,
+        &[
+            sequence,
+            report_path.to_str().unwrap(),
+            quote_path.to_str().unwrap(),
+        ],
+    );
+    let l = lines(&out);
+    assert_eq!(status(&l, "init1"), 0, "{l:?}");
+    assert_eq!(field(&l, "init1", "size"), "32");
+    assert_eq!(status(&l, "init2"), 0, "{l:?}");
+    // The key the library's call initialised is the helper's, and the target info is its QE's.
+    assert_eq!(
+        field(&l, "init2", "pub_key_id"),
+        hex(&helper.platform.init_attestation_key().unwrap())
+    );
+    assert_eq!(field(&l, "init2", "target_info"), hex(&qe_target.to_vec()));
+    assert_eq!(status(&l, "size"), 0);
+    assert_eq!(
+        field(&l, "size", "quote_size"),
+        helper.platform.quote_size().unwrap().to_string()
+    );
+    assert_eq!(status(&l, "quote"), 0, "{l:?}");
+
+    let quote = std::fs::read(&quote_path).unwrap();
+    assert_eq!(quote.len() as u32, helper.platform.quote_size().unwrap());
+    let verified = verify(
+        &helper.platform,
+        Some(helper.platform.root_ca_der().to_vec()),
+        &quote,
+    )
+    .unwrap_or_else(|e| panic!("dcap-qvl rejected the quote: {e}"));
+    assert_eq!(verified.status, "UpToDate");
+    let body = verified.report.as_sgx().unwrap();
+    assert_eq!(body.mr_enclave, enclave.mr_enclave);
+    assert_eq!(body.report_data, report_data);
+    assert!(
+        verify(&helper.platform, None, &quote).is_err(),
+        "Intel's root accepted a simulated quote"
+    );
+}
+
+#[test]
+fn intel_dcap_sequence_gets_a_quote_that_dcap_qvl_verifies() {
+    quote_through_the_library(Loading::Linked, "dcap");
+    quote_through_the_library(Loading::Dlopen, "dcap");
+}
+
+#[test]
+fn open_enclave_sequence_gets_a_quote_that_dcap_qvl_verifies() {
+    quote_through_the_library(Loading::Dlopen, "oe");
+}
+
+#[test]
+fn a_report_for_another_target_is_a_mac_mismatch() {
+    let helper = Helper::start();
+    let enclave = EnclaveIdentity::default();
+    // MACed for the app itself, not for the quoting enclave.
+    let report = helper
+        .cpu()
+        .create_report(&enclave, &enclave.target_info(), &[1; 64]);
+    let report_path = helper.dir.path().join("report.bin");
+    std::fs::write(&report_path, report.to_vec()).unwrap();
+    let quote_path = helper.dir.path().join("quote.bin");
+    let l = lines(&run(
+        Loading::Dlopen,
+        &helper.socket,
+        None,
+        &[
+            "dcap",
+            report_path.to_str().unwrap(),
+            quote_path.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(status(&l, "init2"), 0);
+    assert_eq!(status(&l, "quote"), 0x3001);
+    assert!(!quote_path.exists());
+}
