@@ -53,6 +53,9 @@ pub struct Config {
     /// Period of the fallback checks: our sockets and kubelet.sock (re-registration), device nodes
     /// and EPC size (health). Only changes are sent to kubelet.
     pub recheck_interval: Duration,
+    /// Watch the plugin directory and the dev root with inotify (else only the periodic re-check
+    /// notices changes, as happens when a re-mounted hostPath loses its watches).
+    pub inotify: bool,
     /// Time allowed for one Register call (kubelet dials us back inside it).
     pub register_timeout: Duration,
     /// Longest wait between Register attempts.
@@ -77,6 +80,7 @@ impl Config {
             enclave_limit: DEFAULT_SLOTS,
             provision_limit: DEFAULT_SLOTS,
             recheck_interval: Duration::from_secs(5),
+            inotify: true,
             register_timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(5),
         }
@@ -561,7 +565,10 @@ async fn serve(
     }
 }
 
-fn open_watch(dirs: &[PathBuf], mask: WatchMask) -> Option<EventStream<[u8; 4096]>> {
+fn open_watch(enabled: bool, dirs: &[PathBuf], mask: WatchMask) -> Option<EventStream<[u8; 4096]>> {
+    if !enabled {
+        return None;
+    }
     let inotify = match Inotify::init() {
         Ok(inotify) => inotify,
         Err(err) => {
@@ -612,7 +619,7 @@ async fn watch_plugin_dir(
         | WatchMask::MOVED_FROM
         | WatchMask::MOVED_TO
         | WatchMask::DELETE_SELF;
-    let mut events = open_watch(std::slice::from_ref(&dir), mask);
+    let mut events = open_watch(shared.config.inotify, std::slice::from_ref(&dir), mask);
     let mut last_kubelet: Option<FileId> = transport::file_id(&shared.kubelet_sock);
     let mut tick = tokio::time::interval(shared.config.recheck_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -621,7 +628,7 @@ async fn watch_plugin_dir(
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {
                 if events.is_none() {
-                    events = open_watch(std::slice::from_ref(&dir), mask);
+                    events = open_watch(shared.config.inotify, std::slice::from_ref(&dir), mask);
                 }
             }
             event = next_event(&mut events) => match event {
@@ -655,7 +662,7 @@ async fn watch_devices(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         | WatchMask::MOVED_TO
         | WatchMask::ATTRIB
         | WatchMask::DELETE_SELF;
-    let mut events = open_watch(&dirs, mask);
+    let mut events = open_watch(shared.config.inotify, &dirs, mask);
     let mut tick = tokio::time::interval(shared.config.recheck_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -673,7 +680,7 @@ async fn watch_devices(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     let _ = stream.watches().add(dir, mask);
                 }
             }
-            None => events = open_watch(&dirs, mask),
+            None => events = open_watch(shared.config.inotify, &dirs, mask),
         }
         shared.refresh();
     }

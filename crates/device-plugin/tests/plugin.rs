@@ -570,3 +570,90 @@ async fn re_registers_when_only_kubelet_sock_is_recreated() {
     .await;
     plugin.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_periodic_check_alone_recovers_from_a_kubelet_restart_and_a_lost_node() {
+    let machine = FakeMachine::new(&["sgx_enclave"], &[8]);
+    let dir = short_dir("dp");
+    let mut kubelet = Kubelet::start(dir.path());
+    let mut config = config(dir.path());
+    config.resources = vec![(ResourceKind::Epc, EPC_RESOURCE.to_owned())];
+    config.inotify = false;
+    let plugin = Plugin::start(config, machine.platform());
+    kubelet.list_of(EPC_RESOURCE).await;
+
+    kubelet.restart().await;
+    let mut steps = Vec::new();
+    while steps.last() != Some(&"list") {
+        match kubelet.next().await {
+            Event::StreamEnded { .. } => steps.push("ended"),
+            Event::Registered(_) => steps.push("registered"),
+            Event::Options { .. } => steps.push("options"),
+            Event::List { .. } => steps.push("list"),
+        }
+    }
+    assert_eq!(steps, ["ended", "registered", "options", "list"]);
+
+    machine.remove_node("sgx_enclave");
+    let lost = kubelet.list_of(EPC_RESOURCE).await;
+    assert!(lost.devices.iter().all(|d| d.health == "Unhealthy"));
+    plugin.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_epc_size_change_is_sent() {
+    let machine = FakeMachine::new(&["sgx_enclave"], &[16]);
+    let dir = short_dir("dp");
+    let mut kubelet = Kubelet::start(dir.path());
+    let mut config = config(dir.path());
+    config.resources = vec![(ResourceKind::Epc, EPC_RESOURCE.to_owned())];
+    let plugin = Plugin::start(config, machine.platform());
+    assert_eq!(kubelet.list_of(EPC_RESOURCE).await.devices.len(), 16);
+    // sysfs has no inotify: the periodic re-check reads it.
+    machine.set_numa_mib(1, 8);
+    let grown = kubelet.list_of(EPC_RESOURCE).await;
+    assert_eq!(grown.devices.len(), 24);
+    let node = |i: usize| grown.devices[i].topology.as_ref().unwrap().nodes[0].id;
+    assert_eq!((node(15), node(16)), (0, 1));
+    plugin.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_report_devices_registrations_and_allocations() {
+    let machine = FakeMachine::new(&["sgx_enclave", "sgx_provision"], &[32]);
+    let dir = short_dir("dp");
+    let mut kubelet = Kubelet::start(dir.path());
+    let plugin = Plugin::start(config(dir.path()), machine.platform());
+    kubelet.list_of(EPC_RESOURCE).await;
+    eventually("ready", || plugin.readiness.is_ready()).await;
+    kubelet
+        .client(EPC_RESOURCE)
+        .allocate(allocate_request(&["0".to_owned(), "1".to_owned()]))
+        .await
+        .unwrap();
+    let _ = kubelet
+        .client(EPC_RESOURCE)
+        .allocate(allocate_request(&["zzz".to_owned()]))
+        .await
+        .unwrap_err();
+    let text = plugin.metrics_text();
+    for line in [
+        r#"confcom_device_plugin_devices{resource="kubernetes.azure.com/sgx_epc_mem_in_MiB",health="healthy"} 32"#,
+        r#"confcom_device_plugin_devices{resource="sgx.intel.com/enclave",health="healthy"} 110"#,
+        r#"confcom_device_plugin_registrations_total{resource="sgx.intel.com/provision",result="ok"} 1"#,
+        r#"confcom_device_plugin_allocations_total{resource="kubernetes.azure.com/sgx_epc_mem_in_MiB"} 1"#,
+        r#"confcom_device_plugin_allocated_devices_total{resource="kubernetes.azure.com/sgx_epc_mem_in_MiB"} 2"#,
+        r#"confcom_device_plugin_allocation_errors_total{resource="kubernetes.azure.com/sgx_epc_mem_in_MiB",reason="unknown_device"} 1"#,
+        "confcom_device_plugin_kubelet_restarts_total 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        text.contains("confcom_device_plugin_listandwatch_message_bytes{"),
+        "{text}"
+    );
+    plugin.shutdown().await.unwrap();
+}

@@ -236,6 +236,7 @@ impl Kubelet {
 }
 
 pub struct Plugin {
+    pub registry: prometheus_client::registry::Registry,
     pub metrics: Metrics,
     pub readiness: ops_http::Readiness,
     stop: Option<oneshot::Sender<()>>,
@@ -258,11 +259,19 @@ impl Plugin {
             },
         ));
         Self {
+            registry,
             metrics,
             readiness,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// The metrics text as `/metrics` serves it.
+    pub fn metrics_text(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
     }
 
     /// SIGTERM: stop and wait for the plugin to finish.
@@ -322,6 +331,19 @@ impl FakeMachine {
         let path = self.dev().join(node);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, b"").unwrap();
+    }
+
+    pub fn set_numa_mib(&self, node: usize, mib: u64) {
+        let x86 = self
+            .root
+            .path()
+            .join(format!("sys/devices/system/node/node{node}/x86"));
+        std::fs::create_dir_all(&x86).unwrap();
+        std::fs::write(
+            x86.join("sgx_total_bytes"),
+            format!("{}\n", mib * 1024 * 1024),
+        )
+        .unwrap();
     }
 
     pub fn remove_node(&self, node: &str) {
