@@ -214,3 +214,35 @@ fn a_report_for_another_target_is_a_mac_mismatch() {
     assert_eq!(status(&l, "quote"), 0x3001);
     assert!(!quote_path.exists());
 }
+
+#[test]
+fn concurrent_callers_all_get_verifying_quotes() {
+    let helper = Helper::start();
+    let enclave = EnclaveIdentity::default();
+    let report =
+        helper
+            .cpu()
+            .create_report(&enclave, &helper.platform.qe_target_info(), &[0x77; 64]);
+    let report_path = helper.dir.path().join("report.bin");
+    std::fs::write(&report_path, report.to_vec()).unwrap();
+    let prefix = helper.dir.path().join("quote");
+    let threads = 8;
+    let l = lines(&run(
+        Loading::Dlopen,
+        &helper.socket,
+        None,
+        &[
+            "threads",
+            &threads.to_string(),
+            report_path.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    ));
+    let root = helper.platform.root_ca_der().to_vec();
+    for i in 0..threads {
+        assert_eq!(status(&l, &format!("thread{i}")), 0, "{l:?}");
+        let quote = std::fs::read(format!("{}.{i}", prefix.display())).unwrap();
+        let verified = verify(&helper.platform, Some(root.clone()), &quote).unwrap();
+        assert_eq!(verified.report.as_sgx().unwrap().report_data, [0x77; 64]);
+    }
+}

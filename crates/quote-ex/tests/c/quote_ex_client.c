@@ -10,6 +10,9 @@
  *                           quote size, quote with NULL report info. Writes the quote.
  *   oe REPORT QUOTE_OUT     Open Enclave sequence: supported key id count and ids, pick the
  *                           ECDSA-P256 one, then as above with the returned sizes.
+ *   threads N REPORT QUOTE_OUT_PREFIX
+ *                           N threads at once, each running the DCAP sequence silently; prints one
+ *                           status per thread and writes QUOTE_OUT_PREFIX.<i>.
  *   each                    Every function once with valid arguments; prints each status.
  *   params                  Every client-side parameter check; prints each status.
  *
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <pthread.h>
 
 #ifdef USE_DLOPEN
 #include <dlfcn.h>
@@ -234,6 +238,78 @@ static int run_oe(const char *report_path, const char *quote_out)
     return 0;
 }
 
+struct worker {
+    const sgx_report_t *report;
+    char quote_out[4096];
+    sgx_status_t status;
+    const char *step;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    sgx_att_key_id_t key_id;
+    intel_qe3_key_id(&key_id);
+    sgx_target_info_t target_info;
+    size_t size = 0;
+    uint8_t pub_key_id[32];
+    w->step = "init1";
+    w->status = p_init(&key_id, &target_info, &size, NULL);
+    if (w->status != SGX_SUCCESS)
+        return NULL;
+    if (size != sizeof(pub_key_id)) {
+        w->status = SGX_ERROR_UNEXPECTED;
+        return NULL;
+    }
+    w->step = "init2";
+    w->status = p_init(&key_id, &target_info, &size, pub_key_id);
+    if (w->status != SGX_SUCCESS)
+        return NULL;
+    uint32_t quote_size = 0;
+    w->step = "size";
+    w->status = p_size(&key_id, &quote_size);
+    if (w->status != SGX_SUCCESS)
+        return NULL;
+    uint8_t *quote = calloc(1, quote_size ? quote_size : 1);
+    if (quote == NULL) {
+        w->status = SGX_ERROR_OUT_OF_MEMORY;
+        return NULL;
+    }
+    w->step = "quote";
+    w->status = p_quote(w->report, &key_id, NULL, quote, quote_size);
+    if (w->status == SGX_SUCCESS && write_file(w->quote_out, quote, quote_size) != 0)
+        w->status = SGX_ERROR_UNEXPECTED;
+    free(quote);
+    return NULL;
+}
+
+static int run_threads(const char *count, const char *report_path, const char *prefix)
+{
+    int n = atoi(count);
+    if (n <= 0 || n > 64)
+        return 2;
+    sgx_report_t report;
+    if (read_report(report_path, &report) != 0)
+        return 2;
+    struct worker workers[64];
+    pthread_t threads[64];
+    for (int i = 0; i < n; i++) {
+        workers[i].report = &report;
+        workers[i].status = SGX_ERROR_UNEXPECTED;
+        workers[i].step = "start";
+        snprintf(workers[i].quote_out, sizeof(workers[i].quote_out), "%s.%d", prefix, i);
+    }
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&threads[i], NULL, worker_main, &workers[i]) != 0)
+            return 2;
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    for (int i = 0; i < n; i++)
+        printf("thread%d status=0x%04x step=%s\n", i, workers[i].status, workers[i].step);
+    return 0;
+}
+
 static int run_each(void)
 {
     sgx_att_key_id_t key_id, selected;
@@ -313,6 +389,8 @@ int main(int argc, char **argv)
         return run_dcap(argv[2], argv[3]);
     if (strcmp(argv[1], "oe") == 0 && argc == 4)
         return run_oe(argv[2], argv[3]);
+    if (strcmp(argv[1], "threads") == 0 && argc == 5)
+        return run_threads(argv[2], argv[3], argv[4]);
     if (strcmp(argv[1], "each") == 0)
         return run_each();
     if (strcmp(argv[1], "params") == 0)

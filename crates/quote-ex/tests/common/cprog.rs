@@ -32,22 +32,27 @@ pub fn build() -> &'static Build {
         let deps = library.parent().unwrap();
         let dir = deps.parent().unwrap().join("quote-ex-c");
         std::fs::create_dir_all(&dir).unwrap();
+        // Test processes may run in parallel (one per test binary, or per test with some
+        // runners): each writes under a private name and renames into place, which is atomic.
+        let private = |name: &str| dir.join(format!(".{name}.{}", std::process::id()));
         let soname_link = dir.join("libsgx_quote_ex.so.1");
-        let _ = std::fs::remove_file(&soname_link);
-        std::os::unix::fs::symlink(&library, &soname_link).unwrap();
+        let _ = std::fs::remove_file(private("libsgx_quote_ex.so.1"));
+        std::os::unix::fs::symlink(&library, private("libsgx_quote_ex.so.1")).unwrap();
+        std::fs::rename(private("libsgx_quote_ex.so.1"), &soname_link).unwrap();
 
         let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         let source = crate_dir.join("tests/c/quote_ex_client.c");
         let include = crate_dir.join("include");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let compile = |out: &Path, extra: &[&str]| {
+            let name = out.file_name().unwrap().to_str().unwrap();
             let output = Command::new(&cc)
-                .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1"])
+                .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", "-pthread"])
                 .arg("-I")
                 .arg(&include)
                 .arg(&source)
                 .arg("-o")
-                .arg(out)
+                .arg(private(name))
                 .args(extra)
                 .output()
                 .unwrap_or_else(|e| panic!("running {cc}: {e}"));
@@ -56,6 +61,7 @@ pub fn build() -> &'static Build {
                 "{cc} failed:\n{}",
                 String::from_utf8_lossy(&output.stderr)
             );
+            std::fs::rename(private(name), out).unwrap();
         };
         let linked = dir.join("quote_ex_client_linked");
         compile(
