@@ -246,3 +246,18 @@ fn concurrent_callers_all_get_verifying_quotes() {
         assert_eq!(verified.report.as_sgx().unwrap().report_data, [0x77; 64]);
     }
 }
+
+#[test]
+fn the_real_service_errors_map_to_intels_codes() {
+    let helper = Helper::start();
+    // A fresh helper has no attestation key yet.
+    let l = lines(&run(Loading::Linked, &helper.socket, None, &["uninit"]));
+    assert_eq!(status(&l, "quote_size"), 0x8003, "{l:?}");
+    assert_eq!(status(&l, "quote"), 0x8003, "{l:?}");
+    // A key id the helper does not serve.
+    let l = lines(&run(Loading::Dlopen, &helper.socket, None, &["badkey"]));
+    for call in ["init_full", "quote_size", "quote"] {
+        assert_eq!(status(&l, call), 0x8001, "{call}: {l:?}");
+    }
+    assert!(!helper.platform.attestation_key_initialized());
+}

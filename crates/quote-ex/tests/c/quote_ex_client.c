@@ -14,6 +14,8 @@
  *                           N threads at once, each running the DCAP sequence silently; prints one
  *                           status per thread and writes QUOTE_OUT_PREFIX.<i>.
  *   each                    Every function once with valid arguments; prints each status.
+ *   uninit                  Quote size and quote before any sgx_init_quote_ex.
+ *   badkey                  Init, quote size and quote with a key id no service supports.
  *   params                  Every client-side parameter check; prints each status.
  *
  * Output: one "name key=value ..." line per call; statuses in hex. Exit code 0 when the program ran
@@ -336,6 +338,40 @@ static int run_each(void)
     return 0;
 }
 
+static int run_uninit(void)
+{
+    sgx_att_key_id_t key_id;
+    intel_qe3_key_id(&key_id);
+    uint32_t quote_size = 0;
+    sgx_report_t report;
+    memset(&report, 0, sizeof(report));
+    static uint8_t quote[8192];
+    printf("quote_size status=0x%04x\n", p_size(&key_id, &quote_size));
+    printf("quote status=0x%04x\n", p_quote(&report, &key_id, NULL, quote, sizeof(quote)));
+    return 0;
+}
+
+static int run_badkey(void)
+{
+    sgx_att_key_id_t key_id;
+    intel_qe3_key_id(&key_id);
+    sgx_att_key_id_ext_t ext;
+    memcpy(&ext, &key_id, sizeof(ext));
+    ext.base.algorithm_id = 3; /* ECDSA-P384: no quoting enclave supports it */
+    memcpy(&key_id, &ext, sizeof(key_id));
+    sgx_target_info_t target_info;
+    size_t size = 32;
+    uint8_t pub_key_id[32];
+    uint32_t quote_size = 0;
+    sgx_report_t report;
+    memset(&report, 0, sizeof(report));
+    static uint8_t quote[8192];
+    printf("init_full status=0x%04x\n", p_init(&key_id, &target_info, &size, pub_key_id));
+    printf("quote_size status=0x%04x\n", p_size(&key_id, &quote_size));
+    printf("quote status=0x%04x\n", p_quote(&report, &key_id, NULL, quote, sizeof(quote)));
+    return 0;
+}
+
 static int run_params(void)
 {
     sgx_att_key_id_t key_id, selected;
@@ -393,6 +429,10 @@ int main(int argc, char **argv)
         return run_threads(argv[2], argv[3], argv[4]);
     if (strcmp(argv[1], "each") == 0)
         return run_each();
+    if (strcmp(argv[1], "uninit") == 0)
+        return run_uninit();
+    if (strcmp(argv[1], "badkey") == 0)
+        return run_badkey();
     if (strcmp(argv[1], "params") == 0)
         return run_params();
     fprintf(stderr, "unknown mode %s\n", argv[1]);
