@@ -48,3 +48,42 @@ fn header_declares_the_six_functions_with_intels_signatures() {
         assert!(flat.contains(decl), "missing: {decl}");
     }
 }
+
+#[test]
+fn header_compiles_as_cpp_with_intels_struct_sizes() {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("header.cpp");
+    std::fs::write(
+        &source,
+        "#include \"sgx_quote_ex.h\"\n\
+         static_assert(sizeof(sgx_target_info_t) == 512, \"target info\");\n\
+         static_assert(sizeof(sgx_report_t) == 432, \"report\");\n\
+         static_assert(sizeof(sgx_att_key_id_t) == 256, \"key id\");\n\
+         static_assert(sizeof(sgx_att_key_id_ext_t) == 256, \"key id ext\");\n\
+         static_assert(sizeof(sgx_ql_att_key_id_t) == 158, \"key id base\");\n\
+         static_assert(sizeof(sgx_qe_report_info_t) == 960, \"QE report info\");\n\
+         sgx_status_t (*init_ptr)(const sgx_att_key_id_t *, sgx_target_info_t *, size_t *, \
+         uint8_t *) = sgx_init_quote_ex;\n",
+    )
+    .unwrap();
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let output = std::process::Command::new(&cxx)
+        .args([
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+            "-I",
+        ])
+        .arg(crate_dir.join("include"))
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cxx}: {e}"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
