@@ -183,7 +183,7 @@ impl SimCpu {
     pub fn load(dir: &Path) -> Result<Self, SimError> {
         let path = dir.join(CPU_FILE);
         if !path.exists() {
-            return Err(SimError::NotInitialised(dir.to_path_buf()));
+            return Err(SimError::CpuNotPublished(dir.to_path_buf()));
         }
         Self::from_json(&path, &fsutil::read_bounded(&path, 64 * 1024)?)
     }

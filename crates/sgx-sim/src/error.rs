@@ -14,6 +14,11 @@ pub enum SimError {
     /// The state directory holds no simulated platform.
     #[error("no simulated SGX platform in {0} (run `confcom sim init --state-dir {0}`)")]
     NotInitialised(PathBuf),
+    /// The directory holds no published simulated CPU material (`cpu.json`).
+    #[error(
+        "no simulated CPU material in {0} (a quote helper with the sim backend publishes it next to its socket)"
+    )]
+    CpuNotPublished(PathBuf),
     /// A file could not be read or written.
     #[error("{op} {path}: {source}")]
     Io {

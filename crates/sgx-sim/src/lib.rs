@@ -12,6 +12,20 @@
 //!
 //! No sockets here; files only for the state directory (written atomically, keys mode 0600).
 //!
+//! # State directory
+//!
+//! | file | content |
+//! |---|---|
+//! | `platform.json` | FMSPC, PPID, TCB, QE ISVSVN, QE id, default TCB status; written last by init |
+//! | `root-ca.{pem,der,key}`, `pck-ca.{pem,key}`, `tcb-signing.{pem,key}` | the CA set (copied from `--ca-dir` when given) |
+//! | `pck.{pem,key}` | the platform's PCK certificate (SGX extension) and key |
+//! | `cpu.json` | the simulated CPU: platform secret, CPUSVN, report key id (mode 0600; published 0644) |
+//! | `attestation-key.json` | attestation key and its PCK-signed QE report, created once (no-clobber) |
+//!
+//! A CA directory holds `root-ca.{pem,der,key}`, `pck-ca.{pem,key}` and `tcb-signing.{pem,key}`.
+//! Within one simulated cluster whoever holds the platform secret can create any report, and the state
+//! directory holds CA keys: this is a test platform, never a trust boundary.
+//!
 //! ```no_run
 //! use sgx_sim::{CollateralOptions, EnclaveIdentity, InitOptions, SimPlatform};
 //! # fn demo() -> Result<(), sgx_sim::SimError> {

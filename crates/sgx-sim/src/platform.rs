@@ -39,8 +39,10 @@ pub const QE_AUTH_DATA: [u8; 32] = {
 /// How to create a platform (ignored when the state directory already holds one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitOptions {
-    /// Create the platform under the sim root in this directory (`root-ca.pem` + `root-ca.key`),
-    /// creating that root first when the directory holds none. `None`: a root of its own.
+    /// Create the platform under the cluster sim CA in this directory (root CA, PCK Processor CA and
+    /// TCB signer, certificates and keys), creating them there first when the directory holds none.
+    /// Every platform under one CA directory shares the root (one trust anchor for verifiers) and
+    /// the PCK CA (collateral of any node verifies quotes of every node). `None`: a CA of its own.
     pub ca_dir: Option<PathBuf>,
     /// The TCB status collateral reports when [`CollateralOptions::tcb_status`] is `None`.
     pub tcb_status: TcbStatus,

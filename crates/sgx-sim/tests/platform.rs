@@ -193,7 +193,7 @@ fn published_cpu_material_lets_apps_quote() {
     );
     assert!(matches!(
         SimCpu::load(&dir.path().join("nowhere")),
-        Err(SimError::NotInitialised(_))
+        Err(SimError::CpuNotPublished(_))
     ));
 }
 
