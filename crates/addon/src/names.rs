@@ -75,6 +75,8 @@ pub const QCNL_CONF_KEY: &str = "sgx_default_qcnl.conf";
 pub const DEVICE_PLUGIN_METRICS_PORT: u16 = 9101;
 /// Metrics port of the quote helper.
 pub const QUOTE_HELPER_METRICS_PORT: u16 = 9102;
+/// Metrics port of the webhook.
+pub const WEBHOOK_METRICS_PORT: u16 = 9103;
 
 /// Node label set by Node Feature Discovery on SGX-capable nodes.
 pub const NFD_SGX_LABEL: &str = "intel.feature.node.kubernetes.io/sgx";

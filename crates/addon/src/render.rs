@@ -762,10 +762,16 @@ fn webhook_deployment(opts: &RenderOptions) -> Deployment {
             format!("{cert_dir}/tls.key"),
             s("--listen"),
             format!("0.0.0.0:{WEBHOOK_PORT}"),
+            s("--metrics-addr"),
+            format!("0.0.0.0:{WEBHOOK_METRICS_PORT}"),
         ]),
-        ports: Some(vec![named_port("https", WEBHOOK_PORT)]),
+        ports: Some(vec![
+            named_port("https", WEBHOOK_PORT),
+            named_port("metrics", WEBHOOK_METRICS_PORT),
+        ]),
+        // Liveness goes through TLS so a broken serving certificate restarts the pod.
         liveness_probe: Some(http_probe("/healthz", "https", Some("HTTPS"), 20)),
-        readiness_probe: Some(http_probe("/healthz", "https", Some("HTTPS"), 10)),
+        readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&[("cpu", "10m"), ("memory", "16Mi")])),
             limits: Some(quantities(&[("cpu", "200m"), ("memory", "64Mi")])),

@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::{Decision, Mutator, OptIn};
+use crate::admission::{Decision, Mutator, OptIn, Skip};
 use crate::names::{WEBHOOK_PATH_NAMESPACE, WEBHOOK_PATH_POD};
 
 /// Errors setting up or running the server.
@@ -115,9 +115,64 @@ pub fn tls_config(
     Ok(config)
 }
 
+/// Labels of `confcom_webhook_reviews_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ReviewLabels {
+    /// `pod` or `namespace`: which webhook entry was called.
+    entry: &'static str,
+    /// `patched`, a skip reason, or `malformed`.
+    outcome: &'static str,
+}
+
+/// The webhook's metrics. [`WebhookMetrics::default`] counts without exporting; register them to
+/// export.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookMetrics {
+    reviews: prometheus_client::metrics::family::Family<
+        ReviewLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+}
+
+impl WebhookMetrics {
+    /// Metrics registered in `registry` as `confcom_webhook_reviews_total{entry, outcome}`.
+    pub fn register(registry: &mut prometheus_client::registry::Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "confcom_webhook_reviews",
+            "AdmissionReviews answered, by webhook entry and outcome",
+            metrics.reviews.clone(),
+        );
+        metrics
+    }
+
+    fn count(&self, opt_in: OptIn, outcome: &'static str) {
+        let entry = match opt_in {
+            OptIn::PodLabel => "pod",
+            OptIn::Namespace => "namespace",
+        };
+        self.reviews
+            .get_or_create(&ReviewLabels { entry, outcome })
+            .inc();
+    }
+}
+
+fn outcome(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Patch(_) => "patched",
+        Decision::Skip(Skip::NotPodCreate) => "not_pod_create",
+        Decision::Skip(Skip::OwnPod) => "own_pod",
+        Decision::Skip(Skip::NotOptedIn) => "not_opted_in",
+        Decision::Skip(Skip::NoEpcRequest) => "no_epc_request",
+        Decision::Skip(Skip::AlreadyWired) => "already_wired",
+        Decision::Skip(Skip::Unreadable(_)) => "unreadable",
+    }
+}
+
 struct Shared {
     mutator: Mutator,
     limits: Limits,
+    metrics: WebhookMetrics,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -163,6 +218,7 @@ async fn handle(
     };
     match shared.mutator.review(&body, opt_in) {
         Ok((reply, decision)) => {
+            shared.metrics.count(opt_in, outcome(&decision));
             match &decision {
                 Decision::Patch(ops) => {
                     tracing::info!(path = ?opt_in, ops = ops.len(), "pod wired to the quote helper");
@@ -177,6 +233,7 @@ async fn handle(
             Ok(response)
         }
         Err(e) => {
+            shared.metrics.count(opt_in, "malformed");
             tracing::warn!(error = %e, "rejected malformed AdmissionReview");
             Ok(text(StatusCode::BAD_REQUEST, format!("{e}\n")))
         }
@@ -190,11 +247,16 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     mutator: Mutator,
     limits: Limits,
+    metrics: WebhookMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let acceptor = TlsAcceptor::from(tls);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let shared = Arc::new(Shared { mutator, limits });
+    let shared = Arc::new(Shared {
+        mutator,
+        limits,
+        metrics,
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use addon::admission::Mutator;
 use addon::certs::{self, CA_CERT_FILE, CertRequest, TLS_CERT_FILE, TLS_KEY_FILE};
 use addon::names::{WEBHOOK_PATH_NAMESPACE, WEBHOOK_PATH_POD};
-use addon::server::{self, Limits};
+use addon::server::{self, Limits, WebhookMetrics};
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -100,6 +100,7 @@ async fn webhook_serves_admission_reviews_over_verified_tls() {
         Arc::new(tls),
         Mutator::default(),
         limits,
+        WebhookMetrics::default(),
         async {
             let _ = stop_rx.await;
         },
@@ -196,6 +197,20 @@ async fn webhook_serves_admission_reviews_over_verified_tls() {
     assert_eq!(status, StatusCode::OK);
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
+
+    // Every answered review is counted by entry and outcome.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        r#"confcom_webhook_reviews_total{entry="pod",outcome="patched"} 1"#,
+        r#"confcom_webhook_reviews_total{entry="namespace",outcome="already_wired"} 1"#,
+        r#"confcom_webhook_reviews_total{entry="pod",outcome="malformed"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line} in:\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -257,6 +272,7 @@ async fn stalled_connections_are_closed_and_their_slots_released() {
         Arc::new(tls),
         Mutator::default(),
         limits,
+        WebhookMetrics::default(),
         async {
             let _ = stop_rx.await;
         },

@@ -654,6 +654,8 @@ fn webhook_objects_only_when_enabled_and_they_embed_the_certificates() {
                     assert_eq!(args(container)[0], "webhook");
                     assert!(flag(container, "--tls-cert").is_some());
                     assert!(flag(container, "--tls-key").is_some());
+                    assert_eq!(flag(container, "--listen"), Some("0.0.0.0:8443"));
+                    assert_eq!(flag(container, "--metrics-addr"), Some("0.0.0.0:9103"));
                 }
                 _ => {}
             }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use addon::admission::Mutator;
 use addon::certs::{CertRequest, EnsureOutcome};
 use addon::names::{DEFAULT_NAMESPACE, WEBHOOK_NAME};
-use addon::server::{self, Limits};
+use addon::server::{self, Limits, WebhookMetrics};
 use anyhow::{Context, Result, bail};
 
 #[derive(clap::Args)]
@@ -42,6 +42,14 @@ pub struct Args {
         env = "CONFCOM_WEBHOOK_LISTEN"
     )]
     listen: SocketAddr,
+    /// Address of the operations endpoint (`/metrics`, `/healthz`, `/readyz`).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:9103",
+        env = "CONFCOM_METRICS_ADDR"
+    )]
+    metrics_addr: SocketAddr,
     /// Further resource names that count as an EPC request (repeatable); the AKS and Intel names
     /// always do.
     #[arg(long = "epc-resource", value_name = "NAME")]
@@ -95,12 +103,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
+        let ops_listener = tokio::net::TcpListener::bind(args.metrics_addr)
+            .await
+            .with_context(|| format!("binding {}", args.metrics_addr))?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = WebhookMetrics::register(&mut registry);
+        let readiness = ops_http::Readiness::new();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let ops = tokio::spawn(ops_http::serve(
+            ops_listener,
+            Arc::new(registry),
+            readiness.clone(),
+            None,
+            stopped(stop_rx.clone()),
+        ));
         tracing::info!(
             listen = %args.listen,
+            metrics_addr = %args.metrics_addr,
             epc_resources = ?mutator.epc_resources().collect::<Vec<_>>(),
             "admission webhook serving"
         );
-        server::serve(listener, Arc::new(tls), mutator, limits, shutdown_signal()).await?;
+        readiness.set_ready(true);
+        let served = server::serve(listener, Arc::new(tls), mutator, limits, metrics, async {
+            shutdown_signal().await;
+            readiness.set_ready(false);
+        })
+        .await;
+        let _ = stop_tx.send(true);
+        let ops_result = ops.await.context("operations endpoint task")?;
+        served?;
+        ops_result.context("operations endpoint")?;
         tracing::info!("admission webhook stopped");
         Ok::<_, anyhow::Error>(())
     })?;
