@@ -94,13 +94,15 @@ async fn webhook_serves_admission_reviews_over_verified_tls() {
         max_body_bytes: 64 * 1024,
         ..Limits::default()
     };
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = WebhookMetrics::register(&mut registry);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(
         listener,
         Arc::new(tls),
         Mutator::default(),
         limits,
-        WebhookMetrics::default(),
+        metrics,
         async {
             let _ = stop_rx.await;
         },
