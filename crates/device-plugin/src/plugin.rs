@@ -458,13 +458,12 @@ async fn resource_loop(
                         get_preferred_allocation_available: false,
                     }),
                 };
-                match transport::register(
-                    &shared.kubelet_sock,
-                    request,
-                    shared.config.register_timeout,
-                )
-                .await
-                {
+                // A kubelet that accepts but never answers must not hold up shutdown.
+                let attempt = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break 'session Ended::Stop,
+                    attempt = transport::register(&shared.kubelet_sock, request, shared.config.register_timeout) => attempt,
+                };
+                match attempt {
                     Ok(()) => {
                         shared.metrics.registration(&name, true);
                         tracing::info!(resource = %name, endpoint = %socket_name, "registered with kubelet");

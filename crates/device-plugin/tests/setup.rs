@@ -206,3 +206,22 @@ async fn resource_configuration_errors() {
         "nothing was created"
     );
 }
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_a_kubelet_that_never_answers() {
+    let machine = FakeMachine::new(&["sgx_enclave"], &[4]);
+    let dir = short_dir("dp");
+    // Accepts connections on kubelet.sock and never speaks.
+    let listener = tokio::net::UnixListener::bind(dir.path().join("kubelet.sock")).unwrap();
+    let mut config = config(dir.path());
+    config.resources = vec![(ResourceKind::Epc, EPC_RESOURCE.to_owned())];
+    config.register_timeout = std::time::Duration::from_secs(3600);
+    let plugin = Plugin::start(config, machine.platform());
+    let (_held, _) = tokio::time::timeout(common::DEADLINE, listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!plugin.readiness.is_ready());
+    plugin.shutdown().await.unwrap();
+    assert!(!dir.path().join("confcom-sgx_epc_mem_in_MiB.sock").exists());
+}
