@@ -472,7 +472,13 @@ async fn resource_loop(
                     Err(err) => {
                         shared.metrics.registration(&name, false);
                         let delay = backoff.next();
-                        tracing::warn!(resource = %name, error = %err, retry_in = ?delay, "registration with kubelet failed");
+                        if let Error::RegistrationRejected { .. } = err {
+                            // kubelet refuses (name taken by another plugin, unsupported version):
+                            // keep retrying, since the other plugin may go away, but say it loudly.
+                            tracing::error!(resource = %name, error = %err, retry_in = ?delay, "kubelet rejected the registration");
+                        } else {
+                            tracing::warn!(resource = %name, error = %err, retry_in = ?delay, "registration with kubelet failed");
+                        }
                         // Retry early only when kubelet.sock or our socket changed; other
                         // events in the directory do not make a retry more likely to succeed.
                         let deadline = tokio::time::Instant::now() + delay;

@@ -225,3 +225,44 @@ async fn shutdown_is_not_held_up_by_a_kubelet_that_never_answers() {
     plugin.shutdown().await.unwrap();
     assert!(!dir.path().join("confcom-sgx_epc_mem_in_MiB.sock").exists());
 }
+
+#[tokio::test]
+async fn a_rejected_registration_is_retried_and_not_ready() {
+    use device_plugin::proto::registration_server::{Registration, RegistrationServer};
+    use device_plugin::proto::{Empty, RegisterRequest};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Refusing(Arc<AtomicUsize>);
+    #[tonic::async_trait]
+    impl Registration for Refusing {
+        async fn register(
+            &self,
+            _: tonic::Request<RegisterRequest>,
+        ) -> Result<tonic::Response<Empty>, tonic::Status> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(tonic::Status::already_exists(
+                "resource name already registered",
+            ))
+        }
+    }
+    let machine = FakeMachine::new(&["sgx_enclave"], &[4]);
+    let dir = short_dir("dp");
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::UnixListener::bind(dir.path().join("kubelet.sock")).unwrap();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(RegistrationServer::new(Refusing(Arc::clone(&attempts))))
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
+    );
+    let mut config = config(dir.path());
+    config.resources = vec![(ResourceKind::Epc, EPC_RESOURCE.to_owned())];
+    config.max_backoff = std::time::Duration::from_millis(100);
+    let plugin = Plugin::start(config, machine.platform());
+    common::eventually("three attempts", || attempts.load(Ordering::SeqCst) >= 3).await;
+    assert!(!plugin.readiness.is_ready());
+    let text = plugin.metrics_text();
+    assert!(text.contains(r#"confcom_device_plugin_registrations_total{resource="kubernetes.azure.com/sgx_epc_mem_in_MiB",result="error"}"#), "{text}");
+    plugin.shutdown().await.unwrap();
+    server.abort();
+}
