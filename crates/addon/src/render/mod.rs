@@ -1,0 +1,403 @@
+//! Rendering the add-on's Kubernetes objects from typed k8s-openapi values.
+//!
+//! [`render`] turns [`RenderOptions`] into a list of [`Object`]s in apply order; [`to_yaml`] prints
+//! them as one multi-document YAML stream. Both are pure: the same options (including the webhook
+//! certificates, which are read from files beforehand) give the same bytes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+use crate::certs::{CertBundle, is_dns_label};
+use crate::names::*;
+
+mod node_daemons;
+mod parts;
+mod webhook;
+
+use node_daemons::{device_plugin, qcnl_config_map, quote_helper};
+use webhook::{webhook_configuration, webhook_deployment, webhook_secret, webhook_service};
+
+/// Errors in the render options.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The namespace is not a DNS-1123 label.
+    #[error("namespace {0:?} is not a DNS-1123 label")]
+    InvalidNamespace(String),
+    /// An image reference is empty or contains whitespace.
+    #[error("image reference {0:?} is empty or contains whitespace")]
+    InvalidImage(String),
+    /// A node-selector entry is not a valid label key/value.
+    #[error("node selector {key:?}={value:?} is not a valid label key and value")]
+    InvalidNodeSelector {
+        /// Label key.
+        key: String,
+        /// Label value.
+        value: String,
+    },
+    /// `--epc-mib 0`.
+    #[error("--epc-mib must be at least 1")]
+    ZeroEpc,
+    /// `--pccs-url` without the quote helper that would use it.
+    #[error("--pccs-url configures the quote helper: add --enable-sgxquotehelper")]
+    PccsUrlWithoutQuoteHelper,
+    /// `--pccs-url` with `--simulate`, whose backend fetches no collateral.
+    #[error("--pccs-url has no effect with --simulate (the simulated backend needs no PCCS)")]
+    PccsUrlInSimulation,
+    /// The PCCS URL is not an https URL.
+    #[error("--pccs-url {0:?} must be an https:// URL without whitespace or quotes")]
+    InvalidPccsUrl(String),
+    /// The serving certificate does not name the webhook Service in the chosen namespace.
+    #[error(
+        "the webhook certificate does not name {expected}; create certificates for this namespace with `confcom webhook certs --namespace {namespace}`"
+    )]
+    CertificateNamespaceMismatch {
+        /// The DNS name the API server will use.
+        expected: String,
+        /// The namespace rendered into.
+        namespace: String,
+    },
+    /// A rendered object could not be turned into YAML (never expected for these types).
+    #[error("YAML serialization failed: {0}")]
+    Yaml(#[from] serde_norway::Error),
+}
+
+/// Everything `confcom addon render` can be told.
+#[derive(Clone, Debug)]
+pub struct RenderOptions {
+    /// Namespace of the add-on's namespaced objects (it must exist: the add-on does not own it).
+    pub namespace: String,
+    /// The confcom image (device plugin, webhook, simulated quote helper).
+    pub image: String,
+    /// The image of the hardware quote helper: confcom plus Intel's DCAP quote library.
+    pub dcap_image: String,
+    /// Render the quote helper DaemonSet (`--enable-sgxquotehelper`).
+    pub enable_quote_helper: bool,
+    /// Simulated SGX: every Linux node, `--simulate` on the device plugin, `--backend sim`.
+    pub simulate: bool,
+    /// EPC size the device plugin advertises (`--epc-mib`); with `simulate` it defaults to
+    /// [`DEFAULT_SIM_EPC_MIB`].
+    pub epc_mib: Option<u64>,
+    /// Replaces the default SGX node affinity with exact label matches.
+    pub node_selector: BTreeMap<String, String>,
+    /// PCCS (or caching service) URL for the hardware quote provider.
+    pub pccs_url: Option<String>,
+    /// Webhook certificates; `Some` renders the webhook objects (`--enable-webhook`).
+    pub webhook: Option<CertBundle>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            image: DEFAULT_IMAGE.to_owned(),
+            dcap_image: DEFAULT_DCAP_IMAGE.to_owned(),
+            enable_quote_helper: false,
+            simulate: false,
+            epc_mib: None,
+            node_selector: BTreeMap::new(),
+            pccs_url: None,
+            webhook: None,
+        }
+    }
+}
+
+/// One rendered object.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // a handful of objects, built once
+pub enum Object {
+    /// The quote provider configuration.
+    ConfigMap(ConfigMap),
+    /// The webhook's TLS Secret.
+    Secret(Secret),
+    /// The device plugin or quote helper.
+    DaemonSet(DaemonSet),
+    /// The webhook Service.
+    Service(Service),
+    /// The webhook Deployment.
+    Deployment(Deployment),
+    /// The webhook registration.
+    MutatingWebhookConfiguration(MutatingWebhookConfiguration),
+}
+
+impl Object {
+    /// The object's metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::DaemonSet(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::Deployment(o) => &o.metadata,
+            Object::MutatingWebhookConfiguration(o) => &o.metadata,
+        }
+    }
+
+    /// The object's `kind`.
+    pub fn kind(&self) -> &'static str {
+        use k8s_openapi::Resource;
+        match self {
+            Object::ConfigMap(_) => ConfigMap::KIND,
+            Object::Secret(_) => Secret::KIND,
+            Object::DaemonSet(_) => DaemonSet::KIND,
+            Object::Service(_) => Service::KIND,
+            Object::Deployment(_) => Deployment::KIND,
+            Object::MutatingWebhookConfiguration(_) => MutatingWebhookConfiguration::KIND,
+        }
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or_default()
+    }
+
+    /// The pod template of a workload object.
+    pub fn pod_template(&self) -> Option<&PodTemplateSpec> {
+        match self {
+            Object::DaemonSet(o) => Some(&o.spec.template),
+            Object::Deployment(o) => Some(&o.spec.template),
+            _ => None,
+        }
+    }
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.len() <= 63
+        && (v.is_empty()
+            || (v.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))))
+}
+
+fn is_label_key(k: &str) -> bool {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            })
+    });
+    prefix_ok && !name.is_empty() && is_label_value(name)
+}
+
+impl RenderOptions {
+    /// Checks the options; [`render`] calls it first.
+    pub fn validate(&self) -> Result<(), RenderError> {
+        if !is_dns_label(&self.namespace) {
+            return Err(RenderError::InvalidNamespace(self.namespace.clone()));
+        }
+        for image in [&self.image, &self.dcap_image] {
+            if image.is_empty() || image.chars().any(char::is_whitespace) {
+                return Err(RenderError::InvalidImage(image.clone()));
+            }
+        }
+        for (key, value) in &self.node_selector {
+            if !is_label_key(key) || !is_label_value(value) {
+                return Err(RenderError::InvalidNodeSelector {
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
+        if self.epc_mib == Some(0) {
+            return Err(RenderError::ZeroEpc);
+        }
+        if let Some(url) = &self.pccs_url {
+            if !self.enable_quote_helper {
+                return Err(RenderError::PccsUrlWithoutQuoteHelper);
+            }
+            if self.simulate {
+                return Err(RenderError::PccsUrlInSimulation);
+            }
+            let rest = url.strip_prefix("https://").unwrap_or_default();
+            if rest.is_empty()
+                || rest.starts_with('/')
+                || url
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\'))
+            {
+                return Err(RenderError::InvalidPccsUrl(url.clone()));
+            }
+        }
+        if let Some(certs) = &self.webhook {
+            let expected = format!("{WEBHOOK_NAME}.{}.svc", self.namespace);
+            if !certificate_names(&certs.cert_pem, &expected) {
+                return Err(RenderError::CertificateNamespaceMismatch {
+                    expected,
+                    namespace: self.namespace.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn epc_mib(&self) -> Option<u64> {
+        match (self.epc_mib, self.simulate) {
+            (Some(n), _) => Some(n),
+            (None, true) => Some(DEFAULT_SIM_EPC_MIB),
+            (None, false) => None,
+        }
+    }
+}
+
+/// Whether the PEM certificate carries `dns_name` as a subjectAltName dNSName. The name's bytes
+/// appear verbatim in the DER (IA5String), so a byte search over the decoded certificate suffices
+/// for this consistency check; TLS clients do the real name verification.
+fn certificate_names(cert_pem: &str, dns_name: &str) -> bool {
+    use base64::Engine;
+    let body: String = cert_pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body.trim()) else {
+        return false;
+    };
+    // dNSName is [2] IMPLICIT IA5String: tag 0x82, then a short-form length.
+    let mut needle = Vec::with_capacity(dns_name.len() + 2);
+    needle.push(0x82);
+    needle.push(u8::try_from(dns_name.len()).unwrap_or(u8::MAX));
+    needle.extend_from_slice(dns_name.as_bytes());
+    dns_name.len() < 128 && der.windows(needle.len()).any(|w| w == needle.as_slice())
+}
+
+/// Renders every object for `opts`, in apply order.
+pub fn render(opts: &RenderOptions) -> Result<Vec<Object>, RenderError> {
+    opts.validate()?;
+    let mut objects = Vec::new();
+    objects.push(Object::DaemonSet(device_plugin(opts)));
+    if opts.enable_quote_helper {
+        if let Some(url) = &opts.pccs_url {
+            objects.push(Object::ConfigMap(qcnl_config_map(opts, url)));
+        }
+        objects.push(Object::DaemonSet(quote_helper(opts)));
+    }
+    if let Some(certs) = &opts.webhook {
+        objects.push(Object::Secret(webhook_secret(opts, certs)));
+        objects.push(Object::Service(webhook_service(opts)));
+        objects.push(Object::Deployment(webhook_deployment(opts)));
+        objects.push(Object::MutatingWebhookConfiguration(webhook_configuration(
+            opts, certs,
+        )));
+    }
+    Ok(objects)
+}
+
+/// Prints objects as a multi-document YAML stream (`---` between documents).
+pub fn to_yaml(objects: &[Object]) -> Result<String, RenderError> {
+    let mut out = String::new();
+    for object in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_norway::to_string(object)?);
+    }
+    Ok(out)
+}
+
+/// Errors reading rendered YAML back into typed objects.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// A document is not valid YAML or does not match its kind's schema.
+    #[error("document {index}: {source}")]
+    Yaml {
+        /// Zero-based document index.
+        index: usize,
+        /// The underlying error.
+        source: serde_norway::Error,
+    },
+    /// A document has a kind the add-on never renders.
+    #[error("document {index}: unexpected apiVersion/kind {api_version}/{kind}")]
+    UnexpectedKind {
+        /// Zero-based document index.
+        index: usize,
+        /// The document's apiVersion.
+        api_version: String,
+        /// The document's kind.
+        kind: String,
+    },
+}
+
+/// Reads a YAML stream produced by [`to_yaml`] back into typed objects, dispatching on
+/// `apiVersion` and `kind`.
+pub fn from_yaml(text: &str) -> Result<Vec<Object>, ParseError> {
+    use k8s_openapi::Resource;
+    let mut objects = Vec::new();
+    for (index, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let value = serde_norway::Value::deserialize(doc)
+            .map_err(|source| ParseError::Yaml { index, source })?;
+        if value.is_null() {
+            continue;
+        }
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(serde_norway::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        let yaml = |source| ParseError::Yaml { index, source };
+        let object = match (api_version.as_str(), kind.as_str()) {
+            (ConfigMap::API_VERSION, ConfigMap::KIND) => {
+                Object::ConfigMap(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (Secret::API_VERSION, Secret::KIND) => {
+                Object::Secret(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (DaemonSet::API_VERSION, DaemonSet::KIND) => {
+                Object::DaemonSet(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (Service::API_VERSION, Service::KIND) => {
+                Object::Service(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (Deployment::API_VERSION, Deployment::KIND) => {
+                Object::Deployment(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (MutatingWebhookConfiguration::API_VERSION, MutatingWebhookConfiguration::KIND) => {
+                Object::MutatingWebhookConfiguration(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            _ => {
+                return Err(ParseError::UnexpectedKind {
+                    index,
+                    api_version,
+                    kind,
+                });
+            }
+        };
+        objects.push(object);
+    }
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_key_and_value_rules() {
+        assert!(is_label_key("tee"));
+        assert!(is_label_key("kubernetes.azure.com/sgx"));
+        assert!(!is_label_key("Bad_Prefix/x"));
+        assert!(!is_label_key("a/"));
+        assert!(!is_label_key(""));
+        assert!(is_label_value(""));
+        assert!(is_label_value("Standard_DC4s_v3"));
+        assert!(!is_label_value("-x"));
+        assert!(!is_label_value(&"a".repeat(64)));
+    }
+}

@@ -1,0 +1,292 @@
+//! The node daemons: the device plugin DaemonSet, the quote helper DaemonSet and its quote
+//! provider configuration.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, EnvVar, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Serialize;
+
+use super::RenderOptions;
+use super::parts::*;
+use crate::names::*;
+
+fn node_daemon_pod_spec(
+    opts: &RenderOptions,
+    container: Container,
+    volumes: Vec<Volume>,
+) -> PodSpec {
+    let (node_selector, affinity) = node_placement(opts);
+    PodSpec {
+        containers: vec![container],
+        volumes: Some(volumes),
+        node_selector: Some(node_selector),
+        affinity,
+        tolerations: Some(sgx_tolerations()),
+        priority_class_name: Some(s("system-node-critical")),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            seccomp_profile: Some(runtime_default()),
+            ..PodSecurityContext::default()
+        }),
+        termination_grace_period_seconds: Some(30),
+        ..PodSpec::default()
+    }
+}
+
+fn daemon_set(
+    opts: &RenderOptions,
+    name: &str,
+    component: &str,
+    root_reason: &str,
+    spec: PodSpec,
+) -> DaemonSet {
+    let annotations = BTreeMap::from([(s(ANNOTATION_RUNS_AS_ROOT), s(root_reason))]);
+    let mut metadata = meta(name, Some(&opts.namespace), component);
+    metadata.annotations = Some(annotations.clone());
+    DaemonSet {
+        metadata,
+        spec: DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(component)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(component)),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(spec),
+            },
+            update_strategy: Some(DaemonSetUpdateStrategy {
+                type_: Some(s("RollingUpdate")),
+                rolling_update: Some(RollingUpdateDaemonSet {
+                    max_unavailable: Some(IntOrString::Int(1)),
+                    max_surge: Some(IntOrString::Int(0)),
+                }),
+            }),
+            ..DaemonSetSpec::default()
+        },
+        ..DaemonSet::default()
+    }
+}
+
+pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
+    let mut args = vec![
+        s("device-plugin"),
+        s("--plugin-dir"),
+        format!("{KUBELET_DEVICE_PLUGIN_DIR}/"),
+        s("--metrics-addr"),
+        format!("0.0.0.0:{DEVICE_PLUGIN_METRICS_PORT}"),
+    ];
+    let mut mounts = vec![mount("device-plugins", KUBELET_DEVICE_PLUGIN_DIR, false)];
+    let mut volumes = vec![host_path_volume(
+        "device-plugins",
+        KUBELET_DEVICE_PLUGIN_DIR,
+        "Directory",
+    )];
+    if opts.simulate {
+        args.push(s("--simulate"));
+    } else {
+        // Device nodes and sysfs are read for discovery only; the kubelet passes the device nodes
+        // to app containers itself.
+        args.extend([
+            s("--dev-root"),
+            s("/host/dev"),
+            s("--sysfs-root"),
+            s("/host/sys"),
+        ]);
+        mounts.push(mount("host-dev", "/host/dev", true));
+        mounts.push(mount("host-sys", "/host/sys", true));
+        volumes.push(host_path_volume("host-dev", "/dev", "Directory"));
+        volumes.push(host_path_volume("host-sys", "/sys", "Directory"));
+    }
+    if let Some(mib) = opts.epc_mib() {
+        args.extend([s("--epc-mib"), mib.to_string()]);
+    }
+    let container = Container {
+        name: s("device-plugin"),
+        image: Some(opts.image.clone()),
+        image_pull_policy: Some(s("IfNotPresent")),
+        args: Some(args),
+        ports: Some(vec![named_port("metrics", DEVICE_PLUGIN_METRICS_PORT)]),
+        liveness_probe: Some(http_probe("/healthz", "metrics", None, 20)),
+        readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&[("cpu", "10m"), ("memory", "32Mi")])),
+            limits: Some(quantities(&[("cpu", "200m"), ("memory", "128Mi")])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(hardened(true)),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+    let reason = "registers with the kubelet through sockets in the root-owned host directory \
+                  /var/lib/kubelet/device-plugins; every capability is dropped";
+    daemon_set(
+        opts,
+        DEVICE_PLUGIN_NAME,
+        COMPONENT_DEVICE_PLUGIN,
+        reason,
+        node_daemon_pod_spec(opts, container, volumes),
+    )
+}
+
+/// `sgx_default_qcnl.conf` (the JSON form Intel's quote provider library reads since DCAP 1.15).
+fn qcnl_conf(pccs_url: &str) -> String {
+    #[derive(Serialize)]
+    struct Qcnl<'a> {
+        pccs_url: &'a str,
+        use_secure_cert: bool,
+        retry_times: u32,
+        retry_delay: u32,
+        pck_cache_expire_hours: u32,
+        verify_collateral_cache_expire_hours: u32,
+    }
+    let conf = Qcnl {
+        pccs_url,
+        use_secure_cert: true,
+        retry_times: 6,
+        retry_delay: 10,
+        pck_cache_expire_hours: 168,
+        verify_collateral_cache_expire_hours: 168,
+    };
+    // Serializing a struct of strings, bools and integers cannot fail.
+    let mut text = serde_json::to_string_pretty(&conf).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+pub(super) fn qcnl_config_map(opts: &RenderOptions, pccs_url: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: meta(
+            QCNL_CONFIG_MAP_NAME,
+            Some(&opts.namespace),
+            COMPONENT_QUOTE_HELPER,
+        ),
+        data: Some(BTreeMap::from([(s(QCNL_CONF_KEY), qcnl_conf(pccs_url))])),
+        ..ConfigMap::default()
+    }
+}
+
+pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
+    let backend = if opts.simulate { "sim" } else { "dcap" };
+    let args = vec![
+        s("quote-helper"),
+        s("--socket"),
+        s(AESMD_SOCKET),
+        s("--backend"),
+        s(backend),
+        s("--state-dir"),
+        s(QUOTE_HELPER_STATE_DIR),
+        s("--metrics-addr"),
+        format!("0.0.0.0:{QUOTE_HELPER_METRICS_PORT}"),
+    ];
+    let mut mounts = vec![
+        mount("aesmd", AESMD_DIR, false),
+        mount("state", QUOTE_HELPER_STATE_DIR, false),
+    ];
+    let mut volumes = vec![
+        host_path_volume("aesmd", AESMD_DIR, "DirectoryOrCreate"),
+        host_path_volume("state", QUOTE_HELPER_STATE_DIR, "DirectoryOrCreate"),
+    ];
+    let mut env = None;
+    if !opts.simulate {
+        // Intel's quote provider caches collateral under $HOME; give it a writable scratch dir.
+        mounts.push(mount("tmp", "/tmp", false));
+        volumes.push(Volume {
+            name: s("tmp"),
+            empty_dir: Some(Default::default()),
+            ..Volume::default()
+        });
+        env = Some(vec![EnvVar {
+            name: s("HOME"),
+            value: Some(s("/tmp")),
+            ..EnvVar::default()
+        }]);
+        if opts.pccs_url.is_some() {
+            mounts.push(VolumeMount {
+                sub_path: Some(s(QCNL_CONF_KEY)),
+                ..mount("qcnl", QCNL_CONF_PATH, true)
+            });
+            volumes.push(Volume {
+                name: s("qcnl"),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: s(QCNL_CONFIG_MAP_NAME),
+                    default_mode: Some(0o444),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
+    }
+    // The quoting and provisioning enclaves need EPC and the provision device node, both granted
+    // by the device plugin (the dependency the AKS documentation describes). Extended resources
+    // must have requests equal to limits.
+    let sgx = [(RESOURCE_EPC_MIB, "4"), (RESOURCE_PROVISION, "1")];
+    let mut requests = quantities(&[("cpu", "20m"), ("memory", "32Mi")]);
+    let mut limits = quantities(&[("cpu", "500m"), ("memory", "256Mi")]);
+    requests.extend(quantities(&sgx));
+    limits.extend(quantities(&sgx));
+    let container = Container {
+        name: s("quote-helper"),
+        image: Some(if opts.simulate {
+            opts.image.clone()
+        } else {
+            opts.dcap_image.clone()
+        }),
+        image_pull_policy: Some(s("IfNotPresent")),
+        args: Some(args),
+        env,
+        ports: Some(vec![named_port("metrics", QUOTE_HELPER_METRICS_PORT)]),
+        liveness_probe: Some(http_probe("/healthz", "metrics", None, 20)),
+        readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
+        resources: Some(ResourceRequirements {
+            requests: Some(requests),
+            limits: Some(limits),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(hardened(true)),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+    let reason = if opts.simulate {
+        "creates the AESM socket in the root-owned host directory /var/run/aesmd shared with app \
+         pods; every capability is dropped"
+    } else {
+        "creates the AESM socket in the root-owned host directory /var/run/aesmd shared with app \
+         pods and opens the root-owned SGX device nodes; every capability is dropped"
+    };
+    daemon_set(
+        opts,
+        QUOTE_HELPER_NAME,
+        COMPONENT_QUOTE_HELPER,
+        reason,
+        node_daemon_pod_spec(opts, container, volumes),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qcnl_conf_is_json_with_the_url() {
+        let text = qcnl_conf("https://pccs.example:8081/sgx/certification/v4/");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["pccs_url"],
+            "https://pccs.example:8081/sgx/certification/v4/"
+        );
+        assert_eq!(v["use_secure_cert"], true);
+    }
+}

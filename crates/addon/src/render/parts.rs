@@ -1,0 +1,184 @@
+//! Building blocks shared by the rendered objects: labels, metadata, hardening, probes, placement.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ContainerPort, HTTPGetAction, HostPathVolumeSource, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Probe, SeccompProfile,
+    SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::RenderOptions;
+use crate::names::*;
+
+pub(super) fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+pub(super) fn labels(component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (s(LABEL_PART_OF), s(PART_OF)),
+        (s(LABEL_COMPONENT), s(component)),
+        (s(LABEL_NAME), s("confcom")),
+        (s(LABEL_MANAGED_BY), s("confcom-addon-render")),
+    ])
+}
+
+pub(super) fn selector_labels(component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (s(LABEL_PART_OF), s(PART_OF)),
+        (s(LABEL_COMPONENT), s(component)),
+    ])
+}
+
+pub(super) fn meta(name: &str, namespace: Option<&str>, component: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(s(name)),
+        namespace: namespace.map(s),
+        labels: Some(labels(component)),
+        ..ObjectMeta::default()
+    }
+}
+
+pub(super) fn quantities(entries: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
+    entries
+        .iter()
+        .map(|(k, v)| (s(k), Quantity(s(v))))
+        .collect()
+}
+
+pub(super) fn hardened(run_as_root: bool) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(!run_as_root),
+        run_as_user: Some(if run_as_root { 0 } else { NONROOT_UID }),
+        run_as_group: Some(if run_as_root { 0 } else { NONROOT_UID }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec![s("ALL")]),
+            add: None,
+        }),
+        seccomp_profile: Some(runtime_default()),
+        ..SecurityContext::default()
+    }
+}
+
+pub(super) fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: s("RuntimeDefault"),
+        localhost_profile: None,
+    }
+}
+
+pub(super) fn host_path_volume(name: &str, path: &str, type_: &str) -> Volume {
+    Volume {
+        name: s(name),
+        host_path: Some(HostPathVolumeSource {
+            path: s(path),
+            type_: Some(s(type_)),
+        }),
+        ..Volume::default()
+    }
+}
+
+pub(super) fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: s(name),
+        mount_path: s(path),
+        read_only: Some(read_only),
+        ..VolumeMount::default()
+    }
+}
+
+pub(super) fn http_probe(path: &str, port: &str, scheme: Option<&str>, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(s(path)),
+            port: IntOrString::String(s(port)),
+            scheme: scheme.map(s),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+pub(super) fn named_port(name: &str, port: u16) -> ContainerPort {
+    ContainerPort {
+        name: Some(s(name)),
+        container_port: i32::from(port),
+        protocol: Some(s("TCP")),
+        ..ContainerPort::default()
+    }
+}
+
+pub(super) fn sgx_tolerations() -> Vec<Toleration> {
+    vec![
+        Toleration {
+            key: Some(s(RESOURCE_EPC_MIB)),
+            operator: Some(s("Equal")),
+            value: Some(s("true")),
+            effect: Some(s("NoSchedule")),
+            ..Toleration::default()
+        },
+        Toleration {
+            key: Some(s(RESOURCE_INTEL_EPC)),
+            operator: Some(s("Exists")),
+            ..Toleration::default()
+        },
+        Toleration {
+            key: Some(s("CriticalAddonsOnly")),
+            operator: Some(s("Exists")),
+            ..Toleration::default()
+        },
+    ]
+}
+
+pub(super) fn node_requirement(key: &str, values: &[&str]) -> NodeSelectorRequirement {
+    NodeSelectorRequirement {
+        key: s(key),
+        operator: s("In"),
+        values: Some(values.iter().map(|v| s(v)).collect()),
+    }
+}
+
+/// Node placement of the node daemons: (nodeSelector, affinity).
+pub(super) fn node_placement(opts: &RenderOptions) -> (BTreeMap<String, String>, Option<Affinity>) {
+    let mut selector = BTreeMap::from([(s("kubernetes.io/os"), s("linux"))]);
+    if !opts.node_selector.is_empty() {
+        selector.extend(opts.node_selector.clone());
+        return (selector, None);
+    }
+    if opts.simulate {
+        return (selector, None);
+    }
+    // SGX exists only on x86-64; the terms are ORed: NFD's SGX label, or the `tee=sgx` label the
+    // AKS documentation asks for on SGX nodes outside Azure.
+    selector.insert(s("kubernetes.io/arch"), s("amd64"));
+    let terms = vec![
+        NodeSelectorTerm {
+            match_expressions: Some(vec![node_requirement(NFD_SGX_LABEL, &["true"])]),
+            ..NodeSelectorTerm::default()
+        },
+        NodeSelectorTerm {
+            match_expressions: Some(vec![node_requirement(TEE_LABEL, &["sgx"])]),
+            ..NodeSelectorTerm::default()
+        },
+    ];
+    let affinity = Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: terms,
+            }),
+            ..NodeAffinity::default()
+        }),
+        ..Affinity::default()
+    };
+    (selector, Some(affinity))
+}

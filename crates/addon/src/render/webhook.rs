@@ -1,0 +1,231 @@
+//! The admission webhook's objects: TLS Secret, Service, Deployment and the
+//! MutatingWebhookConfiguration with its two entries (pod label, namespace label).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    WebhookClientConfig,
+};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, Secret,
+    SecretVolumeSource, Service, ServicePort, ServiceSpec, Toleration, Volume,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::RenderOptions;
+use super::parts::*;
+use crate::certs::CertBundle;
+use crate::names::*;
+
+pub(super) fn webhook_secret(opts: &RenderOptions, certs: &CertBundle) -> Secret {
+    Secret {
+        metadata: meta(
+            WEBHOOK_TLS_SECRET_NAME,
+            Some(&opts.namespace),
+            COMPONENT_WEBHOOK,
+        ),
+        type_: Some(s("kubernetes.io/tls")),
+        data: Some(BTreeMap::from([
+            (s("tls.crt"), ByteString(certs.cert_pem.as_bytes().to_vec())),
+            (s("tls.key"), ByteString(certs.key_pem.as_bytes().to_vec())),
+        ])),
+        ..Secret::default()
+    }
+}
+
+pub(super) fn webhook_service(opts: &RenderOptions) -> Service {
+    Service {
+        metadata: meta(WEBHOOK_NAME, Some(&opts.namespace), COMPONENT_WEBHOOK),
+        spec: Some(ServiceSpec {
+            type_: Some(s("ClusterIP")),
+            selector: Some(selector_labels(COMPONENT_WEBHOOK)),
+            ports: Some(vec![ServicePort {
+                name: Some(s("https")),
+                port: 443,
+                target_port: Some(IntOrString::String(s("https"))),
+                protocol: Some(s("TCP")),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+pub(super) fn webhook_deployment(opts: &RenderOptions) -> Deployment {
+    let cert_dir = "/etc/confcom/webhook";
+    let container = Container {
+        name: s("webhook"),
+        image: Some(opts.image.clone()),
+        image_pull_policy: Some(s("IfNotPresent")),
+        args: Some(vec![
+            s("webhook"),
+            s("--tls-cert"),
+            format!("{cert_dir}/tls.crt"),
+            s("--tls-key"),
+            format!("{cert_dir}/tls.key"),
+            s("--listen"),
+            format!("0.0.0.0:{WEBHOOK_PORT}"),
+            s("--metrics-addr"),
+            format!("0.0.0.0:{WEBHOOK_METRICS_PORT}"),
+        ]),
+        ports: Some(vec![
+            named_port("https", WEBHOOK_PORT),
+            named_port("metrics", WEBHOOK_METRICS_PORT),
+        ]),
+        // Liveness goes through TLS so a broken serving certificate restarts the pod.
+        liveness_probe: Some(http_probe("/healthz", "https", Some("HTTPS"), 20)),
+        readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&[("cpu", "10m"), ("memory", "16Mi")])),
+            limits: Some(quantities(&[("cpu", "200m"), ("memory", "64Mi")])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(hardened(false)),
+        volume_mounts: Some(vec![mount("tls", cert_dir, true)]),
+        ..Container::default()
+    };
+    let spec = PodSpec {
+        containers: vec![container],
+        volumes: Some(vec![Volume {
+            name: s("tls"),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(s(WEBHOOK_TLS_SECRET_NAME)),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]),
+        node_selector: Some(BTreeMap::from([(s("kubernetes.io/os"), s("linux"))])),
+        tolerations: Some(vec![Toleration {
+            key: Some(s("CriticalAddonsOnly")),
+            operator: Some(s("Exists")),
+            ..Toleration::default()
+        }]),
+        priority_class_name: Some(s("system-cluster-critical")),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(NONROOT_UID),
+            run_as_group: Some(NONROOT_UID),
+            fs_group: Some(NONROOT_UID),
+            seccomp_profile: Some(runtime_default()),
+            ..PodSecurityContext::default()
+        }),
+        ..PodSpec::default()
+    };
+    Deployment {
+        metadata: meta(WEBHOOK_NAME, Some(&opts.namespace), COMPONENT_WEBHOOK),
+        spec: DeploymentSpec {
+            replicas: Some(2),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(COMPONENT_WEBHOOK)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(COMPONENT_WEBHOOK)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(spec),
+            },
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    }
+}
+
+fn not_own_pods() -> LabelSelectorRequirement {
+    LabelSelectorRequirement {
+        key: s(LABEL_PART_OF),
+        operator: s("NotIn"),
+        values: Some(vec![s(PART_OF)]),
+    }
+}
+
+fn mutating_webhook(
+    opts: &RenderOptions,
+    certs: &CertBundle,
+    name: &str,
+    path: &str,
+) -> MutatingWebhook {
+    MutatingWebhook {
+        name: s(name),
+        admission_review_versions: vec![s("v1")],
+        client_config: WebhookClientConfig {
+            ca_bundle: Some(ByteString(certs.ca_pem.as_bytes().to_vec())),
+            service: Some(ServiceReference {
+                name: s(WEBHOOK_NAME),
+                namespace: opts.namespace.clone(),
+                path: Some(s(path)),
+                port: Some(443),
+            }),
+            url: None,
+        },
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec![s("")]),
+            api_versions: Some(vec![s("v1")]),
+            operations: Some(vec![s("CREATE")]),
+            resources: Some(vec![s("pods")]),
+            scope: Some(s("Namespaced")),
+        }]),
+        // Fail open: a webhook outage must never block pod creation cluster-wide.
+        failure_policy: Some(s("Ignore")),
+        match_policy: Some(s("Equivalent")),
+        side_effects: s("None"),
+        timeout_seconds: Some(5),
+        reinvocation_policy: Some(s("IfNeeded")),
+        ..MutatingWebhook::default()
+    }
+}
+
+pub(super) fn webhook_configuration(
+    opts: &RenderOptions,
+    certs: &CertBundle,
+) -> MutatingWebhookConfiguration {
+    // Pods labelled `confcom.sgx/quote-helper=true` anywhere, except the add-on's own.
+    let mut by_pod = mutating_webhook(
+        opts,
+        certs,
+        "pod-opt-in.quote-helper.confcom.sgx",
+        WEBHOOK_PATH_POD,
+    );
+    by_pod.object_selector = Some(LabelSelector {
+        match_labels: Some(BTreeMap::from([(s(LABEL_QUOTE_HELPER_OPT_IN), s("true"))])),
+        match_expressions: Some(vec![not_own_pods()]),
+    });
+    // Pods in namespaces labelled `confcom.sgx/quote-helper=true`, except pods that carry the label
+    // themselves (handled above, or opted out with "false") and the add-on's own.
+    let mut by_namespace = mutating_webhook(
+        opts,
+        certs,
+        "namespace-opt-in.quote-helper.confcom.sgx",
+        WEBHOOK_PATH_NAMESPACE,
+    );
+    by_namespace.namespace_selector = Some(LabelSelector {
+        match_labels: Some(BTreeMap::from([(s(LABEL_QUOTE_HELPER_OPT_IN), s("true"))])),
+        match_expressions: None,
+    });
+    by_namespace.object_selector = Some(LabelSelector {
+        match_labels: None,
+        match_expressions: Some(vec![
+            not_own_pods(),
+            LabelSelectorRequirement {
+                key: s(LABEL_QUOTE_HELPER_OPT_IN),
+                operator: s("NotIn"),
+                values: Some(vec![s("false"), s("true")]),
+            },
+        ]),
+    });
+    MutatingWebhookConfiguration {
+        metadata: meta(WEBHOOK_NAME, None, COMPONENT_WEBHOOK),
+        webhooks: Some(vec![by_pod, by_namespace]),
+    }
+}
