@@ -207,6 +207,11 @@ pub fn build(set: &DeviceSet, budget: usize) -> Result<Listing, TooManyDevices> 
     })
 }
 
+/// The message for `set` in `variant`, whatever its size.
+pub fn build_variant(set: &DeviceSet, variant: Variant) -> Listing {
+    materialize(set, variant, encoded_size(set, variant))
+}
+
 fn materialize(set: &DeviceSet, variant: Variant, encoded_len: usize) -> Listing {
     let mut devices = Vec::new();
     let (mut healthy_n, mut unhealthy_n, mut omitted) = (0u64, 0u64, 0u64);
