@@ -527,7 +527,10 @@ pub(crate) fn build(
     default_status: TcbStatus,
     opts: &CollateralOptions,
 ) -> Result<Collateral, SimError> {
-    let issue = opts.issue_time.unwrap_or_else(OffsetDateTime::now_utc);
+    let issue = opts
+        .issue_time
+        .unwrap_or_else(OffsetDateTime::now_utc)
+        .to_offset(time::UtcOffset::UTC);
     let issue = issue.replace_nanosecond(0).unwrap_or(issue);
     if opts.validity <= Duration::ZERO {
         return Err(SimError::InvalidOption(format!(

@@ -226,8 +226,15 @@ impl SimPlatform {
             rng: SystemRandom::new(),
         };
         if state_dir.join(ATTESTATION_KEY_FILE).exists() {
-            let key = platform.load_quoting_key()?;
-            let _ = platform.quoting.set(key);
+            match platform.load_quoting_key() {
+                Ok(key) => {
+                    let _ = platform.quoting.set(key);
+                }
+                // Like aesmd with a blob that does not verify: the key counts as not initialised and
+                // the next `init_attestation_key` replaces it.
+                Err(SimError::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(platform)
     }
@@ -330,7 +337,8 @@ impl SimPlatform {
     }
 
     /// Creates (first call, persisted atomically) or loads the attestation key and its PCK-signed QE
-    /// report; returns pub_key_id = SHA-256(attestation public key ‖ QE auth data).
+    /// report; returns pub_key_id = SHA-256(attestation public key ‖ QE auth data). A key file that
+    /// does not verify is moved aside (`attestation-key.json.corrupt`) and replaced by a new key.
     pub fn init_attestation_key(&self) -> Result<[u8; 32], SimError> {
         if let Some(k) = self.quoting.get() {
             return Ok(k.pub_key_id);
@@ -340,6 +348,27 @@ impl SimPlatform {
             return Ok(k.pub_key_id);
         }
         let path = self.state_dir.join(ATTESTATION_KEY_FILE);
+        if path.exists() {
+            match self.load_quoting_key() {
+                Ok(key) => {
+                    let id = key.pub_key_id;
+                    let _ = self.quoting.set(key);
+                    return Ok(id);
+                }
+                Err(SimError::Corrupt { .. }) => {
+                    // Kept for inspection; another process may have moved it already.
+                    let aside = self
+                        .state_dir
+                        .join(format!("{ATTESTATION_KEY_FILE}.corrupt"));
+                    match std::fs::rename(&path, &aside) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(SimError::io("rename", &path, e)),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
         if !path.exists() {
             let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.rng)
                 .map_err(|_| SimError::Crypto("attestation key generation failed"))?;

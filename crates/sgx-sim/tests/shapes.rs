@@ -363,3 +363,27 @@ fn tcb_info_v2_uses_flat_component_keys() {
         Err(sgx_sim::SimError::InvalidOption(_))
     ));
 }
+
+#[test]
+fn dates_are_utc_seconds_as_pcs_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path());
+    let issue = time::macros::datetime!(2026-03-04 05:06:07.891 +02:00);
+    let c = p
+        .collateral(&CollateralOptions {
+            issue_time: Some(issue),
+            validity: time::Duration::days(30),
+            ..CollateralOptions::default()
+        })
+        .unwrap();
+    for body in [&c.tcb_info, &c.qe_identity] {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["issueDate"], "2026-03-04T03:06:07Z");
+        assert_eq!(v["nextUpdate"], "2026-04-03T03:06:07Z");
+    }
+    let crl: CertificateList = CertificateList::from_der(&c.pck_crl).unwrap();
+    assert_eq!(
+        crl.tbs_cert_list.this_update.to_unix_duration().as_secs(),
+        issue.unix_timestamp() as u64
+    );
+}
