@@ -134,11 +134,62 @@ struct RawTcbInfo {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawTcbLevel {
-    tcb: serde_json::Map<String, serde_json::Value>,
+    tcb: RawTcb,
     tcb_date: Option<String>,
     tcb_status: String,
     #[serde(rename = "advisoryIDs", default)]
     advisory_ids: Vec<String>,
+}
+
+/// The `tcb` object of a level: v3 `sgxtcbcomponents`, or v2's flat `sgxtcbcompNNsvn` keys.
+#[derive(Deserialize)]
+struct RawTcb {
+    sgxtcbcomponents: Option<Vec<RawComponent>>,
+    pcesvn: Option<u16>,
+    sgxtcbcomp01svn: Option<u8>,
+    sgxtcbcomp02svn: Option<u8>,
+    sgxtcbcomp03svn: Option<u8>,
+    sgxtcbcomp04svn: Option<u8>,
+    sgxtcbcomp05svn: Option<u8>,
+    sgxtcbcomp06svn: Option<u8>,
+    sgxtcbcomp07svn: Option<u8>,
+    sgxtcbcomp08svn: Option<u8>,
+    sgxtcbcomp09svn: Option<u8>,
+    sgxtcbcomp10svn: Option<u8>,
+    sgxtcbcomp11svn: Option<u8>,
+    sgxtcbcomp12svn: Option<u8>,
+    sgxtcbcomp13svn: Option<u8>,
+    sgxtcbcomp14svn: Option<u8>,
+    sgxtcbcomp15svn: Option<u8>,
+    sgxtcbcomp16svn: Option<u8>,
+}
+
+#[derive(Deserialize)]
+struct RawComponent {
+    svn: u8,
+}
+
+impl RawTcb {
+    fn flat(&self) -> [Option<u8>; 16] {
+        [
+            self.sgxtcbcomp01svn,
+            self.sgxtcbcomp02svn,
+            self.sgxtcbcomp03svn,
+            self.sgxtcbcomp04svn,
+            self.sgxtcbcomp05svn,
+            self.sgxtcbcomp06svn,
+            self.sgxtcbcomp07svn,
+            self.sgxtcbcomp08svn,
+            self.sgxtcbcomp09svn,
+            self.sgxtcbcomp10svn,
+            self.sgxtcbcomp11svn,
+            self.sgxtcbcomp12svn,
+            self.sgxtcbcomp13svn,
+            self.sgxtcbcomp14svn,
+            self.sgxtcbcomp15svn,
+            self.sgxtcbcomp16svn,
+        ]
+    }
 }
 
 fn malformed(what: &'static str, reason: impl Into<String>) -> VerifyError {
@@ -166,16 +217,6 @@ fn date(what: &'static str, field: &str, s: &str) -> Result<u64, VerifyError> {
     parse_rfc3339(s).ok_or_else(|| malformed(what, format!("{field}: not an RFC 3339 date: {s:?}")))
 }
 
-fn svn<T: TryFrom<u64>>(
-    what: &'static str,
-    field: &str,
-    v: Option<&serde_json::Value>,
-) -> Result<T, VerifyError> {
-    v.and_then(serde_json::Value::as_u64)
-        .and_then(|n| T::try_from(n).ok())
-        .ok_or_else(|| malformed(what, format!("{field}: missing or out of range")))
-}
-
 impl TcbInfo {
     /// Decodes the exact `tcbInfo` JSON text. v3 levels carry `sgxtcbcomponents` (16 `{svn}` objects),
     /// v2 levels the flat `sgxtcbcomp01svn`…`sgxtcbcomp16svn`; both carry `pcesvn`.
@@ -193,13 +234,9 @@ impl TcbInfo {
         for (i, level) in raw.tcb_levels.into_iter().enumerate() {
             let mut comps = [0u8; 16];
             if raw.version == 3 {
-                let list = level
-                    .tcb
-                    .get("sgxtcbcomponents")
-                    .and_then(serde_json::Value::as_array)
-                    .ok_or_else(|| {
-                        malformed(WHAT, format!("tcbLevels[{i}]: missing sgxtcbcomponents"))
-                    })?;
+                let list = level.tcb.sgxtcbcomponents.as_ref().ok_or_else(|| {
+                    malformed(WHAT, format!("tcbLevels[{i}]: missing sgxtcbcomponents"))
+                })?;
                 if list.len() != 16 {
                     return Err(malformed(
                         WHAT,
@@ -210,17 +247,25 @@ impl TcbInfo {
                     ));
                 }
                 for (c, item) in comps.iter_mut().zip(list) {
-                    *c = svn(WHAT, "sgxtcbcomponents.svn", item.get("svn"))?;
+                    *c = item.svn;
                 }
             } else {
-                for (n, c) in comps.iter_mut().enumerate() {
-                    let key = format!("sgxtcbcomp{:02}svn", n + 1);
-                    *c = svn(WHAT, &key, level.tcb.get(&key))?;
+                for (n, (c, flat)) in comps.iter_mut().zip(level.tcb.flat()).enumerate() {
+                    *c = flat.ok_or_else(|| {
+                        malformed(
+                            WHAT,
+                            format!("tcbLevels[{i}]: missing sgxtcbcomp{:02}svn", n + 1),
+                        )
+                    })?;
                 }
             }
+            let pce_svn = level
+                .tcb
+                .pcesvn
+                .ok_or_else(|| malformed(WHAT, format!("tcbLevels[{i}]: missing pcesvn")))?;
             levels.push(TcbLevel {
                 sgx_components: comps,
-                pce_svn: svn(WHAT, "pcesvn", level.tcb.get("pcesvn"))?,
+                pce_svn,
                 tcb_date: level.tcb_date.unwrap_or_default(),
                 status: level.tcb_status,
                 advisory_ids: level.advisory_ids,

@@ -71,8 +71,8 @@ impl TrustAnchor {
     }
 
     /// The subject's distinguished name.
-    pub fn subject(&self) -> &str {
-        &self.cert.subject_name
+    pub fn subject(&self) -> String {
+        self.cert.subject_name()
     }
 
     /// Whether this is Intel's SGX Root CA (byte for byte).
@@ -189,6 +189,8 @@ pub struct Verifier {
     /// verification result is kept here).
     parsed_chains: Cache<Arc<Vec<Cert>>>,
     parsed_crls: Cache<Arc<Crl>>,
+    /// Certificate signatures found valid, by (certificate DER, issuer key): a fact independent of time.
+    cert_sigs: Cache<()>,
     next_id: AtomicU64,
 }
 
@@ -225,6 +227,7 @@ impl Verifier {
             qe_reports: Cache::new(QE_REPORT_CACHE),
             parsed_chains: Cache::new(PARSED_CACHE),
             parsed_crls: Cache::new(PARSED_CACHE),
+            cert_sigs: Cache::new(PARSED_CACHE),
             next_id: AtomicU64::new(1),
         }
     }
@@ -260,6 +263,32 @@ impl Verifier {
         let crl = Arc::new(Crl::from_der(which, der)?);
         self.parsed_crls.insert(&[&tag, der], Arc::clone(&crl));
         Ok(crl)
+    }
+
+    /// Whether `issuer`'s key signed `cert`, remembering valid signatures.
+    fn cert_signed(&self, cert: &Cert, issuer: &Cert) -> bool {
+        let key: [&[u8]; 2] = [&cert.der, &issuer.key];
+        if self.cert_sigs.get(&key).is_some() {
+            return true;
+        }
+        let ok = cert.signed_by(&issuer.key);
+        if ok {
+            self.cert_sigs.insert(&key, ());
+        }
+        ok
+    }
+
+    /// [`verify_chain`] with this verifier's signature memory.
+    fn verify_chain(
+        &self,
+        chain: Chain,
+        certs: &[Cert],
+        crls: &Crls,
+        now: u64,
+    ) -> Result<Window, VerifyError> {
+        verify_chain(chain, certs, self.anchor.der(), crls, now, &|c, i| {
+            self.cert_signed(c, i)
+        })
     }
 
     fn fresh_id(&self) -> u64 {
@@ -502,18 +531,12 @@ impl Verifier {
             pck: Arc::clone(&pck),
             pck_crl_key: Vec::new(),
         };
-        window.meet(verify_chain(
-            Chain::PckCrl,
-            &chain,
-            self.anchor.der(),
-            &partial,
-            now,
-        )?);
+        window.meet(self.verify_chain(Chain::PckCrl, &chain, &partial, now)?);
         let issuer = &chain[0];
         if pck.issuer != issuer.subject {
             return Err(VerifyError::CrlIssuerMismatch {
                 which: CrlKind::Pck,
-                subject: issuer.subject_name.clone(),
+                subject: issuer.subject_name(),
             });
         }
         if !pck.signed_by(&issuer.key) {
@@ -607,7 +630,7 @@ impl Verifier {
         now: u64,
     ) -> Result<(Vec<u8>, Window, u64), VerifyError> {
         let certs = self.chain(chain, pem.as_bytes())?;
-        let window = verify_chain(chain, &certs, self.anchor.der(), crls, now)?;
+        let window = self.verify_chain(chain, &certs, crls, now)?;
         if certs.len() != 2 {
             return Err(VerifyError::ChainShape {
                 chain,
@@ -626,7 +649,7 @@ impl Verifier {
         now: u64,
     ) -> Result<VerifiedPck, VerifyError> {
         let certs = self.chain(Chain::Pck, pem)?;
-        let window = verify_chain(Chain::Pck, &certs, self.anchor.der(), crls, now)?;
+        let window = self.verify_chain(Chain::Pck, &certs, crls, now)?;
         let leaf = &certs[0];
         let extension = PckExtension::from_certificate(&leaf.cert)
             .map_err(|e| VerifyError::PckExtensionInvalid(e.to_string()))?;

@@ -5,6 +5,7 @@
 //! `tbsCertificate` is exactly the bytes that were decoded), use ecdsa-with-SHA256 in both signature
 //! algorithm fields, and carry a P-256 key.
 
+use base64::Engine;
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280::{ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_KP_SERVER_AUTH};
 use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, SECP_256_R_1};
@@ -50,7 +51,6 @@ pub(crate) struct Cert {
     sig: Vec<u8>,
     pub issuer: Vec<u8>,
     pub subject: Vec<u8>,
-    pub subject_name: String,
     pub serial: Vec<u8>,
     /// Uncompressed P-256 point (65 bytes).
     pub key: Vec<u8>,
@@ -131,7 +131,6 @@ impl Cert {
             sig,
             issuer: tbs_cert.issuer().to_der().map_err(|e| e.to_string())?,
             subject: tbs_cert.subject().to_der().map_err(|e| e.to_string())?,
-            subject_name: tbs_cert.subject().to_string(),
             serial: tbs_cert.serial_number().as_bytes().to_vec(),
             key,
             not_before: validity.not_before.to_unix_duration().as_secs(),
@@ -146,48 +145,101 @@ impl Cert {
         })
     }
 
+    /// The subject's distinguished name, for messages.
+    pub fn subject_name(&self) -> String {
+        self.cert.tbs_certificate().subject().to_string()
+    }
+
     /// Whether `issuer`'s key signed this certificate.
-    fn signed_by(&self, issuer_key: &[u8]) -> bool {
+    pub fn signed_by(&self, issuer_key: &[u8]) -> bool {
         verify_der_sig(issuer_key, &self.tbs, &self.sig)
     }
 }
 
-/// Decodes a PEM chain strictly (see [`sgx_types::pck::parse_pem_chain`]).
+/// Decodes a PEM certificate chain strictly, as it travels in certification data of type 5 and in
+/// collateral issuer chains: `-----BEGIN CERTIFICATE-----` blocks separated by line breaks only, each the
+/// canonical encoding of its certificate (base64 with canonical padding in lines of 64 characters, one
+/// line-break style throughout), and after the last block at most one line break and one NUL.
+///
+/// These are the rules of [`sgx_types::pck::parse_pem_chain`] made exact: that decoder (through the
+/// `der` PEM reader) recovers some altered base64 text to the original certificate, and it decodes
+/// several times slower.
 pub(crate) fn parse_chain(chain: Chain, pem: &[u8]) -> Result<Vec<Cert>, VerifyError> {
-    let malformed = |reason: String| VerifyError::ChainMalformed { chain, reason };
-    let certs = sgx_types::pck::parse_pem_chain(pem).map_err(|e| malformed(e.to_string()))?;
-    // The PEM decoder recovers some altered base64 bytes (a flipped character in a length field still
-    // yields the original certificate), so the text must also be exactly the canonical PEM of the
-    // certificates it decodes to: 64-column base64, LF or CRLF line ends.
-    let text = pem.strip_suffix(b"\0").unwrap_or(pem);
-    let line_ending = if text.windows(2).any(|w| w == b"\r\n") {
-        der::pem::LineEnding::CRLF
-    } else {
-        der::pem::LineEnding::LF
+    let malformed = |offset: usize, reason: String| VerifyError::ChainMalformed {
+        chain,
+        reason: format!("at byte {offset}: {reason}"),
     };
-    let mut canonical = String::new();
-    for (i, cert) in certs.iter().enumerate() {
-        let block = der::EncodePem::to_pem(cert, line_ending)
-            .map_err(|e| malformed(format!("certificate {i}: {e}")))?;
-        canonical.push_str(&block);
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let text = pem.strip_suffix(b"\0").unwrap_or(pem);
+    let eol: &[u8] = match text.get(BEGIN.len()..BEGIN.len() + 2) {
+        Some(b"\r\n") => b"\r\n",
+        _ => b"\n",
+    };
+    let mut certs = Vec::new();
+    let mut pos = 0;
+    let mut b64 = Vec::with_capacity(1024);
+    loop {
+        let rest = &text[pos..];
+        let Some(after_begin) = rest.strip_prefix(BEGIN).and_then(|r| r.strip_prefix(eol)) else {
+            return Err(malformed(
+                pos,
+                "expected -----BEGIN CERTIFICATE----- and a line break".into(),
+            ));
+        };
+        pos += BEGIN.len() + eol.len();
+        b64.clear();
+        let mut lines = after_begin;
+        loop {
+            if let Some(after_end) = lines.strip_prefix(END) {
+                pos += END.len();
+                debug_assert_eq!(after_end.len(), text.len() - pos);
+                break;
+            }
+            let line_len = lines
+                .windows(eol.len())
+                .position(|w| w == eol)
+                .ok_or_else(|| {
+                    malformed(pos, "certificate without -----END CERTIFICATE-----".into())
+                })?;
+            let line = &lines[..line_len];
+            let next = &lines[line_len + eol.len()..];
+            let last = next.starts_with(END);
+            if line.is_empty() || line.len() > 64 || (!last && line.len() != 64) {
+                return Err(malformed(
+                    pos,
+                    format!("base64 line of {} characters", line.len()),
+                ));
+            }
+            b64.extend_from_slice(line);
+            pos += line_len + eol.len();
+            lines = next;
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .map_err(|e| {
+                malformed(
+                    pos,
+                    format!("certificate {}: invalid base64: {e}", certs.len()),
+                )
+            })?;
+        let cert = Cert::from_der(&der)
+            .map_err(|e| malformed(pos, format!("certificate {}: {e}", certs.len())))?;
+        certs.push(cert);
+        if pos == text.len() {
+            return Ok(certs);
+        }
+        if !text[pos..].starts_with(eol) {
+            return Err(malformed(
+                pos,
+                "unexpected bytes after -----END CERTIFICATE-----".into(),
+            ));
+        }
+        pos += eol.len();
+        if pos == text.len() {
+            return Ok(certs);
+        }
     }
-    let canonical = canonical.as_bytes();
-    let without_last_eol = canonical.strip_suffix(line_ending.as_bytes());
-    if text != canonical && Some(text) != without_last_eol {
-        return Err(malformed(
-            "PEM text is not the canonical encoding of its certificates".into(),
-        ));
-    }
-    certs
-        .into_iter()
-        .enumerate()
-        .map(|(i, cert)| {
-            let der = cert
-                .to_der()
-                .map_err(|e| malformed(format!("certificate {i}: {e}")))?;
-            Cert::from_parsed(der, cert).map_err(|e| malformed(format!("certificate {i}: {e}")))
-        })
-        .collect()
 }
 
 /// A decoded CRL.
@@ -344,6 +396,7 @@ pub(crate) fn verify_chain(
     anchor_der: &[u8],
     crls: &Crls,
     now: u64,
+    signed_by: &dyn Fn(&Cert, &Cert) -> bool,
 ) -> Result<Window, VerifyError> {
     let len = certs.len();
     if !(2..=6).contains(&len) {
@@ -357,7 +410,7 @@ pub(crate) fn verify_chain(
     }
     let mut window = Window::ALL;
     for (index, cert) in certs.iter().enumerate() {
-        let subject = || cert.subject_name.clone();
+        let subject = || cert.subject_name();
         if now < cert.not_before {
             return Err(VerifyError::CertificateNotYetValid {
                 chain,
@@ -429,7 +482,7 @@ pub(crate) fn verify_chain(
                 subject: subject(),
             });
         }
-        if !cert.signed_by(&issuer.key) {
+        if !signed_by(cert, issuer) {
             return Err(VerifyError::CertificateSignatureInvalid {
                 chain,
                 index,
@@ -469,4 +522,71 @@ pub(crate) fn verify_chain(
         }
     }
     Ok(window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain() -> Vec<u8> {
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/vectors/dcap-qvl/sgx_quote.pckchain.pem"
+        ))
+        .unwrap()
+    }
+
+    fn parses(pem: &[u8]) -> bool {
+        parse_chain(Chain::Pck, pem).is_ok()
+    }
+
+    #[test]
+    fn accepts_the_real_chain_with_one_nul_lf_or_crlf() {
+        let pem = chain();
+        assert_eq!(parse_chain(Chain::Pck, &pem).unwrap().len(), 3);
+        let mut nul = pem.clone();
+        nul.push(0);
+        assert!(parses(&nul));
+        let crlf = String::from_utf8(pem.clone())
+            .unwrap()
+            .replace('\n', "\r\n");
+        assert!(parses(crlf.as_bytes()));
+        let no_final_eol = pem.strip_suffix(b"\n").unwrap();
+        assert!(parses(no_final_eol));
+    }
+
+    #[test]
+    fn rejects_anything_but_the_canonical_text() {
+        let pem = chain();
+        let mut two_nuls = pem.clone();
+        two_nuls.extend_from_slice(&[0, 0]);
+        assert!(!parses(&two_nuls));
+        let mut trailing = pem.clone();
+        trailing.extend_from_slice(b"x");
+        assert!(!parses(&trailing));
+        let mut blank_line = pem.clone();
+        blank_line.extend_from_slice(b"\n");
+        assert!(!parses(&blank_line));
+        let text = String::from_utf8(pem.clone()).unwrap();
+        // Mixed line ends, a re-wrapped body, and a space are all refused.
+        assert!(!parses(text.replacen('\n', "\r\n", 2).as_bytes()));
+        let rewrapped = text.replacen("\n", "", 2).replacen(
+            "-----BEGIN CERTIFICATE-----",
+            "-----BEGIN CERTIFICATE-----\n",
+            1,
+        );
+        assert!(!parses(rewrapped.as_bytes()));
+        assert!(!parses(text.replacen('\n', " \n", 3).as_bytes()));
+        assert!(!parses(b""));
+        assert!(!parses(b"\0"));
+    }
+
+    #[test]
+    fn windows_narrow_and_contain() {
+        let mut w = Window::ALL;
+        w.narrow(10, 20);
+        w.meet(Window { lo: 5, hi: 15 });
+        assert_eq!(w, Window { lo: 10, hi: 15 });
+        assert!(w.contains(10) && w.contains(15) && !w.contains(9) && !w.contains(16));
+    }
 }
