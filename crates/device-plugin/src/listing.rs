@@ -158,26 +158,74 @@ fn for_each_device(set: &DeviceSet, mut f: impl FnMut(u64, bool, Option<i64>)) {
 
 /// Encoded size of the message for `set` in `variant`, computed without building it.
 pub fn encoded_size(set: &DeviceSet, variant: Variant) -> usize {
-    let mut total = 0;
-    for_each_device(set, |index, healthy, node| {
-        if healthy || variant.unhealthy_listed {
-            total += device_len(index, healthy, node.filter(|_| variant.topology));
+    // Every device of a run with the same id length, health and NUMA node has the same size, so
+    // the sum is taken run by run: O(runs), not O(devices).
+    let mut cuts = vec![0, set.count];
+    let mut first_of_len = 0u64;
+    let mut span = 64u64;
+    while first_of_len < set.count {
+        cuts.push(first_of_len);
+        first_of_len = first_of_len.saturating_add(span);
+        span = span.saturating_mul(64);
+    }
+    for range in &set.unhealthy {
+        cuts.extend([range.start, range.end]);
+    }
+    let mut block_start = 0u64;
+    for &(_, devices) in &set.numa {
+        cuts.push(block_start);
+        block_start = block_start.saturating_add(devices);
+        cuts.push(block_start);
+    }
+    cuts.retain(|&cut| cut <= set.count);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut total = 0usize;
+    for pair in cuts.windows(2) {
+        let (start, end) = (pair[0], pair[1]);
+        let healthy = set.is_healthy(start);
+        if !healthy && !variant.unhealthy_listed {
+            continue;
         }
-    });
+        let node = if variant.topology {
+            numa_node_of(set, start)
+        } else {
+            None
+        };
+        let run = usize::try_from(end - start).unwrap_or(usize::MAX);
+        total = total.saturating_add(run.saturating_mul(device_len(start, healthy, node)));
+    }
     total
+}
+
+/// NUMA node of device `index` (`None` past the last block).
+fn numa_node_of(set: &DeviceSet, index: u64) -> Option<i64> {
+    let mut start = 0u64;
+    for &(node, devices) in &set.numa {
+        let end = start.saturating_add(devices);
+        if index < end {
+            return Some(node);
+        }
+        start = end;
+    }
+    None
 }
 
 /// Most healthy devices without topology that fit in `budget` bytes.
 pub fn max_devices(budget: usize) -> u64 {
-    let mut used = 0usize;
+    // Devices whose ids have the same length cost the same: fill one id length at a time.
+    let mut left = budget as u64;
     let mut count = 0u64;
+    let mut span = 64u64;
     loop {
-        let next = device_len(count, true, None);
-        if used + next > budget {
-            return count;
+        let each = device_len(count, true, None) as u64;
+        let fit = left / each;
+        if fit < span {
+            return count + fit;
         }
-        used += next;
-        count += 1;
+        left -= span * each;
+        count += span;
+        span = span.saturating_mul(64);
     }
 }
 

@@ -23,10 +23,18 @@ proptest! {
     }
 
     #[test]
+    fn the_cap_is_the_largest_count_that_fits(budget in 0usize..5_000_000) {
+        let max = listing::max_devices(budget);
+        let all = Variant { unhealthy_listed: true, topology: false };
+        prop_assert!(listing::encoded_size(&DeviceSet::healthy(max), all) <= budget);
+        prop_assert!(listing::encoded_size(&DeviceSet::healthy(max + 1), all) > budget);
+    }
+
+    #[test]
     fn sizes_are_exact_and_budgets_hold(
         count in 0u64..3000,
         cuts in proptest::collection::vec(0u64..3000, 0..6),
-        blocks in proptest::collection::vec((0i64..300, 1u64..1500), 0..4),
+        blocks in proptest::collection::vec((0i64..300, 0u64..1500), 0..4),
         budget in 0usize..60_000,
     ) {
         let mut cuts = cuts;
