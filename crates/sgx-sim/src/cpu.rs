@@ -334,6 +334,30 @@ mod tests {
     }
 
     #[test]
+    fn the_simulated_platform_types_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<SimCpu>();
+        shared::<crate::SimPlatform>();
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_reports_do_not_verify(bytes in proptest::collection::vec(proptest::num::u8::ANY, 432)) {
+            let cpu = cpu();
+            let report = Report::parse(&bytes).unwrap();
+            let target = TargetInfo::default();
+            let genuine = cpu.create_report(&EnclaveIdentity::default(), &target, &[0; 64]);
+            proptest::prop_assume!(report != genuine);
+            proptest::prop_assert!(!cpu.verify_report(&report, &target));
+        }
+
+        #[test]
+        fn arbitrary_cpu_files_are_refused_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            proptest::prop_assert!(SimCpu::from_json(Path::new("cpu.json"), &bytes).is_err());
+        }
+    }
+
+    #[test]
     fn cpu_material_round_trips_and_rejects_garbage() {
         let cpu = cpu();
         let path = Path::new("cpu.json");
