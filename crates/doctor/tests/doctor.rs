@@ -1,0 +1,315 @@
+//! `doctor` on this machine (no SGX), and on fake `/dev` and `/sys` roots with a simulated quote
+//! helper served in process on a temp socket and device-plugin sockets in a temp plugin dir.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aesm_service::{Dispatcher, Metrics, ServerConfig, SimBackend, listen, serve};
+use doctor::{Backend, Options, Status, Verdict, diagnose};
+use sgx_sim::{CollateralOptions, InitOptions, SimPlatform};
+use tokio::sync::oneshot;
+
+fn short_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("dr")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+/// A simulated quote helper on `<dir>/aesmd/aesm.socket`, as `confcom quote-helper --backend sim`
+/// runs it (the CPU material published next to the socket).
+struct SimHelper {
+    socket: PathBuf,
+    platform: Arc<SimPlatform>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimHelper {
+    fn start(dir: &Path) -> Self {
+        let socket = dir.join("aesmd/aesm.socket");
+        let platform = Arc::new(
+            SimPlatform::open_or_init(&dir.join("state"), &InitOptions::default()).unwrap(),
+        );
+        let (std_listener, socket_file) = listen::bind_socket(&socket, 0o777).unwrap();
+        platform
+            .publish_cpu(&aesm_service::sim::sim_dir_for_socket(&socket))
+            .unwrap();
+        let dispatcher = Dispatcher::new(Arc::new(SimBackend::new(Arc::clone(&platform))));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime
+                .block_on(async move {
+                    let listener = tokio::net::UnixListener::from_std(std_listener)?;
+                    serve(
+                        vec![listener],
+                        dispatcher,
+                        ServerConfig::default(),
+                        Metrics::default(),
+                        async move {
+                            let _ = stopped.await;
+                        },
+                    )
+                    .await
+                })
+                .unwrap();
+            drop(socket_file);
+        });
+        Self {
+            socket,
+            platform,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for SimHelper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A fake node: in-tree device nodes (plain files stand for them), 64 MiB of EPC on node 0, a
+/// cgroup v2 misc controller without `sgx_epc`, and a plugin dir with kubelet's and our sockets.
+struct FakeNode {
+    dev: PathBuf,
+    sys: PathBuf,
+    plugins: PathBuf,
+    _listeners: Vec<UnixListener>,
+}
+
+fn fake_node(dir: &Path) -> FakeNode {
+    let dev = dir.join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(dev.join("sgx_enclave"), b"").unwrap();
+    std::fs::write(dev.join("sgx_provision"), b"").unwrap();
+    let sys = dir.join("sys");
+    let node0 = sys.join("devices/system/node/node0/x86");
+    std::fs::create_dir_all(&node0).unwrap();
+    std::fs::write(node0.join("sgx_total_bytes"), format!("{}\n", 64 << 20)).unwrap();
+    std::fs::create_dir_all(sys.join("fs/cgroup")).unwrap();
+    std::fs::write(sys.join("fs/cgroup/misc.capacity"), "res_a 10\n").unwrap();
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let listeners = [
+        "kubelet.sock",
+        "confcom-sgx_epc_mem_in_MiB.sock",
+        "confcom-enclave.sock",
+        "confcom-provision.sock",
+    ]
+    .iter()
+    .map(|n| UnixListener::bind(plugins.join(n)).unwrap())
+    .collect();
+    std::fs::write(
+        plugins.join("kubelet_internal_checkpoint"),
+        r#"{"Data":{"PodDeviceEntries":null,"RegisteredDevices":{"kubernetes.azure.com/sgx_epc_mem_in_MiB":["1"]}},"Checksum":1}"#,
+    )
+    .unwrap();
+    FakeNode {
+        dev,
+        sys,
+        plugins,
+        _listeners: listeners,
+    }
+}
+
+fn options(node: &FakeNode, socket: &Path) -> Options {
+    Options {
+        dev_root: node.dev.clone(),
+        sysfs_root: node.sys.clone(),
+        socket: socket.to_owned(),
+        plugin_dir: node.plugins.clone(),
+        ..Options::default()
+    }
+}
+
+fn status(report: &doctor::Report, id: &str) -> Status {
+    report
+        .check(id)
+        .unwrap_or_else(|| panic!("no {id} check in\n{}", report.render_text()))
+        .status
+}
+
+#[test]
+fn this_machine_without_sgx_is_not_an_sgx_node() {
+    let dir = short_tempdir();
+    let report = diagnose(&Options {
+        socket: dir.path().join("aesm.socket"),
+        plugin_dir: dir.path().to_owned(),
+        ..Options::default()
+    });
+    let text = report.render_text();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_sgx = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "sgx"));
+    let devices = ["/dev/sgx_enclave", "/dev/sgx/enclave", "/dev/isgx"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if cpu_sgx || devices {
+        // An SGX machine: the CPU line must say so; no helper runs here, so not ready.
+        assert_eq!(status(&report, "cpu") == Status::Pass, cpu_sgx, "{text}");
+        assert_eq!(report.verdict, Verdict::SgxNotReady, "{text}");
+    } else {
+        assert_eq!(status(&report, "cpu"), Status::Fail, "{text}");
+        assert!(text.contains("CPU: no SGX"), "{text}");
+        assert_eq!(status(&report, "devices"), Status::Fail, "{text}");
+        assert_eq!(status(&report, "epc"), Status::Fail, "{text}");
+        assert_eq!(report.verdict, Verdict::NotSgx, "{text}");
+        assert!(text.ends_with("verdict: not an SGX node\n"), "{text}");
+    }
+    assert_eq!(status(&report, "aesm-socket"), Status::Fail, "{text}");
+    assert!(!report.ok);
+    assert!(!report.verdict.is_ok());
+    // Every failure carries its fix.
+    for c in report.checks.iter().filter(|c| c.status == Status::Fail) {
+        assert!(c.fix.as_deref().is_some_and(|f| !f.is_empty()), "{c:?}");
+    }
+}
+
+#[test]
+fn a_fake_node_with_the_sim_helper_is_a_working_simulated_node() {
+    let dir = short_tempdir();
+    let node = fake_node(dir.path());
+    let helper = SimHelper::start(dir.path());
+    let report = diagnose(&options(&node, &helper.socket));
+    let text = report.render_text();
+
+    assert_eq!(report.verdict, Verdict::SimulatedWorking, "{text}");
+    assert!(report.ok);
+    assert!(
+        text.ends_with("verdict: simulated node: working\n"),
+        "{text}"
+    );
+    assert_eq!(report.backend, Some(Backend::Simulated));
+    for id in [
+        "devices",
+        "provision",
+        "epc",
+        "aesm-socket",
+        "backend",
+        "quote",
+        "device-plugin",
+    ] {
+        assert_eq!(status(&report, id), Status::Pass, "{id}\n{text}");
+    }
+    assert!(text.contains("in-tree driver"), "{text}");
+    assert!(
+        text.contains("EPC from sysfs: 64 MiB (node0 64 MiB)"),
+        "{text}"
+    );
+    assert!(text.contains("scheduling-only"), "{text}");
+    assert_eq!(status(&report, "epc-limits"), Status::Warn);
+    assert!(
+        text.contains("kubelet's checkpoint lists kubernetes.azure.com/sgx_epc_mem_in_MiB"),
+        "{text}"
+    );
+    let size = helper.platform.quote_size().unwrap();
+    assert!(
+        text.contains(&format!("quote: obtained ({size} bytes, v3")),
+        "{text}"
+    );
+    assert_eq!(status(&report, "verify"), Status::Skip, "{text}");
+
+    let json: serde_json::Value = serde_json::from_str(&report.render_json()).unwrap();
+    assert_eq!(json["verdict"], "simulated_working");
+    assert_eq!(json["verdict_text"], "simulated node: working");
+    assert_eq!(json["ok"], true);
+    assert!(json["checks"].as_array().unwrap().len() >= 10);
+}
+
+#[test]
+fn with_collateral_the_simulated_quote_is_verified() {
+    let dir = short_tempdir();
+    let node = fake_node(dir.path());
+    let helper = SimHelper::start(dir.path());
+    let collateral = dir.path().join("collateral");
+    helper
+        .platform
+        .collateral(&CollateralOptions::default())
+        .unwrap()
+        .write_to(&collateral)
+        .unwrap();
+    let report = diagnose(&Options {
+        collateral: Some(collateral.clone()),
+        ..options(&node, &helper.socket)
+    });
+    let text = report.render_text();
+    assert_eq!(status(&report, "verify"), Status::Pass, "{text}");
+    assert!(text.contains("verification: UpToDate"), "{text}");
+    assert_eq!(report.verdict, Verdict::SimulatedWorking, "{text}");
+
+    // Collateral of another simulated platform: the quote does not verify, so not working.
+    let other =
+        SimPlatform::open_or_init(&dir.path().join("other"), &InitOptions::default()).unwrap();
+    let foreign = dir.path().join("foreign");
+    other
+        .collateral(&CollateralOptions::default())
+        .unwrap()
+        .write_to(&foreign)
+        .unwrap();
+    let report = diagnose(&Options {
+        collateral: Some(foreign),
+        ..options(&node, &helper.socket)
+    });
+    let text = report.render_text();
+    assert_eq!(status(&report, "verify"), Status::Fail, "{text}");
+    assert_eq!(report.verdict, Verdict::SimulatedNotWorking, "{text}");
+    assert!(!report.ok);
+}
+
+#[test]
+fn a_stopped_helper_and_missing_plugin_are_reported_with_fixes() {
+    let dir = short_tempdir();
+    let node = fake_node(dir.path());
+    let mut helper = SimHelper::start(dir.path());
+    helper.stop();
+    let empty_plugins = dir.path().join("no-plugins");
+    std::fs::create_dir_all(&empty_plugins).unwrap();
+    let report = diagnose(&Options {
+        plugin_dir: empty_plugins,
+        ..options(&node, &helper.socket)
+    });
+    let text = report.render_text();
+    assert_eq!(status(&report, "aesm-socket"), Status::Fail, "{text}");
+    assert!(text.contains("fix: start the quote helper"), "{text}");
+    assert_eq!(status(&report, "device-plugin"), Status::Fail, "{text}");
+    assert!(text.contains("confcom device-plugin"), "{text}");
+    // Device nodes exist (fake), the CPU has no SGX: hardware, not ready.
+    assert_eq!(report.verdict, Verdict::SgxNotReady, "{text}");
+    assert!(!report.ok);
+}
+
+#[test]
+fn the_kernel_epc_controller_is_recognised() {
+    let dir = short_tempdir();
+    let node = fake_node(dir.path());
+    std::fs::write(
+        node.sys.join("fs/cgroup/misc.capacity"),
+        "sgx_epc 67108864\n",
+    )
+    .unwrap();
+    let report = diagnose(&options(&node, &dir.path().join("none.socket")));
+    let text = report.render_text();
+    assert_eq!(status(&report, "epc-limits"), Status::Pass, "{text}");
+    assert!(text.contains("enforced by the kernel"), "{text}");
+    assert!(text.contains("sgx_epc capacity 67108864"), "{text}");
+}
