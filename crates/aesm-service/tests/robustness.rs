@@ -198,3 +198,69 @@ fn shutdown_closes_waiting_clients_and_removes_the_socket() {
     // The published CPU material stays for the next start; only the socket goes.
     assert!(dir.path().join("aesmd/sim").exists());
 }
+
+#[test]
+fn abstract_and_path_listeners_serve_side_by_side() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixStream};
+
+    use aesm_protocol::frame::{read_frame, write_frame};
+    use aesm_protocol::{
+        AesmRequest, AesmResponse, GetSupportedAttKeyIdNumRequest, RequestKind, decode_response,
+        encode_request,
+    };
+    use aesm_service::{Dispatcher, Metrics, SimBackend, listen, serve};
+
+    let dir = common::short_tempdir();
+    let socket = dir.path().join("aesm.socket");
+    let name = format!("confcom-qh-test-{}", std::process::id());
+    let platform = Arc::new(
+        sgx_sim::SimPlatform::open_or_init(&dir.path().join("state"), &Default::default()).unwrap(),
+    );
+    let (path_listener, _file) = listen::bind_socket(&socket, 0o777).unwrap();
+    let abstract_listener = listen::bind_abstract(&name).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listeners = vec![
+                tokio::net::UnixListener::from_std(path_listener).unwrap(),
+                tokio::net::UnixListener::from_std(abstract_listener).unwrap(),
+            ];
+            serve(
+                listeners,
+                Dispatcher::new(Arc::new(SimBackend::new(platform))),
+                ServerConfig::default(),
+                Metrics::default(),
+                async move {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        })
+    });
+    let request =
+        AesmRequest::GetSupportedAttKeyIdNum(GetSupportedAttKeyIdNumRequest { timeout: None });
+    let ask = |mut stream: UnixStream| {
+        write_frame(&mut stream, &encode_request(&request)).unwrap();
+        let body = read_frame(&mut stream, 1 << 16).unwrap().unwrap();
+        decode_response(&body, RequestKind::GetSupportedAttKeyIdNum).unwrap()
+    };
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    for reply in [
+        ask(UnixStream::connect_addr(&addr).unwrap()),
+        ask(UnixStream::connect(&socket).unwrap()),
+    ] {
+        let AesmResponse::GetSupportedAttKeyIdNum(r) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!((r.error_code, r.att_key_id_num), (0, Some(1)));
+    }
+    stop.send(()).unwrap();
+    server.join().unwrap().unwrap();
+    // The abstract name is free again once the service stopped.
+    drop(listen::bind_abstract(&name).unwrap());
+}

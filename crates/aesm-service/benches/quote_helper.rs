@@ -1,0 +1,220 @@
+//! End-to-end GetQuoteEx throughput of the quote helper over its Unix socket, next to the raw
+//! ECDSA P-256 signing rate of the same crypto library on one core, measured in the same run.
+//!
+//! Each request uses a new connection, as `libsgx_quote_ex`, Gramine and `aesm-client` do. Clients
+//! run as tasks on one thread of their own; the service runs on a multi-threaded runtime with one
+//! worker per core, exactly as `confcom quote-helper` does.
+//!
+//! ```sh
+//! cargo bench -p aesm-service --bench quote_helper            # 3 s per point
+//! BENCH_SECS=10 cargo bench -p aesm-service --bench quote_helper
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aesm_protocol::frame::{read_frame_async, write_frame_async};
+use aesm_protocol::{
+    AesmRequest, AesmResponse, GetQuoteExRequest, RequestKind, decode_response, encode_request,
+};
+use aesm_service::{Dispatcher, Metrics, ServerConfig, SimBackend, listen, serve};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use sgx_sim::{EnclaveIdentity, InitOptions, SimPlatform};
+use sgx_types::AttKeyId;
+use sgx_types::structs::Wire;
+
+fn main() {
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let duration = Duration::from_secs_f64(secs);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let dir = tempfile::Builder::new()
+        .prefix("qhb")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let socket = dir.path().join("aesm.socket");
+    let platform = Arc::new(
+        SimPlatform::open_or_init(&dir.path().join("state"), &InitOptions::default()).unwrap(),
+    );
+    platform.init_attestation_key().unwrap();
+    let report = platform
+        .cpu()
+        .create_report(
+            &EnclaveIdentity::default(),
+            &platform.qe_target_info(),
+            &[7; 64],
+        )
+        .to_vec();
+    let quote_size = platform.quote_size().unwrap();
+    let request = encode_request(&AesmRequest::GetQuoteEx(GetQuoteExRequest {
+        report,
+        att_key_id: Some(AttKeyId::intel_qe3_ecdsa().to_vec()),
+        qe_report_info: None,
+        buf_size: quote_size,
+        timeout: Some(15_000),
+    }));
+
+    // The service, as `confcom quote-helper` runs it.
+    let (std_listener, _socket_file) = listen::bind_socket(&socket, 0o777).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let backend = Arc::new(SimBackend::new(Arc::clone(&platform)));
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::UnixListener::from_std(std_listener).unwrap();
+            serve(
+                vec![listener],
+                Dispatcher::new(backend),
+                ServerConfig::default(),
+                Metrics::default(),
+                async move {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        })
+    });
+
+    println!(
+        "quote helper benchmark: {cores} cores, {secs} s per point, quote {quote_size} bytes, \
+         a new connection per request"
+    );
+    let raw = raw_signing_rate(duration);
+    println!("raw ECDSA P-256 signing (ring, 1 thread, 432-byte message): {raw:.0} signatures/s");
+    println!();
+    println!(
+        "{:>8} {:>12} {:>16} {:>10} {:>10}",
+        "clients", "requests/s", "ratio vs raw", "p50", "p99"
+    );
+    let request = Arc::new(request);
+    for clients in [1usize, 8, 64] {
+        let result = run_clients(&socket, &request, clients, duration);
+        println!(
+            "{:>8} {:>12.0} {:>15.2}x {:>10} {:>10}",
+            clients,
+            result.rate,
+            result.rate / raw,
+            fmt_duration(result.p50),
+            fmt_duration(result.p99)
+        );
+    }
+    let raw_after = raw_signing_rate(duration / 2);
+    println!();
+    println!(
+        "raw signing again after the run: {raw_after:.0} signatures/s ({:+.1} % vs before: the \
+         machine's noise)",
+        (raw_after / raw - 1.0) * 100.0
+    );
+
+    stop.send(()).unwrap();
+    server.join().unwrap().unwrap();
+}
+
+fn raw_signing_rate(duration: Duration) -> f64 {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let message = [0x5au8; 432];
+    // Warm up.
+    for _ in 0..200 {
+        std::hint::black_box(key.sign(&rng, &message).unwrap());
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < duration {
+        for _ in 0..100 {
+            std::hint::black_box(key.sign(&rng, &message).unwrap());
+        }
+        n += 100;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Point {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn run_clients(socket: &Path, request: &Arc<Vec<u8>>, clients: usize, duration: Duration) -> Point {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // Warm up: connections, allocator, caches.
+        let warm_until = Instant::now() + Duration::from_millis(300);
+        let warm = spawn_clients(socket, request, clients, warm_until);
+        for t in warm {
+            t.await.unwrap();
+        }
+        let started = Instant::now();
+        let tasks = spawn_clients(socket, request, clients, started + duration);
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.unwrap());
+        }
+        let elapsed = started.elapsed();
+        latencies.sort_unstable();
+        let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+        Point {
+            rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50: pick(0.50),
+            p99: pick(0.99),
+        }
+    })
+}
+
+fn spawn_clients(
+    socket: &Path,
+    request: &Arc<Vec<u8>>,
+    clients: usize,
+    until: Instant,
+) -> Vec<tokio::task::JoinHandle<Vec<Duration>>> {
+    (0..clients)
+        .map(|_| {
+            let socket: PathBuf = socket.to_owned();
+            let request = Arc::clone(request);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    one_request(&socket, &request).await;
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect()
+}
+
+async fn one_request(socket: &Path, request: &[u8]) {
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    write_frame_async(&mut stream, request).await.unwrap();
+    let body = read_frame_async(&mut stream, 1 << 20)
+        .await
+        .unwrap()
+        .expect("a reply");
+    match decode_response(&body, RequestKind::GetQuoteEx).unwrap() {
+        AesmResponse::GetQuoteEx(r) if r.error_code == 0 && r.quote.is_some() => {}
+        other => panic!("GetQuoteEx failed: {other:?}"),
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    }
+}
