@@ -185,3 +185,21 @@ fn the_real_service_errors_map_to_intels_codes() {
     }
     assert!(!helper.platform.attestation_key_initialized());
 }
+
+#[test]
+fn loading_and_unloading_around_each_call_works() {
+    let helper = Helper::start();
+    let l = lines(&run(
+        Loading::Dlopen,
+        &helper.socket,
+        None,
+        &["reload", "50"],
+    ));
+    assert_eq!(field(&l, "reload", "ok"), "50", "{l:?}");
+    // Every connection was closed.
+    assert_eq!(
+        field(&l, "reload", "fds_before"),
+        field(&l, "reload", "fds_after"),
+        "{l:?}"
+    );
+}

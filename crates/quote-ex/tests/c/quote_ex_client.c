@@ -15,6 +15,8 @@
  *                           status per thread and writes QUOTE_OUT_PREFIX.<i>.
  *   each                    Every function once with valid arguments; prints each status.
  *   uninit                  Quote size and quote before any sgx_init_quote_ex.
+ *   reload N                (dlopen build) N times: dlopen, dlsym, one call, dlclose, as
+ *                           libsgx_dcap_ql does around each out-of-process call.
  *   badkey                  Init, quote size and quote with a key id no service supports.
  *   params                  Every client-side parameter check; prints each status.
  *
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <dirent.h>
 
 #ifdef USE_DLOPEN
 #include <dlfcn.h>
@@ -372,6 +375,51 @@ static int run_badkey(void)
     return 0;
 }
 
+#ifdef USE_DLOPEN
+/* Open file descriptors of this process (a leaked socket shows up here). */
+static int open_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir == NULL)
+        return -1;
+    int n = 0;
+    while (readdir(dir) != NULL)
+        n++;
+    closedir(dir);
+    return n;
+}
+#endif
+
+static int run_reload(const char *count)
+{
+#ifdef USE_DLOPEN
+    int n = atoi(count);
+    int ok = 0;
+    int fds_before = open_fds();
+    for (int i = 0; i < n; i++) {
+        void *handle = dlopen("libsgx_quote_ex.so.1", RTLD_LAZY);
+        if (handle == NULL) {
+            fprintf(stderr, "dlopen: %s\n", dlerror());
+            return 2;
+        }
+        num_fn num = (num_fn)dlsym(handle, "sgx_get_supported_att_key_id_num");
+        uint32_t value = 0;
+        if (num != NULL && num(&value) == SGX_SUCCESS && value == 1)
+            ok++;
+        if (dlclose(handle) != 0) {
+            fprintf(stderr, "dlclose: %s\n", dlerror());
+            return 2;
+        }
+    }
+    printf("reload count=%d ok=%d fds_before=%d fds_after=%d\n", n, ok, fds_before, open_fds());
+    return 0;
+#else
+    (void)count;
+    fprintf(stderr, "reload needs the dlopen build\n");
+    return 2;
+#endif
+}
+
 static int run_params(void)
 {
     sgx_att_key_id_t key_id, selected;
@@ -419,6 +467,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s dcap|oe REPORT QUOTE_OUT | each | params\n", argv[0]);
         return 2;
     }
+    /* Before load(): the library must really be unloaded by each dlclose. */
+    if (strcmp(argv[1], "reload") == 0 && argc == 3)
+        return run_reload(argv[2]);
     if (load() != 0)
         return 2;
     if (strcmp(argv[1], "dcap") == 0 && argc == 4)
