@@ -2,143 +2,13 @@
 //! helper served in process on a temp socket and device-plugin sockets in a temp plugin dir.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-use aesm_service::{Dispatcher, Metrics, ServerConfig, SimBackend, listen, serve};
+use std::path::Path;
+
+use common::{Helper, fake_node, options, short_tempdir};
 use doctor::{Backend, Options, Status, Verdict, diagnose};
 use sgx_sim::{CollateralOptions, InitOptions, SimPlatform};
-use tokio::sync::oneshot;
-
-fn short_tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("dr")
-        .tempdir_in("/tmp")
-        .unwrap()
-}
-
-/// A simulated quote helper on `<dir>/aesmd/aesm.socket`, as `confcom quote-helper --backend sim`
-/// runs it (the CPU material published next to the socket).
-struct SimHelper {
-    socket: PathBuf,
-    platform: Arc<SimPlatform>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SimHelper {
-    fn start(dir: &Path) -> Self {
-        let socket = dir.join("aesmd/aesm.socket");
-        let platform = Arc::new(
-            SimPlatform::open_or_init(&dir.join("state"), &InitOptions::default()).unwrap(),
-        );
-        let (std_listener, socket_file) = listen::bind_socket(&socket, 0o777).unwrap();
-        platform
-            .publish_cpu(&aesm_service::sim::sim_dir_for_socket(&socket))
-            .unwrap();
-        let dispatcher = Dispatcher::new(Arc::new(SimBackend::new(Arc::clone(&platform))));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime
-                .block_on(async move {
-                    let listener = tokio::net::UnixListener::from_std(std_listener)?;
-                    serve(
-                        vec![listener],
-                        dispatcher,
-                        ServerConfig::default(),
-                        Metrics::default(),
-                        async move {
-                            let _ = stopped.await;
-                        },
-                    )
-                    .await
-                })
-                .unwrap();
-            drop(socket_file);
-        });
-        Self {
-            socket,
-            platform,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for SimHelper {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A fake node: in-tree device nodes (plain files stand for them), 64 MiB of EPC on node 0, a
-/// cgroup v2 misc controller without `sgx_epc`, and a plugin dir with kubelet's and our sockets.
-struct FakeNode {
-    dev: PathBuf,
-    sys: PathBuf,
-    plugins: PathBuf,
-    _listeners: Vec<UnixListener>,
-}
-
-fn fake_node(dir: &Path) -> FakeNode {
-    let dev = dir.join("dev");
-    std::fs::create_dir_all(&dev).unwrap();
-    std::fs::write(dev.join("sgx_enclave"), b"").unwrap();
-    std::fs::write(dev.join("sgx_provision"), b"").unwrap();
-    let sys = dir.join("sys");
-    let node0 = sys.join("devices/system/node/node0/x86");
-    std::fs::create_dir_all(&node0).unwrap();
-    std::fs::write(node0.join("sgx_total_bytes"), format!("{}\n", 64 << 20)).unwrap();
-    std::fs::create_dir_all(sys.join("fs/cgroup")).unwrap();
-    std::fs::write(sys.join("fs/cgroup/misc.capacity"), "res_a 10\n").unwrap();
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    let listeners = [
-        "kubelet.sock",
-        "confcom-sgx_epc_mem_in_MiB.sock",
-        "confcom-enclave.sock",
-        "confcom-provision.sock",
-    ]
-    .iter()
-    .map(|n| UnixListener::bind(plugins.join(n)).unwrap())
-    .collect();
-    std::fs::write(
-        plugins.join("kubelet_internal_checkpoint"),
-        r#"{"Data":{"PodDeviceEntries":null,"RegisteredDevices":{"kubernetes.azure.com/sgx_epc_mem_in_MiB":["1"]}},"Checksum":1}"#,
-    )
-    .unwrap();
-    FakeNode {
-        dev,
-        sys,
-        plugins,
-        _listeners: listeners,
-    }
-}
-
-fn options(node: &FakeNode, socket: &Path) -> Options {
-    Options {
-        dev_root: node.dev.clone(),
-        sysfs_root: node.sys.clone(),
-        socket: socket.to_owned(),
-        plugin_dir: node.plugins.clone(),
-        ..Options::default()
-    }
-}
 
 fn status(report: &doctor::Report, id: &str) -> Status {
     report
@@ -189,7 +59,7 @@ fn this_machine_without_sgx_is_not_an_sgx_node() {
 fn a_fake_node_with_the_sim_helper_is_a_working_simulated_node() {
     let dir = short_tempdir();
     let node = fake_node(dir.path());
-    let helper = SimHelper::start(dir.path());
+    let helper = Helper::start(dir.path());
     let report = diagnose(&options(&node, &helper.socket));
     let text = report.render_text();
 
@@ -240,7 +110,7 @@ fn a_fake_node_with_the_sim_helper_is_a_working_simulated_node() {
 fn with_collateral_the_simulated_quote_is_verified() {
     let dir = short_tempdir();
     let node = fake_node(dir.path());
-    let helper = SimHelper::start(dir.path());
+    let helper = Helper::start(dir.path());
     let collateral = dir.path().join("collateral");
     helper
         .platform
@@ -280,7 +150,7 @@ fn with_collateral_the_simulated_quote_is_verified() {
 fn a_stopped_helper_and_missing_plugin_are_reported_with_fixes() {
     let dir = short_tempdir();
     let node = fake_node(dir.path());
-    let mut helper = SimHelper::start(dir.path());
+    let mut helper = Helper::start(dir.path());
     helper.stop();
     let empty_plugins = dir.path().join("no-plugins");
     std::fs::create_dir_all(&empty_plugins).unwrap();
