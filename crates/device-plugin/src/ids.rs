@@ -39,24 +39,26 @@ pub fn encoded_len(index: u64) -> usize {
 
 /// The id of `index`.
 pub fn encode(index: u64) -> String {
-    let len = encoded_len(index);
-    // Offset of `index` among the ids of its length.
+    // Find the id length and the first index of that length in one pass.
     let mut first = 0u64;
     let mut span = BASE;
-    for _ in 1..len {
+    let mut len = 1;
+    while index - first >= span {
         first += span;
         span = span.saturating_mul(BASE);
+        len += 1;
     }
     let mut rest = index - first;
-    // Digits are produced least significant first into a stack buffer (u64 needs at most 11).
+    // Digits are written from the end of a stack buffer (a u64 needs at most 11).
     let mut digits = [0u8; 11];
-    for slot in digits.iter_mut().take(len) {
-        *slot = ALPHABET[(rest % BASE) as usize];
+    let mut pos = digits.len();
+    for _ in 0..len {
+        pos -= 1;
+        digits[pos] = ALPHABET[(rest % BASE) as usize];
         rest /= BASE;
     }
-    let mut out = String::with_capacity(len);
-    out.extend(digits.iter().take(len).rev().map(|&b| char::from(b)));
-    out
+    // The alphabet is ASCII, so this never replaces anything.
+    String::from_utf8_lossy(&digits[pos..]).into_owned()
 }
 
 /// The index named by `id`, or `None` if `id` is not a well-formed compact id.

@@ -261,7 +261,12 @@ pub fn build_variant(set: &DeviceSet, variant: Variant) -> Listing {
 }
 
 fn materialize(set: &DeviceSet, variant: Variant, encoded_len: usize) -> Listing {
-    let mut devices = Vec::new();
+    let listed = if variant.unhealthy_listed {
+        set.count
+    } else {
+        set.count - set.unhealthy_count().min(set.count)
+    };
+    let mut devices = Vec::with_capacity(usize::try_from(listed).unwrap_or(0));
     let (mut healthy_n, mut unhealthy_n, mut omitted) = (0u64, 0u64, 0u64);
     for_each_device(set, |index, healthy, node| {
         if !healthy && !variant.unhealthy_listed {
