@@ -103,3 +103,25 @@ pub(crate) fn ensure_dir(path: &Path, mode: u32) -> Result<(), SimError> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| SimError::io("chmod", path, e))
 }
+
+/// An exclusive advisory lock on a directory (`flock` on `<dir>/.lock`), held until dropped.
+/// Serialises creation of a state or CA directory between threads and processes; the kernel
+/// releases it when a holder dies, so no stale lock survives a crash.
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+pub(crate) fn lock_dir(dir: &Path) -> Result<DirLock, SimError> {
+    let path = dir.join(".lock");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(SECRET_MODE)
+        .open(&path)
+        .map_err(|e| SimError::io("open", &path, e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| SimError::io("lock", &path, e.into()))?;
+    Ok(DirLock { _file: file })
+}

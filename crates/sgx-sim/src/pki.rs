@@ -284,13 +284,14 @@ impl CaSet {
 
     /// Loads the CA set of a CA directory, creating it when the directory holds none of its files.
     pub(crate) fn load_or_create(dir: &Path, rng: &SystemRandom) -> Result<Self, SimError> {
+        fsutil::ensure_dir(dir, 0o755)?;
+        let _lock = fsutil::lock_dir(dir)?;
         let present: Vec<_> = CA_FILES
             .iter()
             .flat_map(|(c, k, _)| [*c, *k])
             .filter(|f| dir.join(f).exists())
             .collect();
         if present.is_empty() {
-            fsutil::ensure_dir(dir, 0o755)?;
             let set = Self::generate(rng)?;
             set.save(dir)?;
             return Ok(set);

@@ -161,7 +161,13 @@ impl SimPlatform {
         if state_dir.join(PLATFORM_FILE).exists() {
             return Self::open(state_dir);
         }
-        Self::init(state_dir, opts)?;
+        fsutil::ensure_dir(state_dir, 0o700)?;
+        let lock = fsutil::lock_dir(state_dir)?;
+        // Another process may have finished initialising while this one waited for the lock.
+        if !state_dir.join(PLATFORM_FILE).exists() {
+            Self::init(state_dir, opts)?;
+        }
+        drop(lock);
         Self::open(state_dir)
     }
 
@@ -241,7 +247,6 @@ impl SimPlatform {
 
     fn init(state_dir: &Path, opts: &InitOptions) -> Result<(), SimError> {
         let rng = SystemRandom::new();
-        fsutil::ensure_dir(state_dir, 0o700)?;
         let ca = match &opts.ca_dir {
             Some(dir) => CaSet::load_or_create(dir, &rng)?,
             None => CaSet::generate(&rng)?,

@@ -117,6 +117,38 @@ fn concurrent_key_initialisation_agrees_on_one_key() {
 }
 
 #[test]
+fn concurrent_initialisation_creates_one_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(dir.path().join("state"));
+    let ca = dir.path().join("ca");
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let state = state.clone();
+            // Half of them under a shared CA directory that does not exist yet.
+            let opts = InitOptions {
+                ca_dir: Some(ca.clone()),
+                ..InitOptions::default()
+            };
+            std::thread::spawn(move || {
+                let node = if i % 2 == 0 {
+                    (*state).clone()
+                } else {
+                    state.with_file_name(format!("node-{i}"))
+                };
+                let p = SimPlatform::open_or_init(&node, &opts).unwrap();
+                p.root_ca_der().to_vec()
+            })
+        })
+        .collect();
+    let roots: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(roots.windows(2).all(|w| w[0] == w[1]), "one root for all");
+    let p = SimPlatform::open(&state).unwrap();
+    p.init_attestation_key().unwrap();
+    let quote = quote_for(&p, &EnclaveIdentity::default(), [0; 64]);
+    assert!(verify(&p, &quote, &CollateralOptions::default()).is_ok());
+}
+
+#[test]
 fn a_report_for_another_target_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let p = platform(dir.path());
@@ -208,7 +240,8 @@ fn secrets_are_private_and_certificates_public() {
         assert!(!name.contains(".tmp."), "temp file left behind: {name}");
         let secret = name.ends_with(".key")
             || name == sgx_sim::CPU_FILE
-            || name == sgx_sim::ATTESTATION_KEY_FILE;
+            || name == sgx_sim::ATTESTATION_KEY_FILE
+            || name == ".lock";
         let want = if secret { 0o600 } else { 0o644 };
         assert_eq!(mode(&path), want, "{name}");
     }
