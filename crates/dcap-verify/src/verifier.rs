@@ -89,7 +89,7 @@ pub fn verify(
     now_unix_secs: u64,
     policy: &Policy,
 ) -> Result<Verdict, VerifyError> {
-    Verifier::new(anchor.clone()).verify(quote, collateral, now_unix_secs, policy)
+    Verifier::single_use(anchor.clone()).verify(quote, collateral, now_unix_secs, policy)
 }
 
 /// A small bounded cache keyed by exact bytes (several parts, compared in full).
@@ -131,6 +131,9 @@ impl<V: Clone> Cache<V> {
     }
 
     fn insert(&self, parts: &[&[u8]], value: V) {
+        if self.capacity == 0 {
+            return;
+        }
         let mut key = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
         for part in parts {
             key.extend_from_slice(&(part.len() as u64).to_le_bytes());
@@ -228,6 +231,21 @@ impl Verifier {
             parsed_chains: Cache::new(PARSED_CACHE),
             parsed_crls: Cache::new(PARSED_CACHE),
             cert_sigs: Cache::new(PARSED_CACHE),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A verifier for one quote: it keeps nothing between quotes (only the certificate signatures
+    /// checked within the verification, so that a certificate in two chains is checked once).
+    fn single_use(anchor: TrustAnchor) -> Self {
+        Self {
+            anchor,
+            collateral: Cache::new(0),
+            pck: Cache::new(0),
+            qe_reports: Cache::new(0),
+            parsed_chains: Cache::new(0),
+            parsed_crls: Cache::new(0),
+            cert_sigs: Cache::new(8),
             next_id: AtomicU64::new(1),
         }
     }

@@ -71,10 +71,7 @@ impl Cert {
         if reencoded != der {
             return Err("not canonical DER".into());
         }
-        Self::from_parsed(der.to_vec(), cert)
-    }
-
-    fn from_parsed(der: Vec<u8>, cert: Certificate) -> Result<Self, String> {
+        let (tbs, issuer, subject) = raw_parts(der).map_err(|e| format!("invalid DER: {e}"))?;
         let tbs_cert = cert.tbs_certificate();
         if !is_ecdsa_sha256(cert.signature_algorithm()) || !is_ecdsa_sha256(tbs_cert.signature()) {
             return Err("signature algorithm is not ecdsa-with-SHA256".into());
@@ -127,10 +124,10 @@ impl Cert {
             .map(|(_, eku)| eku.0);
         let validity = tbs_cert.validity();
         Ok(Self {
-            tbs: tbs_cert.to_der().map_err(|e| e.to_string())?,
+            tbs: tbs.to_vec(),
             sig,
-            issuer: tbs_cert.issuer().to_der().map_err(|e| e.to_string())?,
-            subject: tbs_cert.subject().to_der().map_err(|e| e.to_string())?,
+            issuer: issuer.to_vec(),
+            subject: subject.to_vec(),
             serial: tbs_cert.serial_number().as_bytes().to_vec(),
             key,
             not_before: validity.not_before.to_unix_duration().as_secs(),
@@ -140,7 +137,7 @@ impl Cert {
             key_usage,
             ext_key_usage,
             unknown_critical,
-            der,
+            der: der.to_vec(),
             cert,
         })
     }
@@ -154,6 +151,25 @@ impl Cert {
     pub fn signed_by(&self, issuer_key: &[u8]) -> bool {
         verify_der_sig(issuer_key, &self.tbs, &self.sig)
     }
+}
+
+/// The exact bytes of a certificate's `tbsCertificate`, issuer and subject (each a whole TLV), read
+/// from a certificate that `x509-cert` has decoded.
+fn raw_parts(der: &[u8]) -> der::Result<(&[u8], &[u8], &[u8])> {
+    use der::{Header, Reader, SliceReader};
+    let mut outer = SliceReader::new(der)?;
+    Header::decode(&mut outer)?;
+    let tbs = outer.tlv_bytes()?;
+    let mut fields = SliceReader::new(tbs)?;
+    Header::decode(&mut fields)?;
+    if fields.tlv_bytes()?.first() == Some(&0xa0) {
+        fields.tlv_bytes()?; // [0] version present: then the serial number
+    }
+    fields.tlv_bytes()?; // signature algorithm
+    let issuer = fields.tlv_bytes()?;
+    fields.tlv_bytes()?; // validity
+    let subject = fields.tlv_bytes()?;
+    Ok((tbs, issuer, subject))
 }
 
 /// Decodes a PEM certificate chain strictly, as it travels in certification data of type 5 and in
@@ -196,12 +212,13 @@ pub(crate) fn parse_chain(chain: Chain, pem: &[u8]) -> Result<Vec<Cert>, VerifyE
                 debug_assert_eq!(after_end.len(), text.len() - pos);
                 break;
             }
-            let line_len = lines
-                .windows(eol.len())
-                .position(|w| w == eol)
-                .ok_or_else(|| {
-                    malformed(pos, "certificate without -----END CERTIFICATE-----".into())
-                })?;
+            let newline = lines.iter().position(|&b| b == b'\n').ok_or_else(|| {
+                malformed(pos, "certificate without -----END CERTIFICATE-----".into())
+            })?;
+            let line_len = (newline + 1)
+                .checked_sub(eol.len())
+                .filter(|&n| lines.get(n..=newline) == Some(eol))
+                .ok_or_else(|| malformed(pos, "inconsistent line breaks".into()))?;
             let line = &lines[..line_len];
             let next = &lines[line_len + eol.len()..];
             let last = next.starts_with(END);
@@ -579,6 +596,16 @@ mod tests {
         assert!(!parses(text.replacen('\n', " \n", 3).as_bytes()));
         assert!(!parses(b""));
         assert!(!parses(b"\0"));
+    }
+
+    #[test]
+    fn raw_parts_are_the_encoded_fields() {
+        for cert in parse_chain(Chain::Pck, &chain()).unwrap() {
+            let tbs = cert.cert.tbs_certificate();
+            assert_eq!(cert.tbs, tbs.to_der().unwrap());
+            assert_eq!(cert.issuer, tbs.issuer().to_der().unwrap());
+            assert_eq!(cert.subject, tbs.subject().to_der().unwrap());
+        }
     }
 
     #[test]
