@@ -47,13 +47,26 @@ impl RetryPolicy {
 }
 
 /// Start-up options of the backend.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DcapOptions {
     /// BUSY retries.
     pub retry: RetryPolicy,
     /// Paths given to `sgx_ql_set_path` before anything else (QE3, PCE, quote provider, ID
     /// enclave), for libraries installed outside the loader's search path.
     pub paths: Vec<(PathType, PathBuf)>,
+    /// Use `sgx_ql_init_quote` for InitQuoteEx where the library provides it (it returns the real
+    /// public key id); otherwise `sgx_qe_get_target_info`.
+    pub core_init: bool,
+}
+
+impl Default for DcapOptions {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            paths: Vec::new(),
+            core_init: true,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +79,9 @@ struct Cache {
 
 /// The hardware backend: Intel's DCAP quote library in process, every call serialised.
 ///
-/// - InitQuoteEx → `sgx_qe_get_target_info` (creates or loads and certifies the attestation key).
+/// - InitQuoteEx → `sgx_ql_init_quote` of Intel's QE3 logic library (reached through the DCAP
+///   library's handle; it returns the public key id), or `sgx_qe_get_target_info` where it is
+///   absent; both create or load and certify the attestation key.
 /// - GetQuoteSizeEx → `sgx_qe_get_quote_size`; GetQuoteEx → `sgx_qe_get_quote`.
 /// - `SGX_QL_ERROR_BUSY` is retried per [`RetryPolicy`]; every other `quote3_error_t` goes to the
 ///   client as the AESM code of [`quote3::aesm_code`], and to the log as one line naming the cause
@@ -74,14 +89,15 @@ struct Cache {
 /// - A QE report for the app (`qe_report_info`) cannot be produced: `sgx_qe_get_quote` has no such
 ///   parameter. [`QuoteBackend::qe_report_for_app`] answers `AESM_UNABLE_TO_GENERATE_QE_REPORT`
 ///   (49); the dispatcher still echoes the request's `qe_report_info`.
-/// - The public key id (ECDSA_ID) is not returned by `sgx_qe_get_target_info`: it is computed from
-///   the first quote produced (SHA-256 of the attestation key and the QE authentication data,
-///   exactly what the QE reports); until then InitQuoteEx returns 32 zero bytes. Intel's own DCAP
-///   wrapper, Open Enclave and Gramine check only its size.
+/// - Without `sgx_ql_init_quote`, the public key id (ECDSA_ID) is computed from the first quote
+///   produced (SHA-256 of the attestation key and the QE authentication data, exactly what the QE
+///   reports); until then InitQuoteEx returns 32 zero bytes. Intel's own DCAP wrapper, Open Enclave
+///   and Gramine check only its size.
 #[derive(Debug)]
 pub struct DcapBackend {
     library: Mutex<DcapLibrary>,
     retry: RetryPolicy,
+    core_init: bool,
     cache: Mutex<Cache>,
 }
 
@@ -109,14 +125,17 @@ impl DcapBackend {
                 code,
                 fix: code.diagnosis().fix,
             })?;
+        let core_init = options.core_init && library.has_core_init();
         tracing::info!(
             library = %library.path().display(),
             policy = "SGX_QL_PERSISTENT",
+            init = if core_init { "sgx_ql_init_quote" } else { "sgx_qe_get_target_info" },
             "Intel's DCAP quote library loaded"
         );
         Ok(Self {
             library: Mutex::new(library),
             retry: options.retry,
+            core_init,
             cache: Mutex::new(Cache::default()),
         })
     }
@@ -204,6 +223,16 @@ impl QuoteBackend for DcapBackend {
     }
 
     fn init_attestation_key(&self) -> Result<[u8; 32], BackendError> {
+        if self.core_init {
+            let (ti, id) = self.call("sgx_ql_init_quote", |lib| {
+                lib.init_quote()
+                    .unwrap_or(Err(Quote3Error(quote3::INTERFACE_UNAVAILABLE)))
+            })?;
+            let mut cache = lock(&self.cache);
+            cache.target_info = Some(ti);
+            cache.pub_key_id = Some(id);
+            return Ok(id);
+        }
         let ti = self.call("sgx_qe_get_target_info", |lib| lib.qe_target_info())?;
         let mut cache = lock(&self.cache);
         cache.target_info = Some(ti);

@@ -85,6 +85,12 @@ type GetQuoteFn = unsafe extern "C" fn(*const u8, u32, *mut u8) -> u32;
 type CleanupFn = unsafe extern "C" fn() -> u32;
 type SetPolicyFn = unsafe extern "C" fn(u32) -> u32;
 type SetPathFn = unsafe extern "C" fn(u32, *const c_char) -> u32;
+type InitQuoteFn = unsafe extern "C" fn(*const u8, *mut u8, bool, *mut usize, *mut u8) -> u32;
+
+/// The core function of Intel's QE3 logic library that `sgx_qe_get_target_info` wraps; it also
+/// returns the public key id. The DCAP library links that library, so it is found through its
+/// handle; optional.
+pub const CORE_INIT_SYMBOL: &str = "sgx_ql_init_quote";
 
 /// Intel's DCAP quote library, loaded. Every call takes `&mut self`: the library's calls are
 /// serialised by whoever owns it (the backend holds it in a mutex).
@@ -97,6 +103,7 @@ pub struct DcapLibrary {
     cleanup_by_policy: CleanupFn,
     set_enclave_load_policy: SetPolicyFn,
     set_path: SetPathFn,
+    init_quote: Option<InitQuoteFn>,
     // Keeps the code behind the function pointers mapped; dropped (dlclose) last.
     _library: libloading::Library,
 }
@@ -151,6 +158,7 @@ impl DcapLibrary {
                     REQUIRED_SYMBOLS[4],
                 )?,
                 set_path: symbol::<SetPathFn>(&library, path, REQUIRED_SYMBOLS[5])?,
+                init_quote: symbol::<InitQuoteFn>(&library, path, CORE_INIT_SYMBOL).ok(),
                 path: path.to_path_buf(),
                 _library: library,
             })
@@ -169,6 +177,54 @@ impl DcapLibrary {
         // SAFETY: `buf` is a writable 512-byte sgx_target_info_t.
         check(unsafe { (self.get_target_info)(buf.as_mut_ptr()) })?;
         TargetInfo::parse(&buf).map_err(|_| Quote3Error(quote3::ERROR_UNEXPECTED))
+    }
+
+    /// Whether [`DcapLibrary::init_quote`] is available.
+    pub fn has_core_init(&self) -> bool {
+        self.init_quote.is_some()
+    }
+
+    /// `sgx_ql_init_quote` (Intel's default QE3 key id, no refresh) as `sgx_qe_get_target_info`
+    /// drives it – size query, then full mode – returning the target info and the public key id
+    /// (ECDSA_ID). `None` when the library does not provide the function.
+    pub fn init_quote(&mut self) -> Option<Result<(TargetInfo, [u8; 32]), Quote3Error>> {
+        let f = self.init_quote?;
+        let run = || {
+            let mut size = 0usize;
+            // SAFETY: NULL key id (the default), NULL target info and key id buffer (size query),
+            // `size` a writable size_t.
+            check(unsafe {
+                f(
+                    std::ptr::null(),
+                    std::ptr::null_mut(),
+                    false,
+                    &mut size,
+                    std::ptr::null_mut(),
+                )
+            })?;
+            if size != 32 {
+                return Err(Quote3Error(quote3::ERROR_UNEXPECTED));
+            }
+            let mut ti = [0u8; TargetInfo::SIZE];
+            let mut id = [0u8; 32];
+            // SAFETY: NULL key id (the default); `ti` 512 writable bytes; `size` (32) a writable
+            // size_t; `id` 32 writable bytes.
+            check(unsafe {
+                f(
+                    std::ptr::null(),
+                    ti.as_mut_ptr(),
+                    false,
+                    &mut size,
+                    id.as_mut_ptr(),
+                )
+            })?;
+            if size != 32 {
+                return Err(Quote3Error(quote3::ERROR_UNEXPECTED));
+            }
+            let ti = TargetInfo::parse(&ti).map_err(|_| Quote3Error(quote3::ERROR_UNEXPECTED))?;
+            Ok((ti, id))
+        };
+        Some(run())
     }
 
     /// `sgx_qe_get_quote_size`.

@@ -6,8 +6,11 @@
 mod common;
 
 use aesm_protocol::{AesmCode, AesmRequest, AesmResponse, GetQuoteExRequest};
-use common::{Fake, GET_QUOTE, GET_QUOTE_SIZE, GET_TARGET_INFO, Helper, verify_with_qvl};
+use common::{
+    Fake, GET_QUOTE, GET_QUOTE_SIZE, GET_TARGET_INFO, Helper, INIT_QUOTE, verify_with_qvl,
+};
 use dcap_ql::quote3;
+use dcap_ql::{DcapBackend, DcapOptions};
 use quote_client::ClientError;
 use sgx_sim::EnclaveIdentity;
 use sgx_types::quote::Quote;
@@ -53,11 +56,16 @@ fn quotes_flow_through_the_socket_and_verify_with_dcap_qvl() {
     // The flow of Intel's DCAP library out of process: size query, then full mode.
     let sizing = client.init_quote_ex(&key_id(), None).unwrap();
     assert_eq!(sizing.pub_key_id_size, Some(32));
-    let qe_target = init(&client);
+    let full = client.init_quote_ex(&key_id(), Some(32)).unwrap();
+    let qe_target = TargetInfo::parse(full.target_info.as_deref().unwrap()).unwrap();
     assert_eq!(qe_target, fake.platform.qe_target_info());
+    // sgx_ql_init_quote returns the ECDSA_ID: SHA-256(attestation key ‖ QE auth data).
+    assert_eq!(
+        full.pub_key_id.unwrap(),
+        fake.platform.init_attestation_key().unwrap().to_vec()
+    );
 
     let size = client.get_quote_size_ex(Some(&key_id())).unwrap();
-    fake.platform.init_attestation_key().unwrap();
     assert_eq!(size, fake.platform.quote_size().unwrap());
 
     let report = fake
@@ -77,13 +85,6 @@ fn quotes_flow_through_the_socket_and_verify_with_dcap_qvl() {
     assert_eq!(
         verify_with_qvl(&fake.platform, &quote_bytes[..size as usize]).unwrap(),
         "UpToDate"
-    );
-
-    // Once a quote exists, InitQuoteEx reports the real ECDSA_ID.
-    let again = client.init_quote_ex(&key_id(), Some(32)).unwrap();
-    assert_eq!(
-        again.pub_key_id.unwrap(),
-        fake.platform.init_attestation_key().unwrap().to_vec()
     );
 
     // A report not MACed for the QE: 0xE015 → 47.
@@ -153,11 +154,11 @@ fn each_quote3_error_reaches_the_client_as_its_aesm_code() {
     for &code in &codes {
         named += usize::from(quote3::name(code).is_some());
         let expected = quote3::aesm_code(code).code();
-        fake.fail(GET_TARGET_INFO, code, 1);
+        fake.fail(INIT_QUOTE, code, 1);
         assert_eq!(
             aesm_code_of(client.init_quote_ex(&key_id(), Some(32))),
             expected,
-            "sgx_qe_get_target_info {code:#x}"
+            "sgx_ql_init_quote {code:#x}"
         );
         fake.fail(GET_QUOTE_SIZE, code, 1);
         assert_eq!(
@@ -188,7 +189,7 @@ fn each_quote3_error_reaches_the_client_as_its_aesm_code() {
         (quote3::NETWORK_ERROR, AesmCode::NetworkError),
         (quote3::NETWORK_FAILURE, AesmCode::NetworkError),
     ] {
-        fake.fail(GET_TARGET_INFO, code, 1);
+        fake.fail(INIT_QUOTE, code, 1);
         assert_eq!(
             aesm_code_of(client.init_quote_ex(&key_id(), Some(32))),
             aesm.code(),
@@ -228,14 +229,14 @@ fn busy_is_retried_and_reported_as_busy_when_it_persists() {
     assert_eq!(fake.calls(GET_QUOTE) - before, 3);
 
     // Busy for good: the four attempts of the policy, then AESM_BUSY (18).
-    let before = fake.calls(GET_TARGET_INFO);
-    fake.fail(GET_TARGET_INFO, quote3::ERROR_BUSY, 0);
+    let before = fake.calls(INIT_QUOTE);
+    fake.fail(INIT_QUOTE, quote3::ERROR_BUSY, 0);
     assert_eq!(
         aesm_code_of(client.init_quote_ex(&key_id(), Some(32))),
         AesmCode::Busy.code()
     );
-    assert_eq!(fake.calls(GET_TARGET_INFO) - before, 4);
-    fake.clear(GET_TARGET_INFO);
+    assert_eq!(fake.calls(INIT_QUOTE) - before, 4);
+    fake.clear(INIT_QUOTE);
     init(&client);
 }
 
@@ -283,4 +284,55 @@ fn calls_from_many_clients_are_serialised_and_all_succeed() {
     for (i, t) in threads.into_iter().enumerate() {
         assert_eq!(t.join().unwrap(), vec![i as u8; 4]);
     }
+}
+
+/// Where the library lacks `sgx_ql_init_quote` (or it is turned off), InitQuoteEx goes through
+/// `sgx_qe_get_target_info`; the ECDSA_ID is learned from the first quote.
+#[test]
+fn without_the_core_init_the_ecdsa_id_is_learned_from_the_first_quote() {
+    let fake = Fake::new();
+    let backend = DcapBackend::start(
+        &fake.library,
+        DcapOptions {
+            core_init: false,
+            ..common::options()
+        },
+    )
+    .unwrap();
+    let helper = Helper::start(fake.dir.path(), backend);
+    let client = helper.client();
+
+    fake.fail(GET_TARGET_INFO, quote3::NO_PLATFORM_CERT_DATA, 1);
+    assert_eq!(
+        aesm_code_of(client.init_quote_ex(&key_id(), Some(32))),
+        AesmCode::NoPlatformCertData.code()
+    );
+    let before = (fake.calls(GET_TARGET_INFO), fake.calls(INIT_QUOTE));
+    let first = client.init_quote_ex(&key_id(), Some(32)).unwrap();
+    assert_eq!(fake.calls(GET_TARGET_INFO) - before.0, 1);
+    assert_eq!(fake.calls(INIT_QUOTE), before.1);
+    assert_eq!(first.pub_key_id.unwrap(), vec![0u8; 32]);
+    let qe_target = TargetInfo::parse(first.target_info.as_deref().unwrap()).unwrap();
+    let report = fake
+        .platform
+        .cpu()
+        .create_report(&enclave(), &qe_target, &[4; 64]);
+    let quote = client
+        .get_quote_ex(&report.to_vec(), &key_id(), None, 8192)
+        .unwrap()
+        .quote
+        .unwrap();
+    assert_eq!(
+        verify_with_qvl(
+            &fake.platform,
+            &quote[..Quote::parse(&quote).unwrap().quote_len()]
+        )
+        .unwrap(),
+        "UpToDate"
+    );
+    let again = client.init_quote_ex(&key_id(), Some(32)).unwrap();
+    assert_eq!(
+        again.pub_key_id.unwrap(),
+        fake.platform.init_attestation_key().unwrap().to_vec()
+    );
 }

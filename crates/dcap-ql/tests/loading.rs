@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::{Fake, SET_POLICY, built_fake, options, short_tempdir};
 use dcap_ql::library::REQUIRED_SYMBOLS;
-use dcap_ql::{DcapBackend, DcapError, DcapOptions, PathType, quote3};
+use dcap_ql::{DcapBackend, DcapError, DcapLibrary, DcapOptions, PathType, quote3};
 
 fn start(path: &Path) -> Result<DcapBackend, DcapError> {
     DcapBackend::start(path, options())
@@ -102,13 +102,24 @@ fn each_missing_symbol_is_a_startup_error_naming_it() {
 }
 
 #[test]
-fn the_fake_exports_exactly_the_six_functions_through_a_symlink() {
+fn the_fake_loads_through_a_symlink() {
     // The layout of the tests' brief: a `libsgx_dcap_ql.so.1` symlink to the built library.
     let dir = short_tempdir();
     let link = dir.path().join("libsgx_dcap_ql.so.1");
     std::os::unix::fs::symlink(built_fake(), &link).unwrap();
     let backend = start(&link).unwrap();
     assert_eq!(backend.library_path(), link);
+    // The fake, like Intel's library through its QE3 logic dependency, has the core init.
+    assert!(DcapLibrary::open(&link).unwrap().has_core_init());
+}
+
+#[test]
+fn a_library_with_only_the_six_functions_starts_without_the_core_init() {
+    let dir = short_tempdir();
+    let path = c_library(dir.path(), &REQUIRED_SYMBOLS);
+    let library = DcapLibrary::open(&path).unwrap();
+    assert!(!library.has_core_init());
+    start(&path).unwrap();
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use aesm_protocol::AesmCode;
 use aesm_service::QuoteBackend;
-use common::{Fake, GET_QUOTE_SIZE, GET_TARGET_INFO};
+use common::{Fake, GET_QUOTE_SIZE, INIT_QUOTE};
 use dcap_ql::quote3;
 
 #[derive(Clone, Default)]
@@ -79,7 +79,7 @@ fn each_failure_class_is_one_error_line_with_cause_and_fix() {
         ),
     ];
     for (code, aesm, cause, fix) in cases {
-        fake.fail(GET_TARGET_INFO, code, 0);
+        fake.fail(INIT_QUOTE, code, 0);
         let (results, log) = capture(|| {
             (0..3)
                 .map(|_| backend.init_attestation_key().unwrap_err())
@@ -96,7 +96,7 @@ fn each_failure_class_is_one_error_line_with_cause_and_fix() {
         assert!(line.contains("; fix: "), "{line}");
         assert!(line.contains(fix), "{line}");
         assert!(line.contains(&format!("{code:#06x}")), "{line}");
-        fake.clear(GET_TARGET_INFO);
+        fake.clear(INIT_QUOTE);
     }
 
     // A success ends the failure: the same failure afterwards is logged again.

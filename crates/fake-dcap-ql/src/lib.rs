@@ -31,7 +31,14 @@
 //!   the enclave load policy last set.
 //!
 //! Function numbers: 0 `sgx_qe_get_target_info`, 1 `sgx_qe_get_quote_size`, 2 `sgx_qe_get_quote`,
-//! 3 `sgx_qe_cleanup_by_policy`, 4 `sgx_qe_set_enclave_load_policy`, 5 `sgx_ql_set_path`.
+//! 3 `sgx_qe_cleanup_by_policy`, 4 `sgx_qe_set_enclave_load_policy`, 5 `sgx_ql_set_path`,
+//! 6 `sgx_ql_init_quote`.
+//!
+//! Like Intel's library, whose dependency (the QE3 logic library) is reachable through its handle,
+//! it also exports the core `sgx_ql_init_quote(p_att_key_id, p_qe_target_info, refresh_att_key,
+//! p_pub_key_id_size, p_pub_key_id)`: with `p_pub_key_id` NULL it only reports the size (32);
+//! otherwise it creates or loads and certifies the key, writes the target info and the ECDSA_ID.
+//! A non-NULL key id must be Intel's QE3 ECDSA-P256 id (its 158-byte base), else invalid parameter.
 //!
 //! Every instance of the shared object has its own state: tests that need isolation load copies of
 //! the file from different paths.
@@ -79,13 +86,14 @@ pub const SIM_DIR_ENV: &str = "FAKE_DCAP_QL_SIM_DIR";
 pub const FAIL_ENV: &str = "FAKE_DCAP_QL_FAIL";
 
 /// The exported functions, by number.
-pub const FUNCTIONS: [&str; 6] = [
+pub const FUNCTIONS: [&str; 7] = [
     "sgx_qe_get_target_info",
     "sgx_qe_get_quote_size",
     "sgx_qe_get_quote",
     "sgx_qe_cleanup_by_policy",
     "sgx_qe_set_enclave_load_policy",
     "sgx_ql_set_path",
+    "sgx_ql_init_quote",
 ];
 
 const GET_TARGET_INFO: usize = 0;
@@ -94,6 +102,7 @@ const GET_QUOTE: usize = 2;
 const CLEANUP: usize = 3;
 const SET_POLICY: usize = 4;
 const SET_PATH: usize = 5;
+const INIT_QUOTE: usize = 6;
 
 /// An injected failure: `code` for the next `remaining` calls (`None`: every call).
 #[derive(Debug, Clone, Copy)]
@@ -111,8 +120,8 @@ struct State {
     key_ready: bool,
     policy: u32,
     paths: [Option<PathBuf>; 4],
-    injected: [VecDeque<Injected>; 6],
-    calls: [u64; 6],
+    injected: [VecDeque<Injected>; 7],
+    calls: [u64; 7],
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -126,10 +135,11 @@ fn parse_fail_spec(spec: &str) -> Vec<(usize, Injected)> {
     spec.split(',')
         .filter_map(|entry| {
             let (name, rest) = entry.trim().split_once('=')?;
-            let func = FUNCTIONS
-                .iter()
-                .position(|f| *f == name || f.strip_prefix("sgx_qe_") == Some(name))
-                .or_else(|| (name == "set_path").then_some(SET_PATH))?;
+            let func = FUNCTIONS.iter().position(|f| {
+                *f == name
+                    || f.strip_prefix("sgx_qe_") == Some(name)
+                    || f.strip_prefix("sgx_ql_") == Some(name)
+            })?;
             let (code, times) = match rest.split_once(':') {
                 Some((c, t)) => (c, Some(t.parse::<u32>().ok()?)),
                 None => (rest, None),
@@ -325,6 +335,63 @@ pub unsafe extern "C" fn sgx_qe_get_quote(
     })
 }
 
+/// `quote3_error_t sgx_ql_init_quote(sgx_ql_att_key_id_t *p_att_key_id, sgx_target_info_t
+/// *p_qe_target_info, bool refresh_att_key, size_t *p_pub_key_id_size, uint8_t *p_pub_key_id)`
+///
+/// # Safety
+/// `p_att_key_id` is NULL or points to 158 readable bytes; `p_pub_key_id_size` is NULL or points to a
+/// writable `size_t`; `p_qe_target_info` is NULL or points to 512 writable bytes; `p_pub_key_id` is
+/// NULL or points to `*p_pub_key_id_size` writable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sgx_ql_init_quote(
+    p_att_key_id: *const u8,
+    p_qe_target_info: *mut u8,
+    _refresh_att_key: bool,
+    p_pub_key_id_size: *mut usize,
+    p_pub_key_id: *mut u8,
+) -> u32 {
+    with_state(INIT_QUOTE, |st| {
+        if p_pub_key_id_size.is_null() {
+            return quote3::ERROR_INVALID_PARAMETER;
+        }
+        if !p_att_key_id.is_null() {
+            const BASE: usize = 158;
+            // SAFETY: non-NULL and, by the caller's contract, 158 readable bytes.
+            let given = unsafe { std::slice::from_raw_parts(p_att_key_id, BASE) };
+            let ours = sgx_types::AttKeyId::intel_qe3_ecdsa().to_vec();
+            if ours.get(..BASE) != Some(given) {
+                return quote3::ERROR_INVALID_PARAMETER;
+            }
+        }
+        if p_pub_key_id.is_null() {
+            // SAFETY: non-NULL and, by the caller's contract, a writable size_t.
+            unsafe { p_pub_key_id_size.write_unaligned(32) };
+            return quote3::SUCCESS;
+        }
+        // SAFETY: non-NULL and, by the caller's contract, a readable size_t.
+        let size = unsafe { p_pub_key_id_size.read_unaligned() };
+        if size != 32 || p_qe_target_info.is_null() {
+            return quote3::ERROR_INVALID_PARAMETER;
+        }
+        let p = match platform(st) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+        let id = match p.init_attestation_key() {
+            Ok(id) => id,
+            Err(e) => return sim_error(&e),
+        };
+        st.key_ready = true;
+        // SAFETY: non-NULL and, by the caller's contract, 512 writable bytes.
+        let ti = unsafe { std::slice::from_raw_parts_mut(p_qe_target_info, TargetInfo::SIZE) };
+        ti.copy_from_slice(&p.qe_target_info().to_vec());
+        // SAFETY: non-NULL and, by the caller's contract, `*p_pub_key_id_size` (32) writable bytes.
+        let out = unsafe { std::slice::from_raw_parts_mut(p_pub_key_id, 32) };
+        out.copy_from_slice(&id);
+        quote3::SUCCESS
+    })
+}
+
 /// `quote3_error_t sgx_qe_cleanup_by_policy(void)`
 #[unsafe(no_mangle)]
 pub extern "C" fn sgx_qe_cleanup_by_policy() -> u32 {
@@ -448,8 +515,11 @@ mod tests {
 
     #[test]
     fn fail_spec_parses_names_codes_and_counts() {
-        let parsed = parse_fail_spec("get_quote=0xE011:2, sgx_qe_get_target_info=57407,set_path=x");
-        assert_eq!(parsed.len(), 2);
+        let parsed = parse_fail_spec(
+            "get_quote=0xE011:2, sgx_qe_get_target_info=57407,set_path=x,init_quote=1",
+        );
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[2].0, INIT_QUOTE);
         assert_eq!(parsed[0].0, GET_QUOTE);
         assert_eq!(parsed[0].1.code, 0xE011);
         assert_eq!(parsed[0].1.remaining, Some(2));

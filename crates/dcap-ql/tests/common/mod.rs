@@ -17,6 +17,7 @@ pub const GET_TARGET_INFO: u32 = 0;
 pub const GET_QUOTE_SIZE: u32 = 1;
 pub const GET_QUOTE: u32 = 2;
 pub const SET_POLICY: u32 = 4;
+pub const INIT_QUOTE: u32 = 6;
 
 /// `libfake_dcap_ql.so` as cargo built it for this run: a dev-dependency's cdylib lands in
 /// `target/<profile>/deps/`, next to the test executable.
@@ -146,6 +147,7 @@ pub fn options() -> DcapOptions {
             max_delay: std::time::Duration::from_millis(1),
         },
         paths: Vec::new(),
+        core_init: true,
     }
 }
 
