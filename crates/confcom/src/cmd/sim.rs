@@ -44,6 +44,18 @@ struct InitArgs {
     /// otherwise [default: UpToDate].
     #[arg(long, value_parser = parse_tcb_status)]
     tcb_status: Option<TcbStatus>,
+    /// FMSPC of the platform (6 bytes hex) [default: 00906EA10000].
+    #[arg(long, value_parser = parse_fmspc)]
+    fmspc: Option<[u8; 6]>,
+    /// The 16 SGX TCB component SVNs (16 bytes hex; also the platform CPUSVN).
+    #[arg(long, value_parser = parse_components)]
+    tcb_components: Option<[u8; 16]>,
+    /// PCE SVN of the platform [default: 13].
+    #[arg(long)]
+    pce_svn: Option<u16>,
+    /// ISVSVN of the simulated quoting enclave [default: 8].
+    #[arg(long)]
+    qe_isv_svn: Option<u16>,
 }
 
 #[derive(clap::Args)]
@@ -143,6 +155,20 @@ fn parse_report_data(s: &str) -> Result<ReportData, String> {
     Ok(ReportData(out))
 }
 
+fn parse_fixed<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let bytes = decode_hex(s)?;
+    <[u8; N]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("{} bytes, expected {N}", bytes.len()))
+}
+
+fn parse_fmspc(s: &str) -> Result<[u8; 6], String> {
+    parse_fixed(s)
+}
+
+fn parse_components(s: &str) -> Result<[u8; 16], String> {
+    parse_fixed(s)
+}
+
 fn parse_hash(s: &str) -> Result<Hash, String> {
     let bytes = decode_hex(s)?;
     <[u8; 32]>::try_from(bytes.as_slice())
@@ -160,17 +186,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 fn init(args: InitArgs) -> Result<ExitCode> {
     let existed = args.state_dir.join(sgx_sim::PLATFORM_FILE).exists();
+    let defaults = InitOptions::default();
     let opts = InitOptions {
         ca_dir: args.ca_dir.clone(),
         tcb_status: args.tcb_status.unwrap_or_default(),
-        ..InitOptions::default()
+        fmspc: args.fmspc.unwrap_or(defaults.fmspc),
+        tcb_components: args.tcb_components.unwrap_or(defaults.tcb_components),
+        pce_svn: args.pce_svn.unwrap_or(defaults.pce_svn),
+        qe_isv_svn: args.qe_isv_svn.unwrap_or(defaults.qe_isv_svn),
     };
+    let platform_options_given = args.ca_dir.is_some()
+        || args.tcb_status.is_some()
+        || args.fmspc.is_some()
+        || args.tcb_components.is_some()
+        || args.pce_svn.is_some()
+        || args.qe_isv_svn.is_some();
     let platform = SimPlatform::open_or_init(&args.state_dir, &opts)
         .with_context(|| format!("sim init {}", args.state_dir.display()))?;
-    if existed && (args.ca_dir.is_some() || args.tcb_status.is_some()) {
+    if existed && platform_options_given {
         eprintln!(
-            "note: {} already holds a simulated platform; it is kept as it is (--ca-dir and \
-             --tcb-status apply only to a new platform)",
+            "note: {} already holds a simulated platform; it is kept as it is (the platform \
+             options apply only to a new platform)",
             args.state_dir.display()
         );
     }
@@ -468,12 +504,42 @@ mod tests {
     }
 
     #[test]
+    fn init_takes_the_platform_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("state");
+        sim(&[
+            "init",
+            "--state-dir",
+            path(&state),
+            "--fmspc",
+            "00606A000000",
+            "--tcb-components",
+            "0102030405060708090a0b0c0d0e0f10",
+            "--pce-svn",
+            "11",
+            "--qe-isv-svn",
+            "6",
+            "--tcb-status",
+            "ConfigurationNeeded",
+        ])
+        .unwrap();
+        let p = SimPlatform::open(&state).unwrap();
+        let ext = p.pck_extension();
+        assert_eq!(ext.fmspc, [0x00, 0x60, 0x6a, 0, 0, 0]);
+        assert_eq!(ext.tcb.comp_svn[15], 0x10);
+        assert_eq!(ext.tcb.pce_svn, 11);
+        assert_eq!(p.qe_identity().isv_svn, 6);
+        assert_eq!(p.default_tcb_status(), TcbStatus::ConfigurationNeeded);
+    }
+
+    #[test]
     fn bad_arguments_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let state = tmp.path().join("state");
         let out = tmp.path().join("out");
         for argv in [
             vec!["init", "--state-dir", path(&state), "--tcb-status", "Fine"],
+            vec!["init", "--state-dir", path(&state), "--fmspc", "00606A"],
             vec![
                 "collateral",
                 "--state-dir",
