@@ -1,6 +1,7 @@
 //! The quote helper as an app sees it: does the AESM socket answer, which backend serves it, can a
 //! quote be obtained, does it verify.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -82,13 +83,23 @@ pub(crate) fn check_service(socket: &Path, collateral: Option<&Path>, now: u64) 
     match client.get_supported_att_key_id_num() {
         Ok(n) => {
             f.answered = true;
-            f.checks.push(Check::pass(
-                "aesm-socket",
-                format!(
-                    "AESM socket {} answers ({n} attestation key id)",
-                    socket.display()
+            let mode = std::fs::metadata(socket)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok();
+            let summary = format!(
+                "AESM socket {} answers ({n} attestation key id{})",
+                socket.display(),
+                mode.map(|m| format!(", mode {m:o}")).unwrap_or_default()
+            );
+            f.checks.push(match mode {
+                Some(m) if m & 0o006 != 0o006 => Check::warn(
+                    "aesm-socket",
+                    summary,
+                    "app containers running under other uids cannot connect; aesmd makes the \
+                     socket 777 (quote-helper --socket-mode 777)",
                 ),
-            ));
+                _ => Check::pass("aesm-socket", summary),
+            });
         }
         Err(e @ ClientError::ServiceUnavailable { .. }) => {
             f.checks.push(Check::fail(
@@ -167,6 +178,11 @@ pub(crate) fn check_service(socket: &Path, collateral: Option<&Path>, now: u64) 
                         "quote: attestation key certified, quotes of {size} bytes (PCK \
                          certificates included); a quote itself needs an enclave's report"
                     ),
+                ));
+                f.checks.push(Check::skip(
+                    "verify",
+                    "verification: needs an enclave's quote; verify one from an app with \
+                     `confcom verify`",
                 ));
             }
             Err(e) => f.checks.push(client_error_check(

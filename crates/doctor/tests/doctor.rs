@@ -82,6 +82,7 @@ fn a_fake_node_with_the_sim_helper_is_a_working_simulated_node() {
         assert_eq!(status(&report, id), Status::Pass, "{id}\n{text}");
     }
     assert!(text.contains("in-tree driver"), "{text}");
+    assert!(text.contains("attestation key id, mode 777)"), "{text}");
     assert!(
         text.contains("EPC from sysfs: 64 MiB (node0 64 MiB)"),
         "{text}"
@@ -182,4 +183,20 @@ fn the_kernel_epc_controller_is_recognised() {
     assert_eq!(status(&report, "epc-limits"), Status::Pass, "{text}");
     assert!(text.contains("enforced by the kernel"), "{text}");
     assert!(text.contains("sgx_epc capacity 67108864"), "{text}");
+}
+
+#[test]
+fn a_socket_other_uids_cannot_open_is_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = short_tempdir();
+    let node = fake_node(dir.path());
+    let helper = Helper::start(dir.path());
+    std::fs::set_permissions(&helper.socket, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let report = diagnose(&options(&node, &helper.socket));
+    let text = report.render_text();
+    let check = report.check("aesm-socket").unwrap();
+    assert_eq!(check.status, Status::Warn, "{text}");
+    assert!(check.summary.contains("mode 700"), "{text}");
+    assert!(check.fix.as_deref().unwrap().contains("777"), "{text}");
+    assert_eq!(report.verdict, Verdict::SimulatedWorking, "{text}");
 }
