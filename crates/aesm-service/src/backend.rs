@@ -5,9 +5,11 @@
 //! calls the backend only with well-formed inputs; the backend reports failures as AESM codes
 //! ([`BackendError`]), which go to the client unchanged.
 //!
-//! Calls are blocking and short (a signature, a MAC, a file read on first use); the server runs
-//! them inline on its worker threads. Implementations must be `Send + Sync` and do their own
-//! locking where the underlying library needs calls serialised.
+//! Calls are blocking. Short ones (a signature, a MAC, a file read on first use) run inline on the
+//! server's worker threads, which is the fastest way; a backend whose calls wait on hardware or on
+//! a lock for long says so with [`QuoteBackend::runs_inline`] and the server moves its calls to
+//! tokio's blocking pool. Implementations must be `Send + Sync` and do their own locking where the
+//! underlying library needs calls serialised.
 
 use std::fmt;
 
@@ -59,6 +61,14 @@ pub trait QuoteBackend: Send + Sync + fmt::Debug {
 
     /// Whether the quotes are simulated (not rooted in Intel's PKI).
     fn is_simulated(&self) -> bool;
+
+    /// Whether calls are short enough to run on the server's async worker threads (the default).
+    /// Return `false` when a call may block for long (an enclave call, a lock held across one);
+    /// the server then runs each request on tokio's blocking pool, so that a slow quote never
+    /// stalls accepting and reading other connections.
+    fn runs_inline(&self) -> bool {
+        true
+    }
 
     /// Creates (first call) or loads the attestation key and certifies it; returns the public key
     /// id, SHA-256(attestation public key ‖ QE authentication data). Called by a full-mode

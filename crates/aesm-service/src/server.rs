@@ -5,9 +5,13 @@
 //!
 //! Bounds: a frame cap checked before allocating, a deadline for the whole request to arrive and
 //! one for the reply to leave, and a semaphore bounding open connections (further clients wait in
-//! the listen backlog). An idle client holds its slot at most [`ServerConfig::request_timeout`].
-//! Requests are answered inline on the runtime's worker threads: a quote costs one ECDSA signature,
-//! which is cheaper than handing it to a blocking pool.
+//! the listen backlog, which the kernel serves in arrival order). An idle client holds its slot at
+//! most [`ServerConfig::request_timeout`].
+//!
+//! Requests are answered inline on the runtime's worker threads when the backend allows it
+//! ([`QuoteBackend::runs_inline`](crate::QuoteBackend::runs_inline)): a simulated quote costs one
+//! ECDSA signature, cheaper than a hand-off to the blocking pool. Slow backends run on the blocking
+//! pool instead.
 
 use std::future::Future;
 use std::io;
@@ -71,10 +75,12 @@ pub async fn serve(
         ));
     }
     let dispatcher = dispatcher.with_max_quote_buffer(config.max_quote_buffer);
+    let inline = dispatcher.backend().runs_inline();
     let shared = Arc::new(Shared {
         dispatcher,
         config,
         metrics,
+        inline,
     });
     let max = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
@@ -117,6 +123,8 @@ struct Shared {
     dispatcher: Dispatcher,
     config: ServerConfig,
     metrics: Metrics,
+    /// Whether the backend's calls run on the worker threads (else on the blocking pool).
+    inline: bool,
 }
 
 async fn accept_loop(
@@ -229,11 +237,30 @@ async fn handle_connection(
     metrics.uid(uid);
 
     let kind = request.kind();
+    let is_quote = matches!(request, AesmRequest::GetQuoteEx(_));
     let started = Instant::now();
-    let outcome = shared.dispatcher.handle(&request);
+    let outcome = if shared.inline {
+        shared.dispatcher.handle(&request)
+    } else {
+        let dispatcher = shared.dispatcher.clone();
+        match tokio::task::spawn_blocking(move || dispatcher.handle(&request)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The backend panicked: answer as aesmd does when a service call fails.
+                tracing::error!(rpc = kind.name(), error = %e, "AESM backend call failed");
+                crate::dispatch::Outcome {
+                    response: aesm_protocol::AesmResponse::error(
+                        kind,
+                        aesm_protocol::AesmCode::UnexpectedError,
+                    ),
+                    detail: Some(format!("backend call failed: {e}")),
+                }
+            }
+        }
+    };
     let elapsed = started.elapsed();
     let code = outcome.response.error_code();
-    if code == 0 && matches!(request, AesmRequest::GetQuoteEx(_)) {
+    if code == 0 && is_quote {
         metrics.quote_duration(elapsed);
     }
     metrics.request(kind.name(), code);

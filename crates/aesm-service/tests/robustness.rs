@@ -264,3 +264,113 @@ fn abstract_and_path_listeners_serve_side_by_side() {
     // The abstract name is free again once the service stopped.
     drop(listen::bind_abstract(&name).unwrap());
 }
+
+/// A backend whose quotes wait until the test lets them go, and that says so.
+#[derive(Debug)]
+struct Held {
+    inner: aesm_service::SimBackend,
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl aesm_service::QuoteBackend for Held {
+    fn name(&self) -> &'static str {
+        "held"
+    }
+    fn is_simulated(&self) -> bool {
+        true
+    }
+    fn runs_inline(&self) -> bool {
+        false
+    }
+    fn init_attestation_key(&self) -> Result<[u8; 32], aesm_service::BackendError> {
+        self.inner.init_attestation_key()
+    }
+    fn qe_target_info(&self) -> Result<sgx_types::TargetInfo, aesm_service::BackendError> {
+        self.inner.qe_target_info()
+    }
+    fn quote_size(&self) -> Result<u32, aesm_service::BackendError> {
+        self.inner.quote_size()
+    }
+    fn quote(&self, report: &sgx_types::Report) -> Result<Vec<u8>, aesm_service::BackendError> {
+        self.entered.lock().unwrap().send(()).unwrap();
+        self.release.lock().unwrap().recv().unwrap();
+        self.inner.quote(report)
+    }
+    fn qe_report_for_app(
+        &self,
+        quote: &[u8],
+        nonce: &[u8; 16],
+        app_target: &sgx_types::TargetInfo,
+    ) -> Result<sgx_types::Report, aesm_service::BackendError> {
+        self.inner.qe_report_for_app(quote, nonce, app_target)
+    }
+}
+
+#[test]
+fn a_slow_backend_runs_off_the_workers_and_never_stalls_other_clients() {
+    use aesm_service::{Dispatcher, Metrics, listen, serve};
+
+    let dir = common::short_tempdir();
+    let socket = dir.path().join("aesm.socket");
+    let platform = Arc::new(
+        sgx_sim::SimPlatform::open_or_init(&dir.path().join("state"), &Default::default()).unwrap(),
+    );
+    platform.init_attestation_key().unwrap();
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let backend = Arc::new(Held {
+        inner: aesm_service::SimBackend::new(Arc::clone(&platform)),
+        entered: std::sync::Mutex::new(entered_tx),
+        release: std::sync::Mutex::new(release_rx),
+    });
+    let (std_listener, _file) = listen::bind_socket(&socket, 0o777).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // One thread for the whole runtime: a quote blocking inline would stall everything.
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            serve(
+                vec![tokio::net::UnixListener::from_std(std_listener).unwrap()],
+                Dispatcher::new(backend),
+                ServerConfig::default(),
+                Metrics::default(),
+                async move {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        })
+    });
+    let report = platform.cpu().create_report(
+        &EnclaveIdentity::default(),
+        &platform.qe_target_info(),
+        &[1; 64],
+    );
+    let client = quote_client::AesmClient::new(&socket);
+    let key = sgx_types::AttKeyId::intel_qe3_ecdsa();
+    let size = platform.quote_size().unwrap();
+    let slow = {
+        let client = client.clone();
+        let report = sgx_types::structs::Wire::to_vec(&report);
+        let key = sgx_types::structs::Wire::to_vec(&key);
+        std::thread::spawn(move || client.get_quote_ex(&report, &key, None, size).unwrap())
+    };
+    // The quote is inside the backend, held; other requests are still answered.
+    entered_rx.recv().unwrap();
+    assert_eq!(client.get_supported_att_key_id_num().unwrap(), 1);
+    assert_eq!(
+        client
+            .get_quote_size_ex(Some(&sgx_types::structs::Wire::to_vec(&key)))
+            .unwrap(),
+        size
+    );
+    release_tx.send(()).unwrap();
+    let reply = slow.join().unwrap();
+    assert_eq!(reply.quote.unwrap().len(), size as usize);
+    stop.send(()).unwrap();
+    server.join().unwrap().unwrap();
+}
