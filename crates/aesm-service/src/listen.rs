@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::{Path, PathBuf};
 
 /// Intel's socket path (`CONFIG_SOCKET_PATH`).
@@ -136,13 +136,13 @@ pub fn bind_socket(path: &Path, mode: u32) -> Result<(UnixListener, SocketFile),
             .map_err(io_err("cannot set the mode of", dir))?;
     }
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
-            Ok(_) => {
+        Ok(meta) if meta.file_type().is_socket() => match probe(path) {
+            Ok(Probe::Live) => {
                 return Err(ListenError::AlreadyServing {
                     path: path.to_owned(),
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            Ok(Probe::Stale) => {
                 tracing::info!(path = %path.display(), "replacing a stale AESM socket");
                 fs::remove_file(path).map_err(io_err("cannot remove the stale socket", path))?;
             }
@@ -168,6 +168,24 @@ pub fn bind_socket(path: &Path, mode: u32) -> Result<(UnixListener, SocketFile),
         .set_nonblocking(true)
         .map_err(io_err("cannot configure", path))?;
     Ok((listener, guard))
+}
+
+enum Probe {
+    Live,
+    Stale,
+}
+
+/// Whether a server listens on the socket file `path`. The connect does not block: a server whose
+/// backlog is full (EAGAIN) is alive too.
+fn probe(path: &Path) -> io::Result<Probe> {
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&socket2::SockAddr::unix(path)?) {
+        Ok(()) => Ok(Probe::Live),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Probe::Live),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(Probe::Stale),
+        Err(e) => Err(e),
+    }
 }
 
 /// Binds the abstract socket `name` (no file; it vanishes with the process). Non-blocking.
@@ -204,6 +222,8 @@ pub fn bind_abstract(name: &str) -> Result<UnixListener, ListenError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::net::UnixStream;
+
     use super::*;
 
     fn short_dir() -> tempfile::TempDir {
@@ -268,6 +288,36 @@ mod tests {
             Err(ListenError::NotASocket { .. })
         ));
         assert_eq!(fs::read(&file).unwrap(), b"data");
+    }
+
+    #[test]
+    fn a_live_server_with_a_full_backlog_is_detected_without_blocking() {
+        let dir = short_dir();
+        let path = dir.path().join("aesm.socket");
+        let server =
+            socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        server
+            .bind(&socket2::SockAddr::unix(&path).unwrap())
+            .unwrap();
+        server.listen(0).unwrap();
+        // Fill the backlog: connects that are never accepted, until the kernel says EAGAIN.
+        let mut held = Vec::new();
+        loop {
+            let c =
+                socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+            c.set_nonblocking(true).unwrap();
+            match c.connect(&socket2::SockAddr::unix(&path).unwrap()) {
+                Ok(()) => held.push(c),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(held.len() < 1000, "the backlog never filled");
+        }
+        assert!(matches!(
+            bind_socket(&path, 0o777),
+            Err(ListenError::AlreadyServing { .. })
+        ));
+        drop(server);
     }
 
     #[test]
