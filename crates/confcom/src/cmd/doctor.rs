@@ -15,7 +15,11 @@ pub struct Args {
     #[arg(long, default_value = "/sys", env = "CONFCOM_SYSFS_ROOT")]
     pub sysfs_root: PathBuf,
     /// The quote helper's AESM socket.
-    #[arg(long, default_value = "/var/run/aesmd/aesm.socket", env = "CONFCOM_AESM_SOCKET")]
+    #[arg(
+        long,
+        default_value = "/var/run/aesmd/aesm.socket",
+        env = "CONFCOM_AESM_SOCKET"
+    )]
     pub socket: PathBuf,
     /// kubelet's device-plugin directory.
     #[arg(long, default_value = device_plugin::DEFAULT_PLUGIN_DIR)]
