@@ -86,6 +86,7 @@ struct Cache {
 /// - `SGX_QL_ERROR_BUSY` is retried per [`RetryPolicy`]; every other `quote3_error_t` goes to the
 ///   client as the AESM code of [`quote3::aesm_code`], and to the log as one line naming the cause
 ///   and the fix (at error level the first time a code is seen after a success, then at debug).
+/// - Calls run on the server's blocking pool ([`QuoteBackend::runs_inline`] is `false`).
 /// - A QE report for the app (`qe_report_info`) cannot be produced: `sgx_qe_get_quote` has no such
 ///   parameter. [`QuoteBackend::qe_report_for_app`] answers `AESM_UNABLE_TO_GENERATE_QE_REPORT`
 ///   (49); the dispatcher still echoes the request's `qe_report_info`.
@@ -219,6 +220,12 @@ impl QuoteBackend for DcapBackend {
     }
 
     fn is_simulated(&self) -> bool {
+        false
+    }
+
+    /// Enclave calls, PCK certificate fetches by the quote provider and BUSY backoff can take long:
+    /// the server runs these calls on its blocking pool.
+    fn runs_inline(&self) -> bool {
         false
     }
 

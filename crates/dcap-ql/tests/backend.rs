@@ -243,6 +243,14 @@ fn busy_is_retried_and_reported_as_busy_when_it_persists() {
 #[test]
 fn without_an_sgx_device_the_client_gets_no_device() {
     let fake = Fake::new();
+    {
+        use aesm_service::QuoteBackend;
+        let backend = fake.backend();
+        assert_eq!(backend.name(), "dcap");
+        assert!(!backend.is_simulated());
+        // Enclave calls and PCK fetches block: the server moves them off its async workers.
+        assert!(!backend.runs_inline());
+    }
     fake.set_sim_dir(None);
     let helper = Helper::start(fake.dir.path(), fake.backend());
     let client = helper.client();
