@@ -1,0 +1,474 @@
+//! `confcom verify QUOTE... --collateral FILE|DIR [...]`: verify DCAP quotes and apply a relying-party
+//! policy.
+//!
+//! Exit codes: 0 accepted; 1 a verification check failed or the policy rejected the quote; 2 input that
+//! cannot be read at all (missing file, not a quote, unsupported quote version, collateral that is not
+//! JSON, an unusable root). With several quotes (or `--batch DIR`) they are verified in parallel, one
+//! line (or JSON object) per file in the order given, and the exit code is the worst one.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use dcap_verify::{Collateral, Policy, TcbStatus, TrustAnchor, Verdict, Verifier, VerifyError};
+use serde::Serialize;
+use sgx_types::quote::Quote;
+
+use crate::input::read_quote_file;
+use crate::render::{ReportBodyJson, identity_text, rfc3339};
+
+/// Marks every verdict made under a root other than Intel's.
+const NOT_INTEL: &str = "SIMULATED or private PKI";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Quote files: binary, hex or base64 (detected from the content).
+    #[arg(value_name = "QUOTE")]
+    pub quotes: Vec<PathBuf>,
+    /// Collateral: a dcap-qvl QuoteCollateralV3 JSON file, or a directory in the PCS layout.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub collateral: PathBuf,
+    /// Trust anchor (PEM or DER) instead of the built-in Intel SGX Root CA.
+    #[arg(long, value_name = "FILE")]
+    pub root: Option<PathBuf>,
+    /// Verification time: Unix seconds or RFC 3339 (default: now).
+    #[arg(long, value_name = "UNIX|RFC3339", value_parser = parse_now)]
+    pub now: Option<u64>,
+    /// Accept debug enclaves.
+    #[arg(long)]
+    pub allow_debug: bool,
+    /// Accepted TCB statuses (default: UpToDate,SWHardeningNeeded,ConfigurationNeeded,ConfigurationAndSWHardeningNeeded).
+    #[arg(long, value_name = "STATUS,...", value_delimiter = ',', value_parser = parse_status)]
+    pub accept: Vec<TcbStatus>,
+    /// Expected MRENCLAVE (64 hex digits).
+    #[arg(long, value_name = "HEX", value_parser = parse_hex32)]
+    pub mrenclave: Option<[u8; 32]>,
+    /// Expected MRSIGNER (64 hex digits).
+    #[arg(long, value_name = "HEX", value_parser = parse_hex32)]
+    pub mrsigner: Option<[u8; 32]>,
+    /// Expected ISVPRODID.
+    #[arg(long, value_name = "N")]
+    pub isv_prod_id: Option<u16>,
+    /// Minimum ISVSVN.
+    #[arg(long, value_name = "N")]
+    pub min_isv_svn: Option<u16>,
+    /// Expected report data: up to 64 bytes in hex, compared with the start of the report data.
+    #[arg(long, value_name = "HEX", value_parser = parse_report_data)]
+    pub report_data: Option<ReportData>,
+    /// Minimum tcbEvaluationDataNumber.
+    #[arg(long, value_name = "N")]
+    pub min_tcb_eval: Option<u32>,
+    /// Print JSON (one object per line with several quotes).
+    #[arg(long)]
+    pub json: bool,
+    /// Verify every file in this directory (in parallel, one line per file).
+    #[arg(long, value_name = "DIR")]
+    pub batch: Option<PathBuf>,
+    /// Worker threads for several quotes (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+fn parse_now(s: &str) -> Result<u64, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    dcap_verify::time::parse_rfc3339(s)
+        .ok_or_else(|| format!("{s:?} is neither Unix seconds nor an RFC 3339 date"))
+}
+
+fn parse_status(s: &str) -> Result<TcbStatus, String> {
+    TcbStatus::from_name(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = TcbStatus::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown TCB status {s:?} (one of {})", names.join(", "))
+    })
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    hex::decode(s).map_err(|e| format!("not hex: {e}"))
+}
+
+fn parse_hex32(s: &str) -> Result<[u8; 32], String> {
+    let bytes = parse_hex(s)?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("expected 32 bytes (64 hex digits), got {}", bytes.len()))
+}
+
+/// Expected report data (1 to 64 bytes); a newtype so that clap takes it as one value.
+#[derive(Debug, Clone)]
+pub struct ReportData(pub Vec<u8>);
+
+fn parse_report_data(s: &str) -> Result<ReportData, String> {
+    let bytes = parse_hex(s)?;
+    if bytes.is_empty() || bytes.len() > 64 {
+        return Err(format!("expected 1 to 64 bytes, got {}", bytes.len()));
+    }
+    Ok(ReportData(bytes))
+}
+
+/// Exit codes.
+const EXIT_ACCEPTED: u8 = 0;
+const EXIT_REJECTED: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// What happened to one quote file.
+enum Outcome {
+    Verified(Box<Verdict>),
+    Failed(VerifyError),
+    Unreadable(String),
+}
+
+impl Outcome {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Verified(v) if v.accepted => EXIT_ACCEPTED,
+            Outcome::Verified(_) | Outcome::Failed(_) => EXIT_REJECTED,
+            Outcome::Unreadable(_) => EXIT_BAD_INPUT,
+        }
+    }
+}
+
+fn check_one(
+    verifier: &Verifier,
+    path: &Path,
+    collateral: &Collateral,
+    now: u64,
+    policy: &Policy,
+) -> Outcome {
+    let bytes = match read_quote_file(path) {
+        Ok((bytes, _)) => bytes,
+        Err(e) => return Outcome::Unreadable(format!("{e:#}")),
+    };
+    if let Err(e) = Quote::parse(&bytes) {
+        return Outcome::Unreadable(format!("not a valid quote: {e}"));
+    }
+    match verifier.verify(&bytes, collateral, now, policy) {
+        Ok(v) => Outcome::Verified(Box::new(v)),
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+#[derive(Serialize)]
+struct VerdictJson<'a> {
+    file: String,
+    result: &'static str,
+    accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rejections: Vec<String>,
+    trust_anchor: String,
+    intel_root: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qv_result: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qv_result_name: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advisory_ids: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qe_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fmspc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pce_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcb_date: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcb_evaluation_data_number: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcb_info_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collateral_expires: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_body: Option<ReportBodyJson>,
+}
+
+fn anchor_label(anchor: &TrustAnchor) -> String {
+    if anchor.is_intel() {
+        "Intel SGX Root CA".into()
+    } else {
+        format!("{NOT_INTEL}: {}", anchor.subject())
+    }
+}
+
+fn to_json<'a>(path: &Path, outcome: &'a Outcome, anchor: &TrustAnchor) -> VerdictJson<'a> {
+    let mut j = VerdictJson {
+        file: path.display().to_string(),
+        result: "unreadable",
+        accepted: false,
+        error: None,
+        rejections: Vec::new(),
+        trust_anchor: anchor_label(anchor),
+        intel_root: anchor.is_intel(),
+        qv_result: None,
+        qv_result_name: None,
+        status: None,
+        advisory_ids: None,
+        platform_status: None,
+        qe_status: None,
+        fmspc: None,
+        pce_id: None,
+        tcb_date: None,
+        tcb_evaluation_data_number: None,
+        tcb_info_version: None,
+        collateral_expires: None,
+        version: None,
+        report_body: None,
+    };
+    match outcome {
+        Outcome::Unreadable(e) => j.error = Some(e.clone()),
+        Outcome::Failed(e) => {
+            j.result = "failed";
+            j.error = Some(e.to_string());
+            j.qv_result = Some(e.qv_result().code());
+            j.qv_result_name = Some(e.qv_result().name());
+        }
+        Outcome::Verified(v) => {
+            j.result = if v.accepted { "accepted" } else { "rejected" };
+            j.accepted = v.accepted;
+            j.rejections = v.rejections.clone();
+            j.qv_result = Some(v.qv_result.code());
+            j.qv_result_name = Some(v.qv_result.name());
+            j.status = Some(v.status.name());
+            j.advisory_ids = Some(&v.advisory_ids);
+            j.platform_status = Some(v.platform_status.name());
+            j.qe_status = Some(v.qe_status.name());
+            j.fmspc = Some(hex::encode(v.fmspc));
+            j.pce_id = Some(hex::encode(v.pce_id));
+            j.tcb_date = Some(&v.tcb_date);
+            j.tcb_evaluation_data_number = Some(v.tcb_evaluation_data_number);
+            j.tcb_info_version = Some(v.tcb_info_version);
+            j.collateral_expires = Some(rfc3339(v.earliest_expiry));
+            j.version = Some(v.quote_version);
+            j.report_body = Some((&v.report_body).into());
+        }
+    }
+    j
+}
+
+/// The readable verdict of one quote.
+fn text(path: &Path, outcome: &Outcome, anchor: &TrustAnchor) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let pki = if anchor.is_intel() {
+        "Intel SGX Root CA".to_owned()
+    } else {
+        format!("{NOT_INTEL} ({})", anchor.subject())
+    };
+    match outcome {
+        Outcome::Unreadable(e) => {
+            let _ = writeln!(out, "{}: UNREADABLE: {e}", path.display());
+        }
+        Outcome::Failed(e) => {
+            let qv = e.qv_result();
+            let _ = writeln!(
+                out,
+                "{}: FAILED: {e} ({}, {:#06x})\n  trust anchor   {pki}",
+                path.display(),
+                qv.name(),
+                qv.code()
+            );
+        }
+        Outcome::Verified(v) => {
+            let _ = writeln!(
+                out,
+                "{}: {}: {} ({}, {:#06x}){}",
+                path.display(),
+                if v.accepted { "ACCEPTED" } else { "REJECTED" },
+                v.status,
+                v.qv_result.name(),
+                v.qv_result.code(),
+                if v.intel_root {
+                    String::new()
+                } else {
+                    format!(" [{NOT_INTEL}]")
+                }
+            );
+            for reason in &v.rejections {
+                let _ = writeln!(out, "  rejected: {reason}");
+            }
+            let _ = writeln!(out, "  trust anchor   {pki}");
+            let _ = writeln!(
+                out,
+                "  platform       {}   QE {}",
+                v.platform_status, v.qe_status
+            );
+            let advisories = if v.advisory_ids.is_empty() {
+                "none".to_owned()
+            } else {
+                v.advisory_ids.join(", ")
+            };
+            let _ = writeln!(out, "  advisories     {advisories}");
+            let _ = writeln!(
+                out,
+                "  fmspc {}   pce_id {}   tcb date {}   tcbEvaluationDataNumber {}   TCB info v{}",
+                hex::encode(v.fmspc),
+                hex::encode(v.pce_id),
+                v.tcb_date,
+                v.tcb_evaluation_data_number,
+                v.tcb_info_version
+            );
+            let _ = writeln!(out, "  collateral expires {}", rfc3339(v.earliest_expiry));
+            let _ = writeln!(out, "Enclave (quote v{})", v.quote_version);
+            identity_text(&mut out, &v.report_body);
+        }
+    }
+    out
+}
+
+/// One line per quote for batch output.
+fn line(path: &Path, outcome: &Outcome, anchor: &TrustAnchor) -> String {
+    let pki = if anchor.is_intel() {
+        String::new()
+    } else {
+        format!(" [{NOT_INTEL}]")
+    };
+    match outcome {
+        Outcome::Unreadable(e) => format!("{}: UNREADABLE: {e}", path.display()),
+        Outcome::Failed(e) => format!("{}: FAILED: {e}{pki}", path.display()),
+        Outcome::Verified(v) => {
+            let mut s = format!(
+                "{}: {} {} ({:#06x}) advisories [{}] mrenclave {}{pki}",
+                path.display(),
+                if v.accepted { "ACCEPTED" } else { "REJECTED" },
+                v.status,
+                v.qv_result.code(),
+                v.advisory_ids.join(","),
+                hex::encode(v.report_body.mr_enclave),
+            );
+            if !v.rejections.is_empty() {
+                s.push_str(": ");
+                s.push_str(&v.rejections.join("; "));
+            }
+            s
+        }
+    }
+}
+
+fn list_batch(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match run_inner(args) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(EXIT_BAD_INPUT))
+        }
+    }
+}
+
+fn run_inner(args: Args) -> Result<ExitCode> {
+    let mut files = args.quotes.clone();
+    if let Some(dir) = &args.batch {
+        files.extend(list_batch(dir)?);
+    }
+    if files.is_empty() {
+        bail!("no quote given (QUOTE... or --batch DIR)");
+    }
+    let collateral = Collateral::load(&args.collateral)?;
+    let anchor = match &args.root {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            TrustAnchor::from_pem_or_der(&bytes).with_context(|| path.display().to_string())?
+        }
+        None => TrustAnchor::intel(),
+    };
+    let now = match args.now {
+        Some(n) => n,
+        None => SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
+    };
+    let policy = Policy {
+        allow_debug: args.allow_debug,
+        mr_enclave: args.mrenclave,
+        mr_signer: args.mrsigner,
+        isv_prod_id: args.isv_prod_id,
+        min_isv_svn: args.min_isv_svn,
+        report_data: args.report_data.as_ref().map(|r| r.0.clone()),
+        min_tcb_evaluation_data_number: args.min_tcb_eval,
+        accepted_statuses: if args.accept.is_empty() {
+            Policy::DEFAULT_ACCEPTED.to_vec()
+        } else {
+            args.accept.clone()
+        },
+    };
+    let verifier = Verifier::new(anchor);
+    let single = files.len() == 1 && args.batch.is_none();
+
+    let outcomes: Vec<Mutex<Option<Outcome>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    let workers = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, files.len());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let outcome = check_one(&verifier, path, &collateral, now, &policy);
+                    *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                }
+            });
+        }
+    });
+
+    let mut worst = EXIT_ACCEPTED;
+    for (path, slot) in files.iter().zip(outcomes) {
+        let Some(outcome) = slot.into_inner().unwrap_or_else(|e| e.into_inner()) else {
+            bail!("{}: not verified", path.display());
+        };
+        worst = worst.max(outcome.exit_code());
+        let anchor = verifier.anchor();
+        if args.json {
+            let view = to_json(path, &outcome, anchor);
+            if single {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!("{}", serde_json::to_string(&view)?);
+            }
+        } else if single {
+            print!("{}", text(path, &outcome, anchor));
+        } else {
+            println!("{}", line(path, &outcome, anchor));
+        }
+        if let Outcome::Failed(
+            VerifyError::ChainUntrusted { .. } | VerifyError::CrlSignatureInvalid { .. },
+        ) = &outcome
+        {
+            let sim_root = args.collateral.join("root-ca.pem");
+            if args.root.is_none() && sim_root.is_file() && !args.json {
+                eprintln!(
+                    "hint: the collateral directory holds its own root; to trust it: --root {}",
+                    sim_root.display()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::from(worst))
+}
