@@ -153,6 +153,9 @@ impl Cert {
     }
 }
 
+/// The longest chain accepted: leaf, up to four intermediates (like dcap-qvl), root.
+const MAX_CHAIN: usize = 6;
+
 /// The exact bytes of a certificate's `tbsCertificate`, issuer and subject (each a whole TLV), read
 /// from a certificate that `x509-cert` has decoded.
 fn raw_parts(der: &[u8]) -> der::Result<(&[u8], &[u8], &[u8])> {
@@ -243,6 +246,12 @@ pub(crate) fn parse_chain(chain: Chain, pem: &[u8]) -> Result<Vec<Cert>, VerifyE
         let cert = Cert::from_der(&der)
             .map_err(|e| malformed(pos, format!("certificate {}: {e}", certs.len())))?;
         certs.push(cert);
+        if certs.len() > MAX_CHAIN {
+            return Err(malformed(
+                pos,
+                format!("more than {MAX_CHAIN} certificates"),
+            ));
+        }
         if pos == text.len() {
             return Ok(certs);
         }
@@ -416,10 +425,10 @@ pub(crate) fn verify_chain(
     signed_by: &dyn Fn(&Cert, &Cert) -> bool,
 ) -> Result<Window, VerifyError> {
     let len = certs.len();
-    if !(2..=6).contains(&len) {
+    if !(2..=MAX_CHAIN).contains(&len) {
         return Err(VerifyError::ChainMalformed {
             chain,
-            reason: format!("{len} certificates (expected 2 to 6)"),
+            reason: format!("{len} certificates (expected 2 to {MAX_CHAIN})"),
         });
     }
     if certs[len - 1].der != anchor_der {
