@@ -685,3 +685,40 @@ impl Verifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_anchor_is_intels_root() {
+        let anchor = TrustAnchor::intel();
+        assert!(anchor.is_intel());
+        assert_eq!(
+            anchor.subject(),
+            "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX Root CA"
+        );
+        let fingerprint = digest(&SHA256, anchor.der());
+        assert_eq!(
+            hex::encode(fingerprint),
+            "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3"
+        );
+    }
+
+    #[test]
+    fn cache_keys_compare_every_part_exactly() {
+        let cache = Cache::new(2);
+        cache.insert(&[b"ab", b"c"], 1);
+        assert_eq!(cache.get(&[b"ab", b"c"]), Some(1));
+        assert_eq!(cache.get(&[b"a", b"bc"]), None);
+        assert_eq!(cache.get(&[b"abc"]), None);
+        assert_eq!(cache.get(&[b"ab", b"c", b""]), None);
+        cache.insert(&[b"x"], 2);
+        cache.insert(&[b"y"], 3);
+        assert_eq!(cache.get(&[b"ab", b"c"]), None, "oldest entry evicted");
+        assert_eq!(cache.len(), 2);
+        let off: Cache<u8> = Cache::new(0);
+        off.insert(&[b"x"], 1);
+        assert_eq!(off.get(&[b"x"]), None);
+    }
+}

@@ -271,7 +271,11 @@ fn text(path: &Path, outcome: &Outcome, anchor: &TrustAnchor) -> String {
     };
     match outcome {
         Outcome::Unreadable(e) => {
-            let _ = writeln!(out, "{}: UNREADABLE: {e}", path.display());
+            let _ = writeln!(
+                out,
+                "{}: UNREADABLE: {e}\n  trust anchor   {pki}",
+                path.display()
+            );
         }
         Outcome::Failed(e) => {
             let qv = e.qv_result();
@@ -338,7 +342,7 @@ fn line(path: &Path, outcome: &Outcome, anchor: &TrustAnchor) -> String {
         format!(" [{NOT_INTEL}]")
     };
     match outcome {
-        Outcome::Unreadable(e) => format!("{}: UNREADABLE: {e}", path.display()),
+        Outcome::Unreadable(e) => format!("{}: UNREADABLE: {e}{pki}", path.display()),
         Outcome::Failed(e) => format!("{}: FAILED: {e}{pki}", path.display()),
         Outcome::Verified(v) => {
             let mut s = format!(
