@@ -3,12 +3,13 @@
 //!
 //! Checks, in order (so that the same error wins when several apply):
 //! 1. the root CA CRL (signed by the anchor, within its window, not revoking the root), the PCK CRL
-//!    issuer chain and the PCK CRL (signature, window);
+//!    decoded;
 //! 2. the quote header (version 3 or 4, ECDSA-P256 attestation key, Intel's QE vendor id);
 //! 3. the TCB info (window, issuer chain issued directly by the root, signature over its exact bytes);
 //! 4. the QE identity (the same), which must be `QE` version 2;
-//! 5. the PCK chain to the anchor: root byte-identical to the anchor, each certificate valid now and
-//!    not revoked (root CA CRL for the PCK CA, PCK CRL for the leaf), the PCK SGX extension;
+//! 5. the PCK CRL issuer chain, the PCK CRL's signature by the PCK CA and its window; the PCK chain to
+//!    the anchor: root byte-identical to the anchor, each certificate valid now and not revoked (root
+//!    CA CRL for the PCK CA, PCK CRL for the leaf), the PCK SGX extension;
 //! 6. the QE report signature by the PCK key;
 //! 7. the QE report data = SHA-256(attestation key ‖ QE auth data) ‖ zeros;
 //! 8. the QE against the QE identity (MRSIGNER, not debug, ISVPRODID, masked MISCSELECT and

@@ -369,7 +369,12 @@ impl Verifier {
         let pck = match self.pck.get(&pck_key).filter(|p| p.window.contains(now)) {
             Some(pck) => pck,
             None => {
-                let pck = Arc::new(self.check_pck_chain(&vc.crls, pem, now)?);
+                let (crls, crl_window, crl_expiry) =
+                    self.check_pck_crl(collateral, &vc.crls, now)?;
+                let mut pck = self.check_pck_chain(&crls, pem, now)?;
+                pck.window.meet(crl_window);
+                pck.earliest_expiry = pck.earliest_expiry.min(crl_expiry);
+                let pck = Arc::new(pck);
                 self.pck.insert(&pck_key, Arc::clone(&pck));
                 pck
             }
@@ -521,8 +526,8 @@ impl Verifier {
         })
     }
 
-    /// Step 1: the root CA CRL (signed by the anchor, within its window, not revoking the root), the PCK
-    /// CRL issuer chain, and the PCK CRL (signed by its issuer, within its window).
+    /// Step 1: the root CA CRL (signed by the anchor, within its window, not revoking the root), and the
+    /// PCK CRL decoded.
     fn check_crls(
         &self,
         c: &Collateral,
@@ -541,16 +546,29 @@ impl Verifier {
                 what: "root CA certificate".into(),
             });
         }
+        // The PCK CRL is decoded here; its issuer chain, signature and window are checked with the PCK
+        // chain (step 5), where dcap-qvl checks them.
         let pck = self.crl(CrlKind::Pck, &c.pck_crl)?;
-        let chain = self.chain(Chain::PckCrl, c.pck_crl_issuer_chain.as_bytes())?;
-        // The PCK CRL is only needed to check the PCK CRL issuer's own chain against the root CRL.
-        let partial = Crls {
-            root: Arc::clone(&root),
-            pck: Arc::clone(&pck),
+        Ok(Crls {
+            root,
+            pck,
             pck_crl_key: Vec::new(),
-        };
-        window.meet(self.verify_chain(Chain::PckCrl, &chain, &partial, now)?);
+        })
+    }
+
+    /// Step 5a: the PCK CRL issuer chain (PCK CA to the anchor, not revoked by the root CA CRL), the PCK
+    /// CRL's issuer and signature by that CA, and its window. Returns the CRLs with the PCK CRL marked
+    /// verified, and the window.
+    fn check_pck_crl(
+        &self,
+        c: &Collateral,
+        crls: &Crls,
+        now: u64,
+    ) -> Result<(Crls, Window, u64), VerifyError> {
+        let chain = self.chain(Chain::PckCrl, c.pck_crl_issuer_chain.as_bytes())?;
+        let mut window = self.verify_chain(Chain::PckCrl, &chain, crls, now)?;
         let issuer = &chain[0];
+        let pck = &crls.pck;
         if pck.issuer != issuer.subject {
             return Err(VerifyError::CrlIssuerMismatch {
                 which: CrlKind::Pck,
@@ -562,12 +580,17 @@ impl Verifier {
                 which: CrlKind::Pck,
             });
         }
-        pck.check_window(now, window)?;
-        Ok(Crls {
-            pck_crl_key: issuer.key.clone(),
-            root,
-            pck,
-        })
+        pck.check_window(now, &mut window)?;
+        let expiry = chain.iter().map(|c| c.not_after).min().unwrap_or(u64::MAX);
+        Ok((
+            Crls {
+                root: Arc::clone(&crls.root),
+                pck: Arc::clone(pck),
+                pck_crl_key: issuer.key.clone(),
+            },
+            window,
+            expiry,
+        ))
     }
 
     /// Steps 3 and 4: TCB info and QE identity (window, issuer chain, signature), then the QE identity's

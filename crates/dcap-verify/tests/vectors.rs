@@ -224,3 +224,56 @@ fn sample_400_days_later_fails_on_the_expired_root_crl_like_dcap_qvl() {
     .unwrap_err();
     assert!(theirs.contains("CrlExpired"), "{theirs}");
 }
+
+/// dcap-qvl's words for each of our errors on the tampered set.
+fn dcap_qvl_words(e: &VerifyError) -> &'static str {
+    match e {
+        VerifyError::UnsupportedQuoteVersion(_) => "Unsupported quote version",
+        VerifyError::IsvSignatureInvalid => "ISV enclave report signature is invalid",
+        VerifyError::QeReportDataMismatch => "QE report hash mismatch",
+        VerifyError::QeReportSignatureInvalid => "Signature is invalid for qe_report",
+        VerifyError::CrlSignatureInvalid {
+            which: CrlKind::Pck,
+        } => "InvalidCrlSignatureForPublicKey",
+        VerifyError::QeIdentitySignatureInvalid => "Signature is invalid for qe_identity",
+        VerifyError::TcbInfoSignatureInvalid => "Signature is invalid for tcb_info",
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+/// With a tampered quote and tampered collateral together, the same check fails first in both
+/// verifiers (dcap-qvl's order).
+#[test]
+fn with_several_faults_the_same_error_wins_as_in_dcap_qvl() {
+    let quotes = [
+        "quote_attkey_flip.bin",
+        "quote_header_version2.bin",
+        "quote_isvsig_flip.bin",
+        "quote_qeauth_flip.bin",
+        "quote_qereport_flip.bin",
+    ];
+    let collaterals = [
+        "coll_pckcrl_sigflip.json",
+        "coll_qeidentity_modified.json",
+        "coll_tcbinfo_modified.json",
+        "coll_tcbinfo_sigflip.json",
+    ];
+    let mut pairs = 0;
+    for q in quotes {
+        for c in collaterals {
+            let quote = read(&format!("dcap-qvl/tampered/{q}"));
+            let collateral =
+                Collateral::from_json(&read_text(&format!("dcap-qvl/tampered/{c}"))).unwrap();
+            let ours = ours(&quote, &collateral, SAMPLE_NOW, &Policy::default()).unwrap_err();
+            let theirs =
+                reference(&intel_root(), &quote, &collateral, SAMPLE_NOW, false).unwrap_err();
+            let words = dcap_qvl_words(&ours);
+            assert!(
+                theirs.contains(words),
+                "{q} + {c}: we say {ours}, dcap-qvl says {theirs}"
+            );
+            pairs += 1;
+        }
+    }
+    assert_eq!(pairs, 20);
+}

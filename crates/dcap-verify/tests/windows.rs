@@ -42,11 +42,12 @@ fn windows() -> Vec<(Piece, u64, u64)> {
     let (c1, d1) = crl(&c.pck_crl);
     let (e, f) = doc(&c.tcb_info);
     let (g, h) = doc(&c.qe_identity);
+    // Check order: root CA CRL (step 1), TCB info (3), QE identity (4), PCK CRL (5, with the PCK chain).
     vec![
         (Piece::RootCrl, a, b),
-        (Piece::PckCrl, c1, d1),
         (Piece::TcbInfo, e, f),
         (Piece::QeIdentity, g, h),
+        (Piece::PckCrl, c1, d1),
     ]
 }
 
