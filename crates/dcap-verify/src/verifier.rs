@@ -21,7 +21,7 @@ pub const INTEL_ROOT_CA_DER: &[u8] = include_bytes!("intel-sgx-root-ca.der");
 /// The root certificate every chain must end in.
 #[derive(Debug, Clone)]
 pub struct TrustAnchor {
-    cert: Cert,
+    cert: Arc<Cert>,
 }
 
 impl TrustAnchor {
@@ -43,7 +43,9 @@ impl TrustAnchor {
                 "not a self-issued root certificate".into(),
             ));
         }
-        Ok(Self { cert })
+        Ok(Self {
+            cert: Arc::new(cert),
+        })
     }
 
     /// A root certificate in PEM (one `CERTIFICATE` block) or DER.
