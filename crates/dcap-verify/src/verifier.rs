@@ -192,7 +192,9 @@ pub struct Verifier {
     qe_reports: Cache<()>,
     /// Decoded certificate chains by their PEM bytes and CRLs by their DER bytes (decoding only: no
     /// verification result is kept here).
-    parsed_chains: Cache<Arc<Vec<Cert>>>,
+    parsed_chains: Cache<Arc<Vec<Arc<Cert>>>>,
+    /// Decoded certificates by their DER bytes (a certificate recurs in several chains).
+    decoded_certs: Cache<Arc<Cert>>,
     parsed_crls: Cache<Arc<Crl>>,
     /// Certificate signatures found valid, by (certificate DER, issuer key): a fact independent of time.
     cert_sigs: Cache<()>,
@@ -232,6 +234,7 @@ impl Verifier {
             qe_reports: Cache::new(QE_REPORT_CACHE),
             parsed_chains: Cache::new(PARSED_CACHE),
             parsed_crls: Cache::new(PARSED_CACHE),
+            decoded_certs: Cache::new(PARSED_CACHE),
             cert_sigs: Cache::new(PARSED_CACHE),
             next_id: AtomicU64::new(1),
         }
@@ -247,6 +250,7 @@ impl Verifier {
             qe_reports: Cache::new(0),
             parsed_chains: Cache::new(0),
             parsed_crls: Cache::new(0),
+            decoded_certs: Cache::new(8),
             cert_sigs: Cache::new(8),
             next_id: AtomicU64::new(1),
         }
@@ -265,11 +269,24 @@ impl Verifier {
     }
 
     /// Decodes a PEM chain, reusing an earlier decoding of the same bytes.
-    fn chain(&self, chain: Chain, pem: &[u8]) -> Result<Arc<Vec<Cert>>, VerifyError> {
+    /// Decodes a certificate, reusing the anchor and earlier decodings of the same bytes.
+    fn decode_cert(&self, der: &[u8]) -> Result<Arc<Cert>, String> {
+        if der == self.anchor.der() {
+            return Ok(Arc::clone(&self.anchor.cert));
+        }
+        if let Some(cert) = self.decoded_certs.get(&[der]) {
+            return Ok(cert);
+        }
+        let cert = Arc::new(Cert::from_der(der)?);
+        self.decoded_certs.insert(&[der], Arc::clone(&cert));
+        Ok(cert)
+    }
+
+    fn chain(&self, chain: Chain, pem: &[u8]) -> Result<Arc<Vec<Arc<Cert>>>, VerifyError> {
         if let Some(certs) = self.parsed_chains.get(&[pem]) {
             return Ok(certs);
         }
-        let certs = Arc::new(parse_chain(chain, pem)?);
+        let certs = Arc::new(parse_chain(chain, pem, &|der| self.decode_cert(der))?);
         self.parsed_chains.insert(&[pem], Arc::clone(&certs));
         Ok(certs)
     }
@@ -302,7 +319,7 @@ impl Verifier {
     fn verify_chain(
         &self,
         chain: Chain,
-        certs: &[Cert],
+        certs: &[Arc<Cert>],
         crls: &Crls,
         now: u64,
     ) -> Result<Window, VerifyError> {

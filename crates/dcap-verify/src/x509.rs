@@ -16,6 +16,8 @@ use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 use x509_cert::spki::AlgorithmIdentifierOwned;
 
+use std::sync::Arc;
+
 use crate::error::{Chain, CrlKind, VerifyError};
 
 /// OIDs of the extensions that may be critical (RFC 5280 processing rules a verifier must understand).
@@ -183,7 +185,11 @@ fn raw_parts(der: &[u8]) -> der::Result<(&[u8], &[u8], &[u8])> {
 /// These are the rules of [`sgx_types::pck::parse_pem_chain`] made exact: that decoder (through the
 /// `der` PEM reader) recovers some altered base64 text to the original certificate, and it decodes
 /// several times slower.
-pub(crate) fn parse_chain(chain: Chain, pem: &[u8]) -> Result<Vec<Cert>, VerifyError> {
+pub(crate) fn parse_chain(
+    chain: Chain,
+    pem: &[u8],
+    decode: &dyn Fn(&[u8]) -> Result<Arc<Cert>, String>,
+) -> Result<Vec<Arc<Cert>>, VerifyError> {
     let malformed = |offset: usize, reason: String| VerifyError::ChainMalformed {
         chain,
         reason: format!("at byte {offset}: {reason}"),
@@ -243,7 +249,7 @@ pub(crate) fn parse_chain(chain: Chain, pem: &[u8]) -> Result<Vec<Cert>, VerifyE
                     format!("certificate {}: invalid base64: {e}", certs.len()),
                 )
             })?;
-        let cert = Cert::from_der(&der)
+        let cert = decode(&der)
             .map_err(|e| malformed(pos, format!("certificate {}: {e}", certs.len())))?;
         certs.push(cert);
         if certs.len() > MAX_CHAIN {
@@ -390,8 +396,8 @@ impl Window {
 /// The two CRLs, with the PCK CRL already verified against `pck_crl_key`.
 #[derive(Debug, Clone)]
 pub(crate) struct Crls {
-    pub root: std::sync::Arc<Crl>,
-    pub pck: std::sync::Arc<Crl>,
+    pub root: Arc<Crl>,
+    pub pck: Arc<Crl>,
     /// The key the PCK CRL's signature was verified with.
     pub pck_crl_key: Vec<u8>,
 }
@@ -418,7 +424,7 @@ fn cert_role(chain: Chain, index: usize, len: usize) -> &'static str {
 /// Returns the window of `now` values over which this result holds.
 pub(crate) fn verify_chain(
     chain: Chain,
-    certs: &[Cert],
+    certs: &[Arc<Cert>],
     anchor_der: &[u8],
     crls: &Crls,
     now: u64,
@@ -562,14 +568,18 @@ mod tests {
         .unwrap()
     }
 
+    fn decode(der: &[u8]) -> Result<Arc<Cert>, String> {
+        Cert::from_der(der).map(Arc::new)
+    }
+
     fn parses(pem: &[u8]) -> bool {
-        parse_chain(Chain::Pck, pem).is_ok()
+        parse_chain(Chain::Pck, pem, &decode).is_ok()
     }
 
     #[test]
     fn accepts_the_real_chain_with_one_nul_lf_or_crlf() {
         let pem = chain();
-        assert_eq!(parse_chain(Chain::Pck, &pem).unwrap().len(), 3);
+        assert_eq!(parse_chain(Chain::Pck, &pem, &decode).unwrap().len(), 3);
         let mut nul = pem.clone();
         nul.push(0);
         assert!(parses(&nul));
@@ -609,7 +619,7 @@ mod tests {
 
     #[test]
     fn raw_parts_are_the_encoded_fields() {
-        for cert in parse_chain(Chain::Pck, &chain()).unwrap() {
+        for cert in parse_chain(Chain::Pck, &chain(), &decode).unwrap() {
             let tbs = cert.cert.tbs_certificate();
             assert_eq!(cert.tbs, tbs.to_der().unwrap());
             assert_eq!(cert.issuer, tbs.issuer().to_der().unwrap());
