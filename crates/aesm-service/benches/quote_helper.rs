@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aesm_protocol::frame::{read_frame, write_frame};
+use aesm_protocol::frame::{read_frame, read_frame_async, write_frame, write_frame_async};
 use aesm_protocol::{
     AesmRequest, AesmResponse, GetQuoteExRequest, RequestKind, decode_response, encode_request,
 };
@@ -103,6 +103,22 @@ fn main() {
         .into_iter()
         .map(|clients| (clients, run_clients(&socket, &request, clients, duration)))
         .collect();
+    // The floor of any design: a bare tokio loop that accepts, reads the frame, signs inline and
+    // writes a reply of the same size, with nothing else (no decoding, checks, metrics, timeouts).
+    let bare_loop = |name: &str, sign: bool| {
+        let bare_socket = dir.path().join(name);
+        let (bare_stop, bare_server) = start_bare_server(&bare_socket, quote_size as usize, sign);
+        let rates: Vec<f64> = [1usize, 8, 64]
+            .into_iter()
+            .map(|clients| run_clients(&bare_socket, &request, clients, duration).rate)
+            .collect();
+        bare_stop.send(()).unwrap();
+        bare_server.join().unwrap();
+        rates
+    };
+    let bare = bare_loop("bare.socket", true);
+    // Without the signature: what clients, sockets and the kernel alone allow on this machine.
+    let null = bare_loop("null.socket", false);
     let raw_after = raw_signing_rate(duration);
     let raw = (raw_before + raw_after) / 2.0;
 
@@ -117,19 +133,34 @@ fn main() {
     );
     println!();
     println!(
-        "{:>8} {:>12} {:>14} {:>10} {:>10}",
-        "clients", "requests/s", "x raw signing", "p50", "p99"
+        "{:>8} {:>12} {:>14} {:>10} {:>10} {:>16}",
+        "clients", "requests/s", "x raw signing", "p50", "p99", "x bare loop"
     );
-    for (clients, point) in &points {
+    for ((clients, point), bare) in points.iter().zip(&bare) {
         println!(
-            "{:>8} {:>12.0} {:>13.2}x {:>10} {:>10}",
+            "{:>8} {:>12.0} {:>13.2}x {:>10} {:>10} {:>15.2}x",
             clients,
             point.rate,
             point.rate / raw,
             fmt_duration(point.p50),
-            fmt_duration(point.p99)
+            fmt_duration(point.p99),
+            point.rate / bare
         );
     }
+    let list = |rates: &[f64], f: &dyn Fn(f64) -> String| {
+        rates.iter().map(|r| f(*r)).collect::<Vec<_>>().join(", ")
+    };
+    println!(
+        "bare loop (accept, read, sign inline, write), 1/8/64 clients: {} requests/s = {} x raw",
+        list(&bare, &|r| format!("{r:.0}")),
+        list(&bare, &|r| format!("{:.2}", r / raw)),
+    );
+    println!(
+        "the same loop without signing (what clients, sockets and kernel allow here): {} \
+         requests/s = {} x raw",
+        list(&null, &|r| format!("{r:.0}")),
+        list(&null, &|r| format!("{:.2}", r / raw)),
+    );
 
     stop.send(()).unwrap();
     server.join().unwrap().unwrap();
@@ -204,6 +235,66 @@ fn run_clients(socket: &Path, request: &Arc<Vec<u8>>, clients: usize, duration: 
         p50: pick(0.50),
         p99: pick(0.99),
     }
+}
+
+fn start_bare_server(
+    socket: &Path,
+    reply_len: usize,
+    sign: bool,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+            let rng = Arc::new(SystemRandom::new());
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &*rng).unwrap();
+            let key = Arc::new(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &*rng)
+                    .unwrap(),
+            );
+            let template: Arc<[u8]> = aesm_protocol::encode_response(&AesmResponse::GetQuoteEx(
+                aesm_protocol::GetQuoteExResponse {
+                    error_code: 0,
+                    quote: Some(vec![0; reply_len]),
+                    qe_report_info: None,
+                },
+            ))
+            .into();
+            loop {
+                let (mut stream, _) = tokio::select! {
+                    _ = &mut stopped => return,
+                    accepted = listener.accept() => accepted.unwrap(),
+                };
+                let key = Arc::clone(&key);
+                let rng = Arc::clone(&rng);
+                let template = Arc::clone(&template);
+                tokio::spawn(async move {
+                    let Ok(Some(body)) = read_frame_async(&mut stream, 1 << 16).await else {
+                        return;
+                    };
+                    // A real GetQuoteEx reply of the quote's size, the signature in its last bytes.
+                    let mut reply = template.to_vec();
+                    if sign {
+                        let signature = key.sign(&*rng, &body[..432.min(body.len())]).unwrap();
+                        let end = reply.len();
+                        reply[end - 64..].copy_from_slice(signature.as_ref());
+                    }
+                    let _ = write_frame_async(&mut stream, &reply).await;
+                });
+            }
+        })
+    });
+    (stop, thread)
 }
 
 fn one_request(socket: &Path, request: &[u8]) {

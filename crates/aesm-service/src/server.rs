@@ -134,16 +134,23 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     loop {
+        // `biased`: the work comes first, so that the shutdown signal is only registered with
+        // when there is nothing to do (registering costs a lock shared by every connection).
         let permit = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return Ok(()),
+            biased;
             permit = Arc::clone(&slots).acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => return Ok(()),
             },
-        };
-        let accepted = tokio::select! {
             _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let accepted = tokio::select! {
+            biased;
             accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => return Ok(()),
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
@@ -184,11 +191,12 @@ async fn handle_connection(
         read_frame_async(&mut stream, config.max_request_frame),
     );
     let frame = tokio::select! {
+        biased;
+        frame = read => frame,
         _ = stop.wait_for(|s| *s) => {
             metrics.dropped(DropReason::Shutdown);
             return;
         }
-        frame = read => frame,
     };
     let body = match frame {
         Ok(Ok(Some(body))) => body,
