@@ -374,3 +374,53 @@ fn a_slow_backend_runs_off_the_workers_and_never_stalls_other_clients() {
     stop.send(()).unwrap();
     server.join().unwrap().unwrap();
 }
+
+#[test]
+fn byte_by_byte_requests_are_served_and_vanishing_clients_are_survived() {
+    use aesm_protocol::frame::{encode_frame, read_frame};
+    use aesm_protocol::{
+        AesmRequest, AesmResponse, GetQuoteExRequest, RequestKind, decode_response, encode_request,
+    };
+    use sgx_types::structs::Wire;
+
+    let helper = Helper::start();
+    quote_once(&helper, 1);
+    let report = helper.cpu().create_report(
+        &EnclaveIdentity::default(),
+        &helper.platform.qe_target_info(),
+        &[4; 64],
+    );
+    let frame = encode_frame(&encode_request(&AesmRequest::GetQuoteEx(
+        GetQuoteExRequest {
+            report: report.to_vec(),
+            att_key_id: Some(sgx_types::AttKeyId::intel_qe3_ecdsa().to_vec()),
+            qe_report_info: None,
+            buf_size: 8192,
+            timeout: None,
+        },
+    )))
+    .unwrap();
+
+    // A complete request, then gone before the reply: the write fails, nothing else happens.
+    for _ in 0..20 {
+        let mut c = connect(&helper.socket);
+        write_raw(&mut c, &frame);
+        drop(c);
+    }
+    // A request dribbled in one byte per write is reassembled and answered.
+    let mut c = connect(&helper.socket);
+    for byte in &frame {
+        write_raw(&mut c, std::slice::from_ref(byte));
+    }
+    let body = read_frame(&mut c, 1 << 20).unwrap().unwrap();
+    let AesmResponse::GetQuoteEx(reply) = decode_response(&body, RequestKind::GetQuoteEx).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(reply.error_code, 0);
+    assert_eq!(reply.quote.unwrap().len(), 8192);
+    assert_eq!(
+        quote_once(&helper, 2).len(),
+        helper.platform.quote_size().unwrap() as usize
+    );
+}
