@@ -155,6 +155,9 @@ impl Cert {
     }
 }
 
+/// Decodes one certificate's DER (the verifier reuses earlier decodings).
+pub(crate) type DecodeCert<'a> = dyn Fn(&[u8]) -> Result<Arc<Cert>, String> + 'a;
+
 /// The longest chain accepted: leaf, up to four intermediates (like dcap-qvl), root.
 const MAX_CHAIN: usize = 6;
 
@@ -188,7 +191,7 @@ fn raw_parts(der: &[u8]) -> der::Result<(&[u8], &[u8], &[u8])> {
 pub(crate) fn parse_chain(
     chain: Chain,
     pem: &[u8],
-    decode: &dyn Fn(&[u8]) -> Result<Arc<Cert>, String>,
+    decode: &DecodeCert<'_>,
 ) -> Result<Vec<Arc<Cert>>, VerifyError> {
     let malformed = |offset: usize, reason: String| VerifyError::ChainMalformed {
         chain,
