@@ -5,7 +5,6 @@
 //! `tbsCertificate` is exactly the bytes that were decoded), use ecdsa-with-SHA256 in both signature
 //! algorithm fields, and carry a P-256 key.
 
-use base64::Engine;
 use const_oid::ObjectIdentifier;
 use const_oid::db::rfc5280::{ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_KP_SERVER_AUTH};
 use const_oid::db::rfc5912::{ECDSA_WITH_SHA_256, ID_EC_PUBLIC_KEY, SECP_256_R_1};
@@ -159,7 +158,7 @@ impl Cert {
 pub(crate) type DecodeCert<'a> = dyn Fn(&[u8]) -> Result<Arc<Cert>, String> + 'a;
 
 /// The longest chain accepted: leaf, up to four intermediates (like dcap-qvl), root.
-const MAX_CHAIN: usize = 6;
+const MAX_CHAIN: usize = sgx_types::pck::MAX_CHAIN_CERTS;
 
 /// The exact bytes of a certificate's `tbsCertificate`, issuer and subject (each a whole TLV), read
 /// from a certificate that `x509-cert` has decoded.
@@ -180,101 +179,26 @@ fn raw_parts(der: &[u8]) -> der::Result<(&[u8], &[u8], &[u8])> {
     Ok((tbs, issuer, subject))
 }
 
-/// Decodes a PEM certificate chain strictly, as it travels in certification data of type 5 and in
-/// collateral issuer chains: `-----BEGIN CERTIFICATE-----` blocks separated by line breaks only, each the
-/// canonical encoding of its certificate (base64 with canonical padding in lines of 64 characters, one
-/// line-break style throughout), and after the last block at most one line break and one NUL.
-///
-/// These are the rules of [`sgx_types::pck::parse_pem_chain`] made exact: that decoder (through the
-/// `der` PEM reader) recovers some altered base64 text to the original certificate, and it decodes
-/// several times slower.
+/// Decodes a PEM certificate chain with the strict rules of [`sgx_types::pck::split_pem_chain`]
+/// (canonical base64 in 64-column lines, line breaks only between blocks, at most one NUL at the end).
 pub(crate) fn parse_chain(
     chain: Chain,
     pem: &[u8],
     decode: &DecodeCert<'_>,
 ) -> Result<Vec<Arc<Cert>>, VerifyError> {
-    let malformed = |offset: usize, reason: String| VerifyError::ChainMalformed {
+    let ders = sgx_types::pck::split_pem_chain(pem).map_err(|e| VerifyError::ChainMalformed {
         chain,
-        reason: format!("at byte {offset}: {reason}"),
-    };
-    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    let text = pem.strip_suffix(b"\0").unwrap_or(pem);
-    let eol: &[u8] = match text.get(BEGIN.len()..BEGIN.len() + 2) {
-        Some(b"\r\n") => b"\r\n",
-        _ => b"\n",
-    };
-    let mut certs = Vec::new();
-    let mut pos = 0;
-    let mut b64 = Vec::with_capacity(1024);
-    loop {
-        let rest = &text[pos..];
-        let Some(after_begin) = rest.strip_prefix(BEGIN).and_then(|r| r.strip_prefix(eol)) else {
-            return Err(malformed(
-                pos,
-                "expected -----BEGIN CERTIFICATE----- and a line break".into(),
-            ));
-        };
-        pos += BEGIN.len() + eol.len();
-        b64.clear();
-        let mut lines = after_begin;
-        loop {
-            if let Some(after_end) = lines.strip_prefix(END) {
-                pos += END.len();
-                debug_assert_eq!(after_end.len(), text.len() - pos);
-                break;
-            }
-            let newline = lines.iter().position(|&b| b == b'\n').ok_or_else(|| {
-                malformed(pos, "certificate without -----END CERTIFICATE-----".into())
-            })?;
-            let line_len = (newline + 1)
-                .checked_sub(eol.len())
-                .filter(|&n| lines.get(n..=newline) == Some(eol))
-                .ok_or_else(|| malformed(pos, "inconsistent line breaks".into()))?;
-            let line = &lines[..line_len];
-            let next = &lines[line_len + eol.len()..];
-            let last = next.starts_with(END);
-            if line.is_empty() || line.len() > 64 || (!last && line.len() != 64) {
-                return Err(malformed(
-                    pos,
-                    format!("base64 line of {} characters", line.len()),
-                ));
-            }
-            b64.extend_from_slice(line);
-            pos += line_len + eol.len();
-            lines = next;
-        }
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(&b64)
-            .map_err(|e| {
-                malformed(
-                    pos,
-                    format!("certificate {}: invalid base64: {e}", certs.len()),
-                )
-            })?;
-        let cert = decode(&der)
-            .map_err(|e| malformed(pos, format!("certificate {}: {e}", certs.len())))?;
-        certs.push(cert);
-        if certs.len() > MAX_CHAIN {
-            return Err(malformed(
-                pos,
-                format!("more than {MAX_CHAIN} certificates"),
-            ));
-        }
-        if pos == text.len() {
-            return Ok(certs);
-        }
-        if !text[pos..].starts_with(eol) {
-            return Err(malformed(
-                pos,
-                "unexpected bytes after -----END CERTIFICATE-----".into(),
-            ));
-        }
-        pos += eol.len();
-        if pos == text.len() {
-            return Ok(certs);
-        }
-    }
+        reason: e.to_string(),
+    })?;
+    ders.iter()
+        .enumerate()
+        .map(|(i, der)| {
+            decode(der).map_err(|e| VerifyError::ChainMalformed {
+                chain,
+                reason: format!("certificate {i}: {e}"),
+            })
+        })
+        .collect()
 }
 
 /// A decoded CRL.

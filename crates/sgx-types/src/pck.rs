@@ -12,10 +12,11 @@
 //! | .6 | PlatformInstanceID (Platform CA certificates) | OCTET STRING (16) |
 //! | .7 | Configuration: .7.1 dynamic platform, .7.2 cached keys, .7.3 SMT enabled (Platform CA certificates) | SEQUENCE of BOOLEAN |
 
+use base64::Engine;
 use const_oid::ObjectIdentifier;
+use der::Tagged;
 use der::asn1::Any;
 use der::{Decode, Encode, Sequence, Tag};
-use der::{DecodePem, Tagged};
 use x509_cert::Certificate;
 
 use crate::error::ParseError;
@@ -338,56 +339,111 @@ fn decode_configuration(
     Ok(cfg)
 }
 
-/// Decodes a PEM certificate chain strictly, as it travels in certification data of type 5:
-/// `-----BEGIN CERTIFICATE-----` blocks with strict base64, separated by line breaks only, and after the
-/// last block at most one line break and one NUL. Anything else is an error.
-pub fn parse_pem_chain(data: &[u8]) -> Result<Vec<Certificate>, ParseError> {
+/// Most certificates a PEM chain may hold (leaf, intermediates, root).
+pub const MAX_CHAIN_CERTS: usize = 6;
+
+/// Splits a PEM certificate chain into the DER bytes of its certificates, strictly, as the chain
+/// travels in certification data of type 5 and in collateral issuer chains:
+/// `-----BEGIN CERTIFICATE-----` blocks separated by line breaks only, each the canonical encoding of
+/// its certificate (canonical base64 in lines of 64 characters, one line-break style throughout), and
+/// after the last block at most one line break and one NUL. Anything else is an error naming the byte
+/// offset, so that no two different texts decode to the same chain.
+pub fn split_pem_chain(pem: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
     const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
     const END: &[u8] = b"-----END CERTIFICATE-----";
-    let body = data.strip_suffix(b"\0").unwrap_or(data);
-    let mut rest = body;
-    let mut certs = Vec::new();
-    let err = |offset: usize, reason: String| ParseError::Invalid {
-        field: "pck_cert_chain",
+    let malformed = |offset: usize, reason: String| ParseError::Invalid {
+        field: "pem_cert_chain",
         offset,
         reason,
     };
+    let text = pem.strip_suffix(b"\0").unwrap_or(pem);
+    let eol: &[u8] = match text.get(BEGIN.len()..BEGIN.len() + 2) {
+        Some(b"\r\n") => b"\r\n",
+        _ => b"\n",
+    };
+    let mut ders = Vec::new();
+    let mut pos = 0;
+    let mut b64 = Vec::with_capacity(1024);
     loop {
-        let offset = body.len() - rest.len();
-        if !rest.starts_with(BEGIN) {
-            return Err(err(offset, "expected -----BEGIN CERTIFICATE-----".into()));
-        }
-        let end = rest
-            .windows(END.len())
-            .position(|w| w == END)
-            .ok_or_else(|| {
-                err(
-                    offset,
-                    "certificate without -----END CERTIFICATE-----".into(),
-                )
-            })?
-            + END.len();
-        let mut block_end = end;
-        for eol in [&b"\r\n"[..], b"\n"] {
-            if rest[end..].starts_with(eol) {
-                block_end = end + eol.len();
+        let rest = &text[pos..];
+        let Some(after_begin) = rest.strip_prefix(BEGIN).and_then(|r| r.strip_prefix(eol)) else {
+            return Err(malformed(
+                pos,
+                "expected -----BEGIN CERTIFICATE----- and a line break".into(),
+            ));
+        };
+        pos += BEGIN.len() + eol.len();
+        b64.clear();
+        let mut lines = after_begin;
+        loop {
+            if lines.starts_with(END) {
+                pos += END.len();
                 break;
             }
+            let newline = lines.iter().position(|&b| b == b'\n').ok_or_else(|| {
+                malformed(pos, "certificate without -----END CERTIFICATE-----".into())
+            })?;
+            let line_len = (newline + 1)
+                .checked_sub(eol.len())
+                .filter(|&n| lines.get(n..=newline) == Some(eol))
+                .ok_or_else(|| malformed(pos, "inconsistent line breaks".into()))?;
+            let line = &lines[..line_len];
+            let next = &lines[line_len + eol.len()..];
+            let last = next.starts_with(END);
+            if line.is_empty() || line.len() > 64 || (!last && line.len() != 64) {
+                return Err(malformed(
+                    pos,
+                    format!("base64 line of {} characters", line.len()),
+                ));
+            }
+            b64.extend_from_slice(line);
+            pos += line_len + eol.len();
+            lines = next;
         }
-        let cert = Certificate::from_pem(&rest[..block_end])
-            .map_err(|e| err(offset, format!("certificate {}: {e}", certs.len() + 1)))?;
-        certs.push(cert);
-        rest = &rest[block_end..];
-        if rest.is_empty() {
-            return Ok(certs);
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&b64)
+            .map_err(|e| {
+                malformed(
+                    pos,
+                    format!("certificate {}: invalid base64: {e}", ders.len()),
+                )
+            })?;
+        ders.push(der);
+        if ders.len() > MAX_CHAIN_CERTS {
+            return Err(malformed(
+                pos,
+                format!("more than {MAX_CHAIN_CERTS} certificates"),
+            ));
         }
-        if block_end == end {
-            return Err(err(
-                body.len() - rest.len(),
+        if pos == text.len() {
+            return Ok(ders);
+        }
+        if !text[pos..].starts_with(eol) {
+            return Err(malformed(
+                pos,
                 "unexpected bytes after -----END CERTIFICATE-----".into(),
             ));
         }
+        pos += eol.len();
+        if pos == text.len() {
+            return Ok(ders);
+        }
     }
+}
+
+/// Decodes a PEM certificate chain with the strict rules of [`split_pem_chain`].
+pub fn parse_pem_chain(data: &[u8]) -> Result<Vec<Certificate>, ParseError> {
+    split_pem_chain(data)?
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            Certificate::from_der(der).map_err(|e| ParseError::Invalid {
+                field: "pem_cert_chain",
+                offset: 0,
+                reason: format!("certificate {i}: {e}"),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -185,3 +185,24 @@ fn pem_chain_decoding_is_strict() {
     assert!(parse_pem_chain(&bad).is_err());
     assert!(parse_pem_chain(b"").is_err());
 }
+
+#[test]
+fn altered_base64_is_not_recovered_to_the_original_certificate() {
+    // A single changed base64 character inside a certificate must never decode to the same chain.
+    let pem = vector("dcap-qvl/sgx_quote.pckchain.pem");
+    let original = sgx_types::pck::split_pem_chain(&pem).unwrap();
+    let begin_len = b"-----BEGIN CERTIFICATE-----\n".len();
+    for pos in begin_len..begin_len + 200 {
+        let mut altered = pem.clone();
+        altered[pos] = if altered[pos] == b'k' { b'j' } else { b'k' };
+        if let Ok(ders) = sgx_types::pck::split_pem_chain(&altered) {
+            assert_ne!(ders, original, "byte {pos}");
+        }
+    }
+    // Line structure is part of the encoding: rewrapping at 76 columns is rejected.
+    let text = String::from_utf8(pem.clone()).unwrap();
+    let rewrapped = text.replacen('\n', "", 2);
+    assert!(parse_pem_chain(rewrapped.as_bytes()).is_err());
+    let crlf = text.replace('\n', "\r\n");
+    assert_eq!(parse_pem_chain(crlf.as_bytes()).unwrap().len(), 3);
+}
