@@ -99,26 +99,27 @@ fn main() {
         std::hint::black_box(aesm_protocol::encode_response(&out.response));
     });
     let request = Arc::new(request);
-    let points: Vec<_> = [1usize, 8, 64]
-        .into_iter()
-        .map(|clients| (clients, run_clients(&socket, &request, clients, duration)))
-        .collect();
-    // The floor of any design: a bare tokio loop that accepts, reads the frame, signs inline and
-    // writes a reply of the same size, with nothing else (no decoding, checks, metrics, timeouts).
-    let bare_loop = |name: &str, sign: bool| {
-        let bare_socket = dir.path().join(name);
-        let (bare_stop, bare_server) = start_bare_server(&bare_socket, quote_size as usize, sign);
-        let rates: Vec<f64> = [1usize, 8, 64]
-            .into_iter()
-            .map(|clients| run_clients(&bare_socket, &request, clients, duration).rate)
-            .collect();
-        bare_stop.send(()).unwrap();
-        bare_server.join().unwrap();
-        rates
-    };
-    let bare = bare_loop("bare.socket", true);
-    // Without the signature: what clients, sockets and the kernel alone allow on this machine.
-    let null = bare_loop("null.socket", false);
+    // Two references, each a bare tokio loop that accepts, reads the frame and writes a reply of
+    // the same size with nothing else (no decoding, checks, metrics, timeouts): one signs inline
+    // (the floor of any design), one does not sign (what clients, sockets and the kernel alone
+    // allow on this machine). At each client count the three servers run back to back, so that
+    // they see the same background load.
+    let bare_socket = dir.path().join("bare.socket");
+    let null_socket = dir.path().join("null.socket");
+    let (bare_stop, bare_server) = start_bare_server(&bare_socket, quote_size as usize, true);
+    let (null_stop, null_server) = start_bare_server(&null_socket, quote_size as usize, false);
+    let mut points = Vec::new();
+    let mut bare = Vec::new();
+    let mut null = Vec::new();
+    for clients in [1usize, 8, 64] {
+        points.push((clients, run_clients(&socket, &request, clients, duration)));
+        bare.push(run_clients(&bare_socket, &request, clients, duration).rate);
+        null.push(run_clients(&null_socket, &request, clients, duration).rate);
+    }
+    bare_stop.send(()).unwrap();
+    null_stop.send(()).unwrap();
+    bare_server.join().unwrap();
+    null_server.join().unwrap();
     let raw_after = raw_signing_rate(duration);
     let raw = (raw_before + raw_after) / 2.0;
 
