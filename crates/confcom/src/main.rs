@@ -31,21 +31,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole out-of-process attestation flow on a simulated platform and verify the quote.
+    Demo(cmd::demo::Args),
     /// Decode an SGX DCAP quote (binary, hex or base64) and print its fields.
     Inspect(cmd::inspect::Args),
+    /// Verify DCAP quotes against collateral and a relying-party policy (exit 0 accepted, 1 rejected, 2 unreadable).
+    Verify(cmd::verify::Args),
     /// Render the add-on's Kubernetes manifests (`confcom addon render | kubectl apply -f -`).
     Addon(cmd::addon::Args),
     /// Run the SGX admission webhook, or create its certificates (`confcom webhook certs`).
     Webhook(cmd::webhook::Args),
+    /// Run the SGX device plugin (kubelet device-plugin API v1beta1) until SIGTERM.
+    DevicePlugin(cmd::device_plugin::Args),
+    /// Run the SGX quote helper: the AESM socket (/var/run/aesmd/aesm.socket) enclave apps with SGX_AESM_ADDR=1 get quotes from.
+    QuoteHelper(cmd::quote_helper::Args),
+    /// Act as an enclave app on the simulated platform: get a quote through the AESM socket and write it.
+    Quote(cmd::quote::Args),
+    /// The simulated SGX platform: `sim init` a node, `sim collateral` for verifiers, `sim report` as an enclave.
+    Sim(cmd::sim::Args),
+    /// Diagnose this node: SGX in the CPU, device nodes, EPC, the quote helper, quotes, the device plugin.
+    Doctor(cmd::doctor::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
         Command::Addon(args) => cmd::addon::run(args),
         Command::Webhook(args) => cmd::webhook::run(args),
+        Command::DevicePlugin(args) => cmd::device_plugin::run(args),
+        Command::QuoteHelper(args) => cmd::quote_helper::run(args),
+        Command::Sim(args) => cmd::sim::run(args),
+        Command::Quote(args) => cmd::quote::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
     };
     match result {
         Ok(code) => code,

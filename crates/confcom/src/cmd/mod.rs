@@ -1,3 +1,10 @@
-pub mod inspect;
 pub mod addon;
+pub mod demo;
+pub mod device_plugin;
+pub mod doctor;
+pub mod inspect;
+pub mod quote;
+pub mod quote_helper;
+pub mod sim;
+pub mod verify;
 pub mod webhook;

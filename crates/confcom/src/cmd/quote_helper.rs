@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use aesm_service::listen::{self, ABSTRACT_SOCKET_NAME, DEFAULT_SOCKET_PATH};
 use aesm_service::sim::{CollateralCache, sim_dir_for_socket};
-use aesm_service::{Dispatcher, Metrics, ServerConfig, SimBackend, serve};
-use anyhow::{Context, Result, bail};
+use aesm_service::{Dispatcher, Metrics, QuoteBackend, ServerConfig, SimBackend, serve};
+use anyhow::{Context, Result};
 use sgx_sim::{CollateralOptions, InitOptions, SimPlatform};
 
 /// Device nodes of the SGX drivers (in-kernel since Linux 5.11, the DCAP driver, the legacy
@@ -20,10 +20,12 @@ pub const SGX_DEVICE_NODES: [&str; 3] = ["sgx_enclave", "sgx/enclave", "isgx"];
 /// Which quoting backend serves the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
-    /// The simulated platform where no SGX device node exists; refuse to start on an SGX node.
+    /// The simulated platform where no SGX device node exists; Intel's DCAP library where one does.
     Auto,
     /// Always the simulated platform (development and CI only: its quotes are not Intel-rooted).
     Sim,
+    /// Intel's DCAP quote library (libsgx_dcap_ql.so.1) driving Intel's QE3 and PCE on SGX hardware.
+    Dcap,
 }
 
 #[derive(clap::Args, Debug)]
@@ -64,6 +66,10 @@ pub struct Args {
     #[arg(long, env = "CONFCOM_AESM_REQUEST_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub request_timeout_ms: u64,
+    /// Intel's DCAP quote library for the dcap backend (a bare name goes through the loader's
+    /// search path).
+    #[arg(long, env = "CONFCOM_DCAP_LIBRARY", default_value = dcap_ql::DEFAULT_LIBRARY)]
+    pub dcap_library: PathBuf,
     /// Where the host's /dev is seen (SGX device nodes decide what `--backend auto` does).
     #[arg(long, env = "CONFCOM_DEV_ROOT", default_value = "/dev", hide = true)]
     pub dev_root: PathBuf,
@@ -98,8 +104,8 @@ pub fn sgx_device_nodes(dev_root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Decides whether the simulated platform may serve on this node.
-fn check_backend(backend: Backend, dev_root: &Path) -> Result<()> {
+/// Decides which backend serves on this node: [`Backend::Sim`] or [`Backend::Dcap`].
+fn check_backend(backend: Backend, dev_root: &Path) -> Result<Backend> {
     let nodes = sgx_device_nodes(dev_root);
     match backend {
         Backend::Sim => {
@@ -109,26 +115,24 @@ fn check_backend(backend: Backend, dev_root: &Path) -> Result<()> {
                  rooted in Intel's PKI and prove nothing about this machine. Never use this on a \
                  production node."
             );
-            Ok(())
+            Ok(Backend::Sim)
         }
+        Backend::Dcap => Ok(Backend::Dcap),
         Backend::Auto if nodes.is_empty() => {
             tracing::warn!(
                 dev_root = %dev_root.display(),
                 "no SGX device node found: serving quotes from the SIMULATED SGX platform \
                  (verifiable only against the simulated root)"
             );
-            Ok(())
+            Ok(Backend::Sim)
         }
-        Backend::Auto => bail!(
-            "this node has SGX device nodes ({}), but this build has no hardware quoting backend; \
-             refusing to serve simulated quotes on an SGX node (use --backend sim to force \
-             simulation for testing)",
-            nodes
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Backend::Auto => {
+            tracing::info!(
+                sgx_device_nodes = ?nodes,
+                "SGX device nodes found: quoting with Intel's DCAP library"
+            );
+            Ok(Backend::Dcap)
+        }
     }
 }
 
@@ -162,23 +166,44 @@ pub async fn serve_until(
     on_started: impl FnOnce(Started),
 ) -> Result<()> {
     listen::validate_socket_path(&args.socket)?;
-    check_backend(args.backend, &args.dev_root)?;
-
-    let platform = Arc::new(
-        SimPlatform::open_or_init(&args.state_dir, &InitOptions::default()).with_context(|| {
-            format!(
-                "cannot open the simulated platform in {}",
-                args.state_dir.display()
-            )
-        })?,
-    );
-    let collateral = Arc::new(CollateralCache::new(
-        Arc::clone(&platform),
-        CollateralOptions::default(),
-    ));
-    collateral
-        .get()
-        .context("cannot issue collateral for the simulated platform")?;
+    let (backend, sim): (Arc<dyn QuoteBackend>, Option<Arc<SimPlatform>>) =
+        match check_backend(args.backend, &args.dev_root)? {
+            Backend::Dcap => (
+                Arc::new(dcap_ql::DcapBackend::start(
+                    &args.dcap_library,
+                    dcap_ql::DcapOptions::default(),
+                )?),
+                None,
+            ),
+            _ => {
+                let platform = Arc::new(
+                    SimPlatform::open_or_init(&args.state_dir, &InitOptions::default())
+                        .with_context(|| {
+                            format!(
+                                "cannot open the simulated platform in {}",
+                                args.state_dir.display()
+                            )
+                        })?,
+                );
+                (
+                    Arc::new(SimBackend::new(Arc::clone(&platform))),
+                    Some(platform),
+                )
+            }
+        };
+    let collateral = match &sim {
+        Some(platform) => {
+            let cache = Arc::new(CollateralCache::new(
+                Arc::clone(platform),
+                CollateralOptions::default(),
+            ));
+            cache
+                .get()
+                .context("cannot issue collateral for the simulated platform")?;
+            Some(cache)
+        }
+        None => None,
+    };
 
     let (std_listener, socket_file) = listen::bind_socket(&args.socket, args.socket_mode)?;
     let mut listeners = vec![
@@ -193,9 +218,11 @@ pub async fn serve_until(
         );
     }
     let sim_dir = sim_dir_for_socket(&args.socket);
-    platform
-        .publish_cpu(&sim_dir)
-        .with_context(|| format!("cannot publish the simulated CPU in {}", sim_dir.display()))?;
+    if let Some(platform) = &sim {
+        platform.publish_cpu(&sim_dir).with_context(|| {
+            format!("cannot publish the simulated CPU in {}", sim_dir.display())
+        })?;
+    }
 
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::new(&mut registry);
@@ -209,7 +236,7 @@ pub async fn serve_until(
         ops_listener,
         Arc::new(registry),
         readiness.clone(),
-        Some(collateral.routes()),
+        collateral.map(|c| c.routes()),
         async move {
             let _ = ops_stopped.await;
         },
@@ -219,11 +246,11 @@ pub async fn serve_until(
         socket = %args.socket.display(),
         socket_mode = format!("{:o}", args.socket_mode),
         abstract_socket = args.abstract_socket.then_some(ABSTRACT_SOCKET_NAME),
-        backend = "sim",
-        state_dir = %args.state_dir.display(),
-        sim_dir = %sim_dir.display(),
+        backend = backend.name(),
+        state_dir = sim.as_ref().map(|_| args.state_dir.display().to_string()),
+        sim_dir = sim.as_ref().map(|_| sim_dir.display().to_string()),
         metrics_addr = %metrics_addr,
-        attestation_key_initialized = platform.attestation_key_initialized(),
+        attestation_key_initialized = sim.as_ref().map(|p| p.attestation_key_initialized()),
         "quote helper serving"
     );
     readiness.set_ready(true);
@@ -232,7 +259,6 @@ pub async fn serve_until(
         metrics_addr,
     });
 
-    let backend = Arc::new(SimBackend::new(platform));
     let result = serve(
         listeners,
         Dispatcher::new(backend),
@@ -302,6 +328,7 @@ mod tests {
         assert_eq!(args.socket_mode, DEFAULT_SOCKET_MODE);
         assert!(!args.abstract_socket);
         assert_eq!(args.dev_root, PathBuf::from("/dev"));
+        assert_eq!(args.dcap_library, PathBuf::from("libsgx_dcap_ql.so.1"));
     }
 
     #[test]
@@ -313,25 +340,34 @@ mod tests {
         );
         assert!(parse(&["--socket-mode", "778"]).is_err());
         assert!(parse(&["--socket-mode", "1777"]).is_err());
-        assert!(parse(&["--backend", "dcap"]).is_err());
+        assert_eq!(
+            parse(&["--backend", "dcap"]).unwrap().backend,
+            Backend::Dcap
+        );
+        assert!(parse(&["--backend", "hardware"]).is_err());
     }
 
     #[test]
-    fn auto_refuses_a_node_with_sgx_device_nodes() {
+    fn auto_picks_dcap_on_a_node_with_sgx_device_nodes() {
         let dev = tempfile::tempdir().unwrap();
-        assert!(check_backend(Backend::Auto, dev.path()).is_ok());
+        assert_eq!(
+            check_backend(Backend::Auto, dev.path()).unwrap(),
+            Backend::Sim
+        );
         for node in SGX_DEVICE_NODES {
             let dev = tempfile::tempdir().unwrap();
             let path = dev.path().join(node);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, b"").unwrap();
-            let err = check_backend(Backend::Auto, dev.path())
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("refusing to serve simulated quotes"), "{err}");
-            assert!(err.contains(node), "{err}");
+            assert_eq!(
+                check_backend(Backend::Auto, dev.path()).unwrap(),
+                Backend::Dcap
+            );
             // Forcing simulation is allowed (with a warning).
-            assert!(check_backend(Backend::Sim, dev.path()).is_ok());
+            assert_eq!(
+                check_backend(Backend::Sim, dev.path()).unwrap(),
+                Backend::Sim
+            );
         }
     }
 
@@ -445,6 +481,37 @@ mod tests {
         stop_tx.send(()).unwrap();
         server.join().unwrap().unwrap();
         assert!(!socket.exists(), "the socket is removed on shutdown");
+    }
+
+    #[test]
+    fn a_missing_dcap_library_is_a_startup_error_naming_it() {
+        let dir = tempfile::Builder::new()
+            .prefix("qh")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let library = dir.path().join("libsgx_dcap_ql.so.1");
+        let args = parse(&[
+            "--socket",
+            dir.path().join("aesm.socket").to_str().unwrap(),
+            "--backend",
+            "dcap",
+            "--dcap-library",
+            library.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(serve_until(args, async {}, |_| {}))
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains(library.to_str().unwrap()), "{text}");
+        assert!(text.contains("--dcap-library"), "{text}");
+        assert!(!dir.path().join("aesm.socket").exists());
     }
 
     #[test]
