@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sgx_types::structs::{Attributes, Report, ReportBody, TargetInfo, Wire};
 
 use crate::error::SimError;
-use crate::fsutil;
+use crate::fsutil::{self, hex_field};
 
 /// File name of the published CPU material inside a CPU directory.
 pub const CPU_FILE: &str = "cpu.json";
@@ -159,17 +159,6 @@ struct CpuFile {
     report_key_id: String,
 }
 
-fn hex_array<const N: usize>(path: &Path, field: &str, text: &str) -> Result<[u8; N], SimError> {
-    let bytes =
-        hex::decode(text).map_err(|e| SimError::corrupt(path, format!("{field}: not hex: {e}")))?;
-    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| {
-        SimError::corrupt(
-            path,
-            format!("{field}: {} bytes, expected {N}", bytes.len()),
-        )
-    })
-}
-
 impl SimCpu {
     pub(crate) fn new(secret: [u8; 16], cpu_svn: [u8; 16], report_key_id: [u8; 32]) -> Self {
         Self {
@@ -201,9 +190,9 @@ impl SimCpu {
             ));
         }
         Ok(Self {
-            secret: hex_array(path, "platform_secret", &file.platform_secret)?,
-            cpu_svn: hex_array(path, "cpu_svn", &file.cpu_svn)?,
-            report_key_id: hex_array(path, "report_key_id", &file.report_key_id)?,
+            secret: hex_field(path, "platform_secret", &file.platform_secret)?,
+            cpu_svn: hex_field(path, "cpu_svn", &file.cpu_svn)?,
+            report_key_id: hex_field(path, "report_key_id", &file.report_key_id)?,
         })
     }
 

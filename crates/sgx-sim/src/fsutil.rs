@@ -125,3 +125,19 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<DirLock, SimError> {
         .map_err(|e| SimError::io("lock", &path, e.into()))?;
     Ok(DirLock { _file: file })
 }
+
+/// Decodes a fixed-size hex field of a state file, naming the file and field when it is not.
+pub(crate) fn hex_field<const N: usize>(
+    path: &Path,
+    field: &str,
+    text: &str,
+) -> Result<[u8; N], SimError> {
+    let bytes =
+        hex::decode(text).map_err(|e| SimError::corrupt(path, format!("{field}: not hex: {e}")))?;
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| {
+        SimError::corrupt(
+            path,
+            format!("{field}: {} bytes, expected {N}", bytes.len()),
+        )
+    })
+}

@@ -15,7 +15,7 @@ use sgx_types::structs::{Attributes, INTEL_QE3_MRSIGNER, Report, ReportBody, Tar
 use crate::collateral::{self, Collateral, CollateralOptions, PlatformTcb, TcbStatus};
 use crate::cpu::{self, EnclaveIdentity, ReportMac, SimCpu, digest};
 use crate::error::SimError;
-use crate::fsutil::{self, PUBLIC_MODE, SECRET_MODE};
+use crate::fsutil::{self, PUBLIC_MODE, SECRET_MODE, hex_field};
 use crate::pki::{self, CaSet, Pki};
 
 /// The platform description, written last by `init` (its presence marks an initialised state dir).
@@ -142,17 +142,6 @@ impl std::fmt::Debug for SimPlatform {
             .field("attestation_key_initialized", &self.quoting.get().is_some())
             .finish_non_exhaustive()
     }
-}
-
-fn hex_field<const N: usize>(path: &Path, field: &str, text: &str) -> Result<[u8; N], SimError> {
-    let bytes =
-        hex::decode(text).map_err(|e| SimError::corrupt(path, format!("{field}: not hex: {e}")))?;
-    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| {
-        SimError::corrupt(
-            path,
-            format!("{field}: {} bytes, expected {N}", bytes.len()),
-        )
-    })
 }
 
 impl SimPlatform {

@@ -133,7 +133,14 @@ async fn serve(args: Args, config: Config) -> Result<()> {
         "starting the SGX device plugin"
     );
     let platform = Arc::new(HostPlatform::new(&args.dev_root, &args.sysfs_root));
-    let result = device_plugin::run(config, platform, metrics, readiness, shutdown_signal()).await;
+    let result = device_plugin::run(
+        config,
+        platform,
+        metrics,
+        readiness,
+        crate::daemon::shutdown_signal(),
+    )
+    .await;
     let _ = stop_ops.send(());
     match ops.await {
         Ok(Ok(())) => {}
@@ -141,23 +148,6 @@ async fn serve(args: Args, config: Config) -> Result<()> {
         Err(err) => tracing::warn!(error = %err, "metrics endpoint task failed"),
     }
     result.context("device plugin failed")
-}
-
-/// SIGTERM (kubelet/DaemonSet stop) or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot watch SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

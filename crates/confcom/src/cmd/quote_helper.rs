@@ -141,13 +141,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve_until(args, shutdown_signal(), |started| {
-        tracing::debug!(
-            socket = %started.socket.display(),
-            metrics_addr = %started.metrics_addr,
-            "ready; stop with SIGTERM or SIGINT"
-        );
-    }))?;
+    runtime.block_on(serve_until(
+        args,
+        crate::daemon::shutdown_signal(),
+        |started| {
+            tracing::debug!(
+                socket = %started.socket.display(),
+                metrics_addr = %started.metrics_addr,
+                "ready; stop with SIGTERM or SIGINT"
+            );
+        },
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -277,23 +281,6 @@ pub async fn serve_until(
     }
     tracing::info!(socket = %args.socket.display(), "quote helper stopped");
     result.context("the AESM server failed")
-}
-
-/// SIGTERM (kubelet/DaemonSet stop) or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot watch SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

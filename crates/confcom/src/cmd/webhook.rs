@@ -128,7 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
         readiness.set_ready(true);
         let served = server::serve(listener, Arc::new(tls), mutator, limits, metrics, async {
-            shutdown_signal().await;
+            crate::daemon::shutdown_signal().await;
             readiness.set_ready(false);
         })
         .await;
@@ -140,22 +140,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no SIGTERM handler; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 fn certs_cmd(args: CertsArgs) -> Result<ExitCode> {
