@@ -5,51 +5,13 @@ use serde::Deserialize;
 use crate::error::VerifyError;
 use crate::time::parse_rfc3339;
 
-/// A TCB status as Intel's collateral names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TcbStatus {
-    UpToDate,
-    SWHardeningNeeded,
-    ConfigurationNeeded,
-    ConfigurationAndSWHardeningNeeded,
-    OutOfDate,
-    OutOfDateConfigurationNeeded,
-    Revoked,
-}
+pub use sgx_types::tcb::TcbStatus;
 
-impl TcbStatus {
-    pub const ALL: [TcbStatus; 7] = [
-        TcbStatus::UpToDate,
-        TcbStatus::SWHardeningNeeded,
-        TcbStatus::ConfigurationNeeded,
-        TcbStatus::ConfigurationAndSWHardeningNeeded,
-        TcbStatus::OutOfDate,
-        TcbStatus::OutOfDateConfigurationNeeded,
-        TcbStatus::Revoked,
-    ];
-
-    /// The status name as it appears in collateral (`"SWHardeningNeeded"`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            TcbStatus::UpToDate => "UpToDate",
-            TcbStatus::SWHardeningNeeded => "SWHardeningNeeded",
-            TcbStatus::ConfigurationNeeded => "ConfigurationNeeded",
-            TcbStatus::ConfigurationAndSWHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
-            TcbStatus::OutOfDate => "OutOfDate",
-            TcbStatus::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
-            TcbStatus::Revoked => "Revoked",
-        }
-    }
-
-    /// Parses a status name (exact spelling).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name)
-    }
-
+impl From<TcbStatus> for crate::QvResult {
     /// Intel's `sgx_ql_qv_result_t` for a verified quote with this status.
-    pub fn qv_result(self) -> crate::QvResult {
+    fn from(status: TcbStatus) -> Self {
         use crate::QvResult as Q;
-        match self {
+        match status {
             TcbStatus::UpToDate => Q::Ok,
             TcbStatus::SWHardeningNeeded => Q::SwHardeningNeeded,
             TcbStatus::ConfigurationNeeded => Q::ConfigNeeded,
@@ -58,26 +20,6 @@ impl TcbStatus {
             TcbStatus::OutOfDateConfigurationNeeded => Q::OutOfDateConfigNeeded,
             TcbStatus::Revoked => Q::Revoked,
         }
-    }
-
-    /// Converges a platform status with the QE's (Intel QVL `convergeTcbStatusWithQeTcbStatus`): only an
-    /// out-of-date or revoked QE changes the platform status.
-    pub fn converge_with_qe(self, qe: TcbStatus) -> TcbStatus {
-        use TcbStatus::*;
-        match (qe, self) {
-            (Revoked, _) => Revoked,
-            (OutOfDate, UpToDate | SWHardeningNeeded) => OutOfDate,
-            (OutOfDate, ConfigurationNeeded | ConfigurationAndSWHardeningNeeded) => {
-                OutOfDateConfigurationNeeded
-            }
-            _ => self,
-        }
-    }
-}
-
-impl std::fmt::Display for TcbStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

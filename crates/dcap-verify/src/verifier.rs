@@ -523,7 +523,7 @@ impl Verifier {
         let rejections = policy.evaluate(&quote.report_body, status, tcb_eval);
         Ok(Verdict {
             status,
-            qv_result: status.qv_result(),
+            qv_result: status.into(),
             advisory_ids,
             platform_status,
             platform_advisory_ids: level.advisory_ids.clone(),

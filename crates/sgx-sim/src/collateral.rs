@@ -18,43 +18,7 @@ use time::{Duration, OffsetDateTime};
 use crate::error::SimError;
 use crate::fsutil::{self, PUBLIC_MODE};
 
-/// A platform TCB status, as TCB info levels carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum TcbStatus {
-    #[default]
-    UpToDate,
-    SWHardeningNeeded,
-    ConfigurationNeeded,
-    ConfigurationAndSWHardeningNeeded,
-    OutOfDate,
-    OutOfDateConfigurationNeeded,
-    Revoked,
-}
-
-impl TcbStatus {
-    pub const ALL: [TcbStatus; 7] = [
-        Self::UpToDate,
-        Self::SWHardeningNeeded,
-        Self::ConfigurationNeeded,
-        Self::ConfigurationAndSWHardeningNeeded,
-        Self::OutOfDate,
-        Self::OutOfDateConfigurationNeeded,
-        Self::Revoked,
-    ];
-
-    /// The status string of Intel's collateral.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UpToDate => "UpToDate",
-            Self::SWHardeningNeeded => "SWHardeningNeeded",
-            Self::ConfigurationNeeded => "ConfigurationNeeded",
-            Self::ConfigurationAndSWHardeningNeeded => "ConfigurationAndSWHardeningNeeded",
-            Self::OutOfDate => "OutOfDate",
-            Self::OutOfDateConfigurationNeeded => "OutOfDateConfigurationNeeded",
-            Self::Revoked => "Revoked",
-        }
-    }
-}
+pub use sgx_types::tcb::TcbStatus;
 
 /// The TCB status of the quoting enclave, as QE identity levels carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -105,7 +69,6 @@ macro_rules! status_text {
         }
     };
 }
-status_text!(TcbStatus, "TCB status");
 status_text!(QeStatus, "QE status");
 
 /// What the collateral should say about the platform.
@@ -566,7 +529,7 @@ pub(crate) fn build(
                         pcesvn: tcb.pce_svn,
                     },
                     tcb_date: day(issue - Duration::days(age))?,
-                    tcb_status: status.as_str(),
+                    tcb_status: status.name(),
                     advisory_ids: adv,
                 });
             }
@@ -594,7 +557,7 @@ pub(crate) fn build(
                 out.push(Level {
                     tcb: map,
                     tcb_date: day(issue - Duration::days(age))?,
-                    tcb_status: status.as_str(),
+                    tcb_status: status.name(),
                     advisory_ids: adv,
                 });
             }
@@ -708,11 +671,11 @@ mod tests {
     }
 
     #[test]
-    fn status_names_parse_case_insensitively() {
-        for s in TcbStatus::ALL {
-            assert_eq!(s.as_str().to_lowercase().parse::<TcbStatus>().unwrap(), s);
+    fn qe_status_names_parse_case_insensitively() {
+        for s in QeStatus::ALL {
+            assert_eq!(s.as_str().to_lowercase().parse::<QeStatus>().unwrap(), s);
         }
-        assert!("Fine".parse::<TcbStatus>().is_err());
+        assert!("Fine".parse::<QeStatus>().is_err());
         assert_eq!("revoked".parse::<QeStatus>().unwrap(), QeStatus::Revoked);
     }
 }

@@ -276,7 +276,7 @@ impl SimPlatform {
             pce_svn: opts.pce_svn,
             qe_isv_svn: opts.qe_isv_svn,
             qe_id: hex::encode(qe_id),
-            tcb_status: opts.tcb_status.as_str().into(),
+            tcb_status: opts.tcb_status.name().into(),
         };
         let mut json = serde_json::to_vec_pretty(&file)
             .map_err(|e| SimError::InvalidOption(format!("platform description: {e}")))?;

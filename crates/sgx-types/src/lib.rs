@@ -18,6 +18,7 @@ pub mod pck;
 pub mod quote;
 pub mod reader;
 pub mod structs;
+pub mod tcb;
 
 pub use error::ParseError;
 pub use quote::{CertificationData, Quote, QuoteHeader, SignatureData};

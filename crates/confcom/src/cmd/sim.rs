@@ -129,7 +129,8 @@ struct ReportData([u8; 64]);
 struct Hash([u8; 32]);
 
 fn parse_tcb_status(s: &str) -> Result<TcbStatus, String> {
-    s.parse().map_err(|e: sgx_sim::SimError| e.to_string())
+    s.parse()
+        .map_err(|e: sgx_types::tcb::UnknownTcbStatus| e.to_string())
 }
 
 fn parse_qe_status(s: &str) -> Result<QeStatus, String> {
