@@ -152,14 +152,20 @@ async fn serve(args: Args, config: Config) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
-    #[derive(Parser)]
     struct Cli {
-        #[command(flatten)]
         args: Args,
+    }
+
+    impl Cli {
+        /// `argv[0]` is the program name, as for `clap::Parser::try_parse_from`.
+        fn try_parse_from<'a>(
+            argv: impl IntoIterator<Item = &'a str>,
+        ) -> Result<Self, clap::Error> {
+            let argv: Vec<&str> = argv.into_iter().skip(1).collect();
+            crate::args::parse(&argv).map(|args| Cli { args })
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::args::{self, Hash, ReportData};
 use aesm_service::client_flow::{AppQuote, quote_via_socket};
 use aesm_service::listen::DEFAULT_SOCKET_PATH;
 use aesm_service::sim::sim_dir_for_socket;
@@ -27,13 +28,13 @@ pub struct Args {
     #[arg(long)]
     pub cpu_dir: Option<PathBuf>,
     /// Report data, hex, at most 64 bytes (zero-padded to 64).
-    #[arg(long, value_parser = parse_report_data)]
+    #[arg(long, value_parser = args::report_data)]
     pub report_data: ReportData,
     /// MRENCLAVE of the simulated enclave (32 bytes hex).
-    #[arg(long, value_parser = parse_hash)]
+    #[arg(long, value_parser = args::hash)]
     pub mrenclave: Option<Hash>,
     /// MRSIGNER of the simulated enclave (32 bytes hex).
-    #[arg(long, value_parser = parse_hash)]
+    #[arg(long, value_parser = args::hash)]
     pub mrsigner: Option<Hash>,
     /// ISVPRODID of the simulated enclave.
     #[arg(long)]
@@ -47,34 +48,6 @@ pub struct Args {
     /// Where to write the quote (binary, trimmed to its real length).
     #[arg(long)]
     pub out: PathBuf,
-}
-
-/// 64 bytes of report data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReportData(pub [u8; 64]);
-
-/// A 32-byte measurement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hash(pub [u8; 32]);
-
-fn parse_report_data(text: &str) -> Result<ReportData, String> {
-    let bytes = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
-    if bytes.len() > 64 {
-        return Err(format!(
-            "{} bytes; report data holds at most 64",
-            bytes.len()
-        ));
-    }
-    let mut out = [0u8; 64];
-    out[..bytes.len()].copy_from_slice(&bytes);
-    Ok(ReportData(out))
-}
-
-fn parse_hash(text: &str) -> Result<Hash, String> {
-    let bytes = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map(Hash)
-        .map_err(|_| format!("{} bytes; expected 32", bytes.len()))
 }
 
 impl Args {
@@ -165,18 +138,10 @@ fn summary(args: &Args, out: &AppQuote) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
-        Cli::try_parse_from(std::iter::once("confcom").chain(extra.iter().copied())).map(|c| c.args)
+        crate::args::parse(extra)
     }
 
     #[test]

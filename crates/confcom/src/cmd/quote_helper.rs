@@ -287,19 +287,11 @@ pub async fn serve_until(
 mod tests {
     use std::io::{Read, Write};
 
-    use aesm_service::listen::DEFAULT_SOCKET_MODE;
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    use aesm_service::listen::DEFAULT_SOCKET_MODE;
 
     fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
-        Cli::try_parse_from(std::iter::once("confcom").chain(extra.iter().copied())).map(|c| c.args)
+        crate::args::parse(extra)
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::args::{self, Hash, ReportData, hex_bytes};
 use anyhow::{Context, Result, bail};
 use sgx_sim::{
     CollateralOptions, EnclaveIdentity, InitOptions, QeStatus, SimCpu, SimPlatform, TcbStatus,
@@ -45,10 +46,10 @@ struct InitArgs {
     #[arg(long, value_parser = parse_tcb_status)]
     tcb_status: Option<TcbStatus>,
     /// FMSPC of the platform (6 bytes hex) [default: 00906EA10000].
-    #[arg(long, value_parser = parse_fmspc)]
+    #[arg(long, value_parser = args::hex_array::<6>)]
     fmspc: Option<[u8; 6]>,
     /// The 16 SGX TCB component SVNs (16 bytes hex; also the platform CPUSVN).
-    #[arg(long, value_parser = parse_components)]
+    #[arg(long, value_parser = args::hex_array::<16>)]
     tcb_components: Option<[u8; 16]>,
     /// PCE SVN of the platform [default: 13].
     #[arg(long)]
@@ -100,13 +101,13 @@ struct ReportArgs {
     #[arg(long)]
     target_info: Option<PathBuf>,
     /// Report data, up to 64 bytes in hex (zero-padded to 64).
-    #[arg(long, value_parser = parse_report_data)]
+    #[arg(long, value_parser = args::report_data)]
     report_data: ReportData,
     /// MRENCLAVE of the simulated enclave (32 bytes hex).
-    #[arg(long, value_parser = parse_hash)]
+    #[arg(long, value_parser = args::hash)]
     mrenclave: Option<Hash>,
     /// MRSIGNER of the simulated enclave (32 bytes hex).
-    #[arg(long, value_parser = parse_hash)]
+    #[arg(long, value_parser = args::hash)]
     mrsigner: Option<Hash>,
     /// ISVPRODID of the simulated enclave.
     #[arg(long)]
@@ -122,12 +123,6 @@ struct ReportArgs {
     out: PathBuf,
 }
 
-#[derive(Clone, Copy)]
-struct ReportData([u8; 64]);
-
-#[derive(Clone, Copy)]
-struct Hash([u8; 32]);
-
 fn parse_tcb_status(s: &str) -> Result<TcbStatus, String> {
     s.parse()
         .map_err(|e: sgx_types::tcb::UnknownTcbStatus| e.to_string())
@@ -135,46 +130,6 @@ fn parse_tcb_status(s: &str) -> Result<TcbStatus, String> {
 
 fn parse_qe_status(s: &str) -> Result<QeStatus, String> {
     s.parse().map_err(|e: sgx_sim::SimError| e.to_string())
-}
-
-fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    hex::decode(s).map_err(|e| format!("not hex: {e}"))
-}
-
-fn parse_report_data(s: &str) -> Result<ReportData, String> {
-    let bytes = decode_hex(s)?;
-    if bytes.len() > 64 {
-        return Err(format!("{} bytes, at most 64", bytes.len()));
-    }
-    let mut out = [0u8; 64];
-    out[..bytes.len()].copy_from_slice(&bytes);
-    Ok(ReportData(out))
-}
-
-fn parse_fixed<const N: usize>(s: &str) -> Result<[u8; N], String> {
-    let bytes = decode_hex(s)?;
-    <[u8; N]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("{} bytes, expected {N}", bytes.len()))
-}
-
-fn parse_fmspc(s: &str) -> Result<[u8; 6], String> {
-    parse_fixed(s)
-}
-
-fn parse_components(s: &str) -> Result<[u8; 16], String> {
-    parse_fixed(s)
-}
-
-fn parse_hash(s: &str) -> Result<Hash, String> {
-    let bytes = decode_hex(s)?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map(Hash)
-        .map_err(|_| format!("{} bytes, expected 32", bytes.len()))
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -292,7 +247,7 @@ fn read_target_info(path: &Path) -> Result<TargetInfo> {
                 .filter(|c| !c.is_ascii_whitespace())
                 .collect::<String>()
         });
-        match text.map(|t| decode_hex(&t)) {
+        match text.map(|t| hex_bytes(&t)) {
             Some(Ok(bytes)) => bytes,
             _ => bail!(
                 "{}: {} bytes, neither a 512-byte target info nor its hex",
@@ -357,17 +312,8 @@ mod tests {
     use super::*;
     use sgx_types::structs::Report;
 
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
     fn sim(argv: &[&str]) -> Result<ExitCode> {
-        let cli = <Cli as clap::Parser>::try_parse_from(
-            std::iter::once("sim").chain(argv.iter().copied()),
-        )?;
-        run(cli.args)
+        run(crate::args::parse(argv)?)
     }
 
     fn path(p: &Path) -> &str {

@@ -17,6 +17,7 @@ use dcap_verify::{Collateral, Policy, TcbStatus, TrustAnchor, Verdict, Verifier,
 use serde::Serialize;
 use sgx_types::quote::Quote;
 
+use crate::args;
 use crate::input::read_quote_file;
 use crate::render::{ReportBodyJson, identity_text, rfc3339};
 
@@ -44,10 +45,10 @@ pub struct Args {
     #[arg(long, value_name = "STATUS,...", value_delimiter = ',', value_parser = parse_status)]
     pub accept: Vec<TcbStatus>,
     /// Expected MRENCLAVE (64 hex digits).
-    #[arg(long, value_name = "HEX", value_parser = parse_hex32)]
+    #[arg(long, value_name = "HEX", value_parser = args::hex_array::<32>)]
     pub mrenclave: Option<[u8; 32]>,
     /// Expected MRSIGNER (64 hex digits).
-    #[arg(long, value_name = "HEX", value_parser = parse_hex32)]
+    #[arg(long, value_name = "HEX", value_parser = args::hex_array::<32>)]
     pub mrsigner: Option<[u8; 32]>,
     /// Expected ISVPRODID.
     #[arg(long, value_name = "N")]
@@ -81,25 +82,9 @@ fn parse_now(s: &str) -> Result<u64, String> {
 }
 
 fn parse_status(s: &str) -> Result<TcbStatus, String> {
-    TcbStatus::from_name(s.trim()).ok_or_else(|| {
-        let names: Vec<&str> = TcbStatus::ALL.iter().map(|s| s.name()).collect();
-        format!("unknown TCB status {s:?} (one of {})", names.join(", "))
-    })
-}
-
-fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s);
-    hex::decode(s).map_err(|e| format!("not hex: {e}"))
-}
-
-fn parse_hex32(s: &str) -> Result<[u8; 32], String> {
-    let bytes = parse_hex(s)?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("expected 32 bytes (64 hex digits), got {}", bytes.len()))
+    s.trim()
+        .parse()
+        .map_err(|e: sgx_types::tcb::UnknownTcbStatus| e.to_string())
 }
 
 /// Expected report data (1 to 64 bytes); a newtype so that clap takes it as one value.
@@ -107,7 +92,7 @@ fn parse_hex32(s: &str) -> Result<[u8; 32], String> {
 pub struct ReportData(pub Vec<u8>);
 
 fn parse_report_data(s: &str) -> Result<ReportData, String> {
-    let bytes = parse_hex(s)?;
+    let bytes = args::hex_bytes(s)?;
     if bytes.is_empty() || bytes.len() > 64 {
         return Err(format!("expected 1 to 64 bytes, got {}", bytes.len()));
     }
