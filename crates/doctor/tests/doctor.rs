@@ -1,4 +1,4 @@
-//! `doctor` on this machine (no SGX), and on fake `/dev` and `/sys` roots with a simulated quote
+//! `doctor` on the host running the tests (judged against its `/proc/cpuinfo` and `/dev`), and on fake `/dev` and `/sys` roots with a simulated quote
 //! helper served in process on a temp socket and device-plugin sockets in a temp plugin dir.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,7 +18,7 @@ fn status(report: &doctor::Report, id: &str) -> Status {
 }
 
 #[test]
-fn this_machine_without_sgx_is_not_an_sgx_node() {
+fn the_host_running_the_tests_is_judged_by_its_cpu_and_devices() {
     let dir = short_tempdir();
     let report = diagnose(&Options {
         socket: dir.path().join("aesm.socket"),
