@@ -9,6 +9,7 @@
 //!   abstract name.
 //! - [`metrics`]: Prometheus metrics for `ops-http`.
 //! - [`sim`]: the simulated backend over `sgx-sim`, and the `/collateral/<name>` routes.
+//! - [`background`]: the service on a thread of its own, for synchronous callers.
 //! - [`client_flow`]: an enclave app's out-of-process quoting flow on the simulated platform
 //!   (used by `confcom quote` and `confcom demo`).
 //!
@@ -32,6 +33,7 @@
 //! ```
 
 pub mod backend;
+pub mod background;
 pub mod client_flow;
 pub mod dispatch;
 pub mod listen;
@@ -40,6 +42,7 @@ pub mod server;
 pub mod sim;
 
 pub use backend::{BackendError, QuoteBackend};
+pub use background::BackgroundServer;
 pub use dispatch::{Dispatcher, Outcome};
 pub use metrics::Metrics;
 pub use server::{ServerConfig, serve};

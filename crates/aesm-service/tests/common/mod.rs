@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use aesm_protocol::frame::{read_frame, write_frame};
 use aesm_protocol::{AesmRequest, AesmResponse, decode_response, encode_request};
-use aesm_service::{Dispatcher, Metrics, ServerConfig, SimBackend, listen, serve};
+use aesm_service::{BackgroundServer, Dispatcher, Metrics, ServerConfig, SimBackend};
 use sgx_sim::{CollateralOptions, InitOptions, SimCpu, SimPlatform};
-use tokio::sync::oneshot;
 
 pub struct Helper {
     pub dir: Option<tempfile::TempDir>,
@@ -20,8 +19,7 @@ pub struct Helper {
     pub platform: Arc<SimPlatform>,
     pub metrics: Metrics,
     registry: prometheus_client::registry::Registry,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    server: Option<BackgroundServer>,
 }
 
 pub fn short_tempdir() -> tempfile::TempDir {
@@ -46,37 +44,13 @@ impl Helper {
             .unwrap_or_else(|| dir.path().join("state"));
         let platform =
             Arc::new(SimPlatform::open_or_init(&state_dir, &InitOptions::default()).unwrap());
-        let (std_listener, socket_file) = listen::bind_socket(&socket, 0o777).unwrap();
-        platform
-            .publish_cpu(&aesm_service::sim::sim_dir_for_socket(&socket))
-            .unwrap();
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = Metrics::new(&mut registry);
         let dispatcher = Dispatcher::new(Arc::new(SimBackend::new(Arc::clone(&platform))));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served_metrics = metrics.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            let result = runtime.block_on(async move {
-                let listener = tokio::net::UnixListener::from_std(std_listener)?;
-                serve(
-                    vec![listener],
-                    dispatcher,
-                    config,
-                    served_metrics,
-                    async move {
-                        let _ = stopped.await;
-                    },
-                )
-                .await
-            });
-            drop(socket_file);
-            result
-        });
+        let server = BackgroundServer::start(&socket, dispatcher, config, metrics.clone()).unwrap();
+        platform
+            .publish_cpu(&aesm_service::sim::sim_dir_for_socket(&socket))
+            .unwrap();
         Self {
             dir: Some(dir),
             socket,
@@ -84,8 +58,7 @@ impl Helper {
             platform,
             metrics,
             registry,
-            stop: Some(stop),
-            thread: Some(thread),
+            server: Some(server),
         }
     }
 
@@ -112,13 +85,7 @@ impl Helper {
     }
 
     fn shutdown(&mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.thread.take() {
-            Some(t) => t.join().unwrap(),
-            None => Ok(()),
-        }
+        self.server.take().map_or(Ok(()), BackgroundServer::stop)
     }
 }
 

@@ -8,9 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use aesm_service::listen::bind_socket;
 use aesm_service::sim::sim_dir_for_socket;
-use aesm_service::{Dispatcher, Metrics, ServerConfig, SimBackend, client_flow, serve};
+use aesm_service::{BackgroundServer, Dispatcher, Metrics, ServerConfig, SimBackend, client_flow};
 use anyhow::{Context, Result};
 use dcap_verify::{Collateral, Policy, TrustAnchor, Verifier};
 use quote_client::AesmClient;
@@ -61,35 +60,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
     // 2. The quote helper on its own socket, as the DaemonSet runs it on every node.
     let socket = dir.join("aesmd").join("aesm.socket");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = {
-        let _guard = runtime.enter();
-        let (listener, _socket_file) = bind_socket(&socket, 0o777)
-            .with_context(|| format!("cannot listen on {}", socket.display()))?;
-        let listener = tokio::net::UnixListener::from_std(listener)?;
-        platform
-            .publish_cpu(&sim_dir_for_socket(&socket))
-            .context("cannot publish the simulated CPU")?;
-        let dispatcher = Dispatcher::new(Arc::new(SimBackend::new(platform.clone())));
-        runtime.spawn(async move {
-            let result = serve(
-                vec![listener],
-                dispatcher,
-                ServerConfig::default(),
-                Metrics::default(),
-                async {
-                    let _ = stop_rx.await;
-                },
-            )
-            .await;
-            drop(_socket_file);
-            result
-        })
-    };
+    let server = BackgroundServer::start(
+        &socket,
+        Dispatcher::new(Arc::new(SimBackend::new(platform.clone()))),
+        ServerConfig::default(),
+        Metrics::default(),
+    )
+    .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    platform
+        .publish_cpu(&sim_dir_for_socket(&socket))
+        .context("cannot publish the simulated CPU")?;
     step(
         2,
         "helper",
@@ -148,12 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let verdict = Verifier::new(anchor).verify(&app.quote, &collateral, now, &policy);
 
-    let _ = stop_tx.send(());
-    let served = runtime.block_on(server);
-    runtime.shutdown_background();
-    served
-        .context("the quote helper task failed")?
-        .context("the quote helper failed")?;
+    server.stop().context("the quote helper failed")?;
 
     match verdict {
         Ok(v) => {

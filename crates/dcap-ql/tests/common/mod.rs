@@ -7,10 +7,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aesm_service::{Dispatcher, Metrics, ServerConfig, listen, serve};
+use aesm_service::{BackgroundServer, Dispatcher, Metrics, ServerConfig};
 use dcap_ql::{DcapBackend, DcapOptions, RetryPolicy};
 use sgx_sim::{CollateralOptions, InitOptions, SimPlatform};
-use tokio::sync::oneshot;
 
 /// Function numbers of the fake's controls.
 pub const GET_TARGET_INFO: u32 = 0;
@@ -154,59 +153,27 @@ pub fn options() -> DcapOptions {
 /// A quote helper serving `backend` on `<dir>/aesmd/aesm.socket`, on a runtime of its own thread.
 pub struct Helper {
     pub socket: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: BackgroundServer,
 }
 
 impl Helper {
     pub fn start(dir: &Path, backend: DcapBackend) -> Self {
         let socket = dir.join("aesmd/aesm.socket");
-        let (std_listener, socket_file) = listen::bind_socket(&socket, 0o777).unwrap();
-        let dispatcher = Dispatcher::new(Arc::new(backend));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime
-                .block_on(async move {
-                    let listener = tokio::net::UnixListener::from_std(std_listener)?;
-                    serve(
-                        vec![listener],
-                        dispatcher,
-                        ServerConfig::default(),
-                        Metrics::default(),
-                        async move {
-                            let _ = stopped.await;
-                        },
-                    )
-                    .await
-                })
-                .unwrap();
-            drop(socket_file);
-        });
+        let server = BackgroundServer::start(
+            &socket,
+            Dispatcher::new(Arc::new(backend)),
+            ServerConfig::default(),
+            Metrics::default(),
+        )
+        .unwrap();
         Self {
             socket,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
     pub fn client(&self) -> quote_client::AesmClient {
         quote_client::AesmClient::new(&self.socket)
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

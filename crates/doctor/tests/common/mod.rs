@@ -5,10 +5,9 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aesm_service::{Dispatcher, Metrics, QuoteBackend, ServerConfig, SimBackend, listen, serve};
+use aesm_service::{BackgroundServer, Dispatcher, Metrics, QuoteBackend, ServerConfig, SimBackend};
 use doctor::Options;
 use sgx_sim::{InitOptions, SimPlatform};
-use tokio::sync::oneshot;
 
 pub fn short_tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -21,8 +20,7 @@ pub fn short_tempdir() -> tempfile::TempDir {
 pub struct Helper {
     pub socket: PathBuf,
     pub platform: Arc<SimPlatform>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Option<BackgroundServer>,
 }
 
 impl Helper {
@@ -44,58 +42,29 @@ impl Helper {
         publish: bool,
     ) -> Self {
         let socket = dir.join("aesmd/aesm.socket");
-        let (std_listener, socket_file) = listen::bind_socket(&socket, 0o777).unwrap();
+        let server = BackgroundServer::start(
+            &socket,
+            Dispatcher::new(backend),
+            ServerConfig::default(),
+            Metrics::default(),
+        )
+        .unwrap();
         if publish {
             platform
                 .publish_cpu(&aesm_service::sim::sim_dir_for_socket(&socket))
                 .unwrap();
         }
-        let dispatcher = Dispatcher::new(backend);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime
-                .block_on(async move {
-                    let listener = tokio::net::UnixListener::from_std(std_listener)?;
-                    serve(
-                        vec![listener],
-                        dispatcher,
-                        ServerConfig::default(),
-                        Metrics::default(),
-                        async move {
-                            let _ = stopped.await;
-                        },
-                    )
-                    .await
-                })
-                .unwrap();
-            drop(socket_file);
-        });
         Self {
             socket,
             platform,
-            stop: Some(stop),
-            thread: Some(thread),
+            server: Some(server),
         }
     }
 
     pub fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let Some(server) = self.server.take() {
+            server.stop().unwrap();
         }
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
