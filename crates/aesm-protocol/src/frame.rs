@@ -52,6 +52,18 @@ pub fn parse_frame(bytes: &[u8], max: u32) -> Result<&[u8], FrameError> {
     Ok(body)
 }
 
+/// Looks for one whole frame at the start of `bytes`, the first bytes read from a stream: its body
+/// if it has fully arrived (bytes after it are left alone, as the stream readers leave them
+/// unread), `None` if more bytes are needed. A prefix over `max` is an error as soon as its four
+/// bytes are there.
+pub fn complete_frame(bytes: &[u8], max: u32) -> Result<Option<&[u8]>, FrameError> {
+    let Some((prefix, rest)) = bytes.split_first_chunk::<LEN_PREFIX>() else {
+        return Ok(None);
+    };
+    let len = check_len(*prefix, max)? as usize;
+    Ok(rest.get(..len))
+}
+
 fn check_len(prefix: [u8; LEN_PREFIX], max: u32) -> Result<u32, FrameError> {
     let len = u32::from_le_bytes(prefix);
     if len > max {
@@ -331,6 +343,23 @@ mod tests {
         let mut cursor = Cursor::new(&bytes[..]);
         assert_eq!(read_frame(&mut cursor, 16).unwrap().unwrap(), [42]);
         assert_eq!(cursor.position(), 5);
+    }
+
+    #[test]
+    fn complete_frame_needs_the_whole_body_and_ignores_what_follows() {
+        let frame = encode_frame(&[1, 2, 3]).unwrap();
+        for cut in 0..frame.len() {
+            assert_eq!(complete_frame(&frame[..cut], 16).unwrap(), None, "{cut}");
+        }
+        assert_eq!(complete_frame(&frame, 16).unwrap(), Some(&[1u8, 2, 3][..]));
+        let mut longer = frame.clone();
+        longer.extend_from_slice(&[9, 9]);
+        assert_eq!(complete_frame(&longer, 16).unwrap(), Some(&[1u8, 2, 3][..]));
+        assert_eq!(complete_frame(&[0, 0, 0, 0], 16).unwrap(), Some(&[][..]));
+        assert!(matches!(
+            complete_frame(&[17, 0, 0, 0], 16),
+            Err(FrameError::FrameTooLarge { len: 17, max: 16 })
+        ));
     }
 
     #[test]
