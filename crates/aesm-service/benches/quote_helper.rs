@@ -2,13 +2,18 @@
 //! ECDSA P-256 signing rate of the same crypto library on one core, measured in the same run.
 //!
 //! Each request uses a new connection, as `libsgx_quote_ex`, Gramine and `aesm-client` do, from
-//! blocking clients (one thread each, as those libraries are). The service runs on a multi-threaded
+//! blocking clients (one thread each, as those libraries are). The clients share the machine's
+//! cores with the service, so the rates include their cost. The service runs on a multi-threaded
 //! runtime with one worker per core, exactly as `confcom quote-helper` does. The raw signing rate
 //! is measured before and after the socket runs; their mean is the baseline.
 //!
+//! Each point runs several rounds, the service and a bare tokio loop taking turns so that both see
+//! the same background load; the median round is reported. The CPU time of the service's own
+//! threads gives its cost per request, whatever the clients cost.
+//!
 //! ```sh
-//! cargo bench -p aesm-service --bench quote_helper            # 3 s per point
-//! BENCH_SECS=10 cargo bench -p aesm-service --bench quote_helper
+//! cargo bench -p aesm-service --bench quote_helper                  # 3 rounds of 2 s per point
+//! BENCH_SECS=4 BENCH_ROUNDS=5 cargo bench -p aesm-service --bench quote_helper
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -32,7 +37,12 @@ fn main() {
     let secs: f64 = std::env::var("BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+        .unwrap_or(2.0);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(3);
     let duration = Duration::from_secs_f64(secs);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
@@ -68,6 +78,7 @@ fn main() {
     let backend = Arc::new(SimBackend::new(Arc::clone(&platform)));
     let server = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(SERVICE_THREAD)
             .enable_all()
             .build()
             .unwrap();
@@ -87,8 +98,8 @@ fn main() {
     });
 
     println!(
-        "quote helper benchmark: {cores} cores, {secs} s per point, quote {quote_size} bytes, \
-         a new connection per request, blocking clients"
+        "quote helper benchmark: {cores} cores, {rounds} rounds of {secs} s per point, quote \
+         {quote_size} bytes, a new connection per request, blocking clients"
     );
     let raw_before = raw_signing_rate(duration);
     let decoded = aesm_protocol::decode_request(&request).unwrap();
@@ -112,8 +123,21 @@ fn main() {
     let mut bare = Vec::new();
     let mut null = Vec::new();
     for clients in [1usize, 8, 64] {
-        points.push((clients, run_clients(&socket, &request, clients, duration)));
-        bare.push(run_clients(&bare_socket, &request, clients, duration).rate);
+        let mut service = Vec::new();
+        let mut bare_rounds = Vec::new();
+        for _ in 0..rounds {
+            let cpu_before = thread_cpu(SERVICE_THREAD);
+            let point = run_clients(&socket, &request, clients, duration);
+            let cpu = thread_cpu(SERVICE_THREAD) - cpu_before;
+            service.push((point, cpu));
+            bare_rounds.push(run_clients(&bare_socket, &request, clients, duration).rate);
+        }
+        service.sort_by(|a, b| a.0.rate.total_cmp(&b.0.rate));
+        bare_rounds.sort_by(f64::total_cmp);
+        let spread = (service[0].0.rate, service[service.len() - 1].0.rate);
+        let (median, cpu) = service.swap_remove(service.len() / 2);
+        points.push((clients, median, cpu, spread));
+        bare.push(bare_rounds[bare_rounds.len() / 2]);
         null.push(run_clients(&null_socket, &request, clients, duration).rate);
     }
     bare_stop.send(()).unwrap();
@@ -134,18 +158,33 @@ fn main() {
     );
     println!();
     println!(
-        "{:>8} {:>12} {:>14} {:>10} {:>10} {:>16}",
-        "clients", "requests/s", "x raw signing", "p50", "p99", "x bare loop"
+        "{:>8} {:>12} {:>14} {:>14} {:>10} {:>10} {:>12} {:>14}",
+        "clients",
+        "requests/s",
+        "x raw signing",
+        "(rounds)",
+        "p50",
+        "p99",
+        "x bare loop",
+        "service CPU"
     );
-    for ((clients, point), bare) in points.iter().zip(&bare) {
+    for ((clients, point, cpu, (low, high)), bare) in points.iter().zip(&bare) {
+        // CPU time of the service's threads per request, in signatures' worth of raw signing.
+        let cpu_per_request = cpu.as_secs_f64() / point.requests as f64;
         println!(
-            "{:>8} {:>12.0} {:>13.2}x {:>10} {:>10} {:>15.2}x",
+            "{:>8} {:>12.0} {:>13.2}x {:>14} {:>10} {:>10} {:>11.2}x {:>14}",
             clients,
             point.rate,
             point.rate / raw,
+            format!("{:.2}-{:.2}", low / raw, high / raw),
             fmt_duration(point.p50),
             fmt_duration(point.p99),
-            point.rate / bare
+            point.rate / bare,
+            format!(
+                "{:.1} µs = {:.1} sig",
+                cpu_per_request * 1e6,
+                cpu_per_request * raw
+            ),
         );
     }
     let list = |rates: &[f64], f: &dyn Fn(f64) -> String| {
@@ -165,6 +204,32 @@ fn main() {
 
     stop.send(()).unwrap();
     server.join().unwrap().unwrap();
+}
+
+/// Name of the service's runtime threads, whose CPU time is measured.
+const SERVICE_THREAD: &str = "aesm-bench-svc";
+
+/// CPU time (user + system) spent so far by this process's threads named `name`, from
+/// `/proc/self/task/*/stat`.
+fn thread_cpu(name: &str) -> Duration {
+    // Clock ticks per second of /proc's times: 100 on every Linux architecture with a stable ABI.
+    const TICKS: f64 = 100.0;
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != name {
+            continue;
+        }
+        // After "(comm)": state is field 3; utime and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    Duration::from_secs_f64(ticks as f64 / TICKS)
 }
 
 fn raw_signing_rate(duration: Duration) -> f64 {
@@ -196,6 +261,7 @@ fn rate_of(duration: Duration, mut f: impl FnMut()) -> f64 {
 
 struct Point {
     rate: f64,
+    requests: usize,
     p50: Duration,
     p99: Duration,
 }
@@ -233,6 +299,7 @@ fn run_clients(socket: &Path, request: &Arc<Vec<u8>>, clients: usize, duration: 
     let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
     Point {
         rate: latencies.len() as f64 / elapsed.as_secs_f64(),
+        requests: latencies.len(),
         p50: pick(0.50),
         p99: pick(0.99),
     }
