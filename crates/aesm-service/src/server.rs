@@ -8,12 +8,13 @@
 //! the listen backlog, which the kernel serves in arrival order). An idle client holds its slot at
 //! most [`ServerConfig::request_timeout`].
 //!
-//! Each listener is served by one accept loop per worker thread. A client writes its request right
-//! after connecting, so by the time a loop accepts the connection the request has usually arrived
-//! whole: the loop then peeks at it with one non-waiting read, answers it, writes the reply and
-//! only then takes the request off the socket (so that freeing it wakes no one), all on the spot,
-//! with no task, wakeup or timer. Connections whose request is not all there yet, or whose reply
-//! does not fit the socket at once, continue in a task of their own under the timeouts above.
+//! Each listener is served by one accept loop per worker thread (up to four). A client writes its
+//! request right after connecting, so by the time a loop accepts the connection the request has
+//! usually arrived whole: the loop then peeks at it with one non-waiting read, answers it, writes
+//! the reply and only then takes the request off the socket (so that freeing it wakes no one), all
+//! on the spot, with no task, wakeup or timer. Connections whose request is not all there yet, or
+//! whose reply does not fit the socket at once, continue in a task of their own under the timeouts
+//! above.
 //!
 //! Requests are answered on the runtime's worker threads when the backend allows it
 //! ([`QuoteBackend::runs_inline`](crate::QuoteBackend::runs_inline)): a simulated quote costs one
@@ -174,13 +175,15 @@ fn loops_per_listener() -> usize {
 }
 
 /// A new connection wakes every loop waiting on its listener, and all but one of them find nothing
-/// to accept; four loops sign on four cores at once, some 200,000 quotes a second, far beyond
-/// what a node asks for.
+/// to accept; four cores' worth of signing is already far beyond what a node asks for.
 const MAX_ACCEPT_LOOPS: usize = 4;
 
-/// Size of an accept loop's buffer: a whole frame of the largest request allowed.
+/// Size of an accept loop's buffer: a whole frame of the largest request allowed, up to 64 KiB
+/// (larger requests, were they allowed, take the task path).
 fn first_look_capacity(max_request_frame: u32) -> usize {
-    LEN_PREFIX.saturating_add(max_request_frame as usize)
+    LEN_PREFIX
+        .saturating_add(max_request_frame as usize)
+        .min(64 * 1024)
 }
 
 async fn accept_loop(
