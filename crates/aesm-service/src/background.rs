@@ -27,15 +27,31 @@ impl BackgroundServer {
         config: ServerConfig,
         metrics: Metrics,
     ) -> Result<Self, ListenError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|source| ListenError::Io {
+                action: "cannot start the runtime for",
+                path: socket.to_owned(),
+                source,
+            })?;
+        Self::start_on(runtime, socket, dispatcher, config, metrics)
+    }
+
+    /// As [`BackgroundServer::start`], on `runtime` (driven from a new thread).
+    pub fn start_on(
+        runtime: tokio::runtime::Runtime,
+        socket: &Path,
+        dispatcher: Dispatcher,
+        config: ServerConfig,
+        metrics: Metrics,
+    ) -> Result<Self, ListenError> {
         let (std_listener, socket_file) = listen::bind_socket(socket, 0o777)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("aesm-server".into())
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()?;
                 let result = runtime.block_on(async move {
                     let listener = tokio::net::UnixListener::from_std(std_listener)?;
                     serve(vec![listener], dispatcher, config, metrics, async move {

@@ -10,6 +10,7 @@
 //! - [`metrics`]: Prometheus metrics for `ops-http`.
 //! - [`sim`]: the simulated backend over `sgx-sim`, and the `/collateral/<name>` routes.
 //! - [`background`]: the service on a thread of its own, for synchronous callers.
+//! - [`bench`]: the throughput benchmark of `confcom bench quote-helper` and `cargo bench`.
 //! - [`client_flow`]: an enclave app's out-of-process quoting flow on the simulated platform
 //!   (used by `confcom quote` and `confcom demo`).
 //!
@@ -34,6 +35,7 @@
 
 pub mod backend;
 pub mod background;
+pub mod bench;
 pub mod client_flow;
 pub mod dispatch;
 pub mod listen;

@@ -309,7 +309,7 @@ impl aesm_service::QuoteBackend for Held {
 
 #[test]
 fn a_slow_backend_runs_off_the_workers_and_never_stalls_other_clients() {
-    use aesm_service::{Dispatcher, Metrics, listen, serve};
+    use aesm_service::{Dispatcher, Metrics};
 
     let dir = common::short_tempdir();
     let socket = dir.path().join("aesm.socket");
@@ -324,27 +324,19 @@ fn a_slow_backend_runs_off_the_workers_and_never_stalls_other_clients() {
         entered: std::sync::Mutex::new(entered_tx),
         release: std::sync::Mutex::new(release_rx),
     });
-    let (std_listener, _file) = listen::bind_socket(&socket, 0o777).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // One thread for the whole runtime: a quote blocking inline would stall everything.
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            serve(
-                vec![tokio::net::UnixListener::from_std(std_listener).unwrap()],
-                Dispatcher::new(backend),
-                ServerConfig::default(),
-                Metrics::default(),
-                async move {
-                    let _ = stopped.await;
-                },
-            )
-            .await
-        })
-    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = aesm_service::BackgroundServer::start_on(
+        runtime,
+        &socket,
+        Dispatcher::new(backend),
+        ServerConfig::default(),
+        Metrics::default(),
+    )
+    .unwrap();
     let report = platform.cpu().create_report(
         &EnclaveIdentity::default(),
         &platform.qe_target_info(),
@@ -371,8 +363,7 @@ fn a_slow_backend_runs_off_the_workers_and_never_stalls_other_clients() {
     release_tx.send(()).unwrap();
     let reply = slow.join().unwrap();
     assert_eq!(reply.quote.unwrap().len(), size as usize);
-    stop.send(()).unwrap();
-    server.join().unwrap().unwrap();
+    server.stop().unwrap();
 }
 
 #[test]

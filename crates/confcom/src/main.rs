@@ -53,6 +53,8 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Diagnose this node: SGX in the CPU, device nodes, EPC, the quote helper, quotes, the device plugin.
     Doctor(cmd::doctor::Args),
+    /// Measure on this machine: `bench quote-helper` loads a simulated quote helper over its socket.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Quote(args) => cmd::quote::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 pub mod addon;
+pub mod bench;
 pub mod demo;
 pub mod device_plugin;
 pub mod doctor;
