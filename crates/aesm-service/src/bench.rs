@@ -189,7 +189,7 @@ pub fn run(dir: &Path, config: &BenchConfig) -> Result<BenchReport, BenchError> 
         let mut bare_rounds = Vec::new();
         for _ in 0..config.rounds {
             let cpu_before = thread_cpu(SERVICE_THREAD);
-            let load = run_clients(&service.socket, &frame, clients, config.round)?;
+            let load = run_clients(service.socket(), &frame, clients, config.round)?;
             let cpu = thread_cpu(SERVICE_THREAD).saturating_sub(cpu_before);
             rounds.push((load, cpu));
             bare_rounds.push(run_clients(&bare.socket, &frame, clients, config.round)?.rate);
@@ -308,7 +308,6 @@ impl fmt::Display for BenchReport {
 /// The quote helper on a runtime of its own, with one worker per core, its threads named
 /// [`SERVICE_THREAD`].
 struct Service {
-    socket: PathBuf,
     server: BackgroundServer,
 }
 
@@ -327,10 +326,11 @@ impl Service {
             Metrics::default(),
         )
         .map_err(setup)?;
-        Ok(Self {
-            socket: socket.to_owned(),
-            server,
-        })
+        Ok(Self { server })
+    }
+
+    fn socket(&self) -> &Path {
+        self.server.socket()
     }
 
     fn stop(self) -> Result<(), BenchError> {
