@@ -103,6 +103,8 @@ pub struct Load {
     pub p50: Duration,
     /// 99th-percentile latency.
     pub p99: Duration,
+    /// CPU time the service's threads spent meanwhile (zero for the bare loops).
+    pub service_cpu: Duration,
 }
 
 /// The whole measurement; [`fmt::Display`] renders it as a table.
@@ -188,20 +190,23 @@ pub fn run(dir: &Path, config: &BenchConfig) -> Result<BenchReport, BenchError> 
         let mut rounds = Vec::new();
         let mut bare_rounds = Vec::new();
         for _ in 0..config.rounds {
-            let cpu_before = thread_cpu(SERVICE_THREAD);
-            let load = run_clients(service.socket(), &frame, clients, config.round)?;
-            let cpu = thread_cpu(SERVICE_THREAD).saturating_sub(cpu_before);
-            rounds.push((load, cpu));
+            rounds.push(run_clients(
+                service.socket(),
+                &frame,
+                clients,
+                config.round,
+            )?);
             bare_rounds.push(run_clients(&bare.socket, &frame, clients, config.round)?.rate);
         }
-        rounds.sort_by(|a, b| a.0.rate.total_cmp(&b.0.rate));
+        rounds.sort_by(|a, b| a.rate.total_cmp(&b.rate));
         bare_rounds.sort_by(f64::total_cmp);
         let spread = (
-            rounds.first().map_or(0.0, |r| r.0.rate),
-            rounds.last().map_or(0.0, |r| r.0.rate),
+            rounds.first().map_or(0.0, |r| r.rate),
+            rounds.last().map_or(0.0, |r| r.rate),
         );
-        let (service_load, cpu) = rounds.swap_remove(rounds.len() / 2);
-        let service_cpu = cpu
+        let service_load = rounds.swap_remove(rounds.len() / 2);
+        let service_cpu = service_load
+            .service_cpu
             .checked_div(u32::try_from(service_load.requests.max(1)).unwrap_or(u32::MAX))
             .unwrap_or_default();
         points.push(BenchPoint {
@@ -489,9 +494,11 @@ fn run_clients(
         Ok(all)
     };
     run(Instant::now() + Duration::from_millis(300))?;
+    let cpu_before = thread_cpu(SERVICE_THREAD);
     let started = Instant::now();
     let mut latencies = run(started + duration)?;
     let elapsed = started.elapsed();
+    let service_cpu = thread_cpu(SERVICE_THREAD).saturating_sub(cpu_before);
     latencies.sort_unstable();
     let pick = |q: f64| {
         let i = ((latencies.len().saturating_sub(1)) as f64 * q) as usize;
@@ -502,6 +509,7 @@ fn run_clients(
         requests: latencies.len(),
         p50: pick(0.50),
         p99: pick(0.99),
+        service_cpu,
     })
 }
 
