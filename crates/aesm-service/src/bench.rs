@@ -140,8 +140,10 @@ const SERVICE_THREAD: &str = "aesm-bench-svc";
 /// Runs the benchmark with its sockets and simulated platform under `dir` (which must allow
 /// socket paths of at most 107 bytes: keep it short, e.g. under `/tmp`).
 pub fn run(dir: &Path, config: &BenchConfig) -> Result<BenchReport, BenchError> {
-    if config.rounds == 0 || config.clients.contains(&0) {
-        return Err(setup("rounds and client counts must be at least 1"));
+    if config.rounds == 0 || config.clients.is_empty() || config.clients.contains(&0) {
+        return Err(setup(
+            "rounds and client counts must be at least 1, with at least one client count",
+        ));
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let platform = Arc::new(
@@ -361,11 +363,7 @@ impl BareLoop {
             .enable_all()
             .build()
             .map_err(setup)?;
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|_| setup("cannot generate a P-256 key"))?;
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .map_err(|_| setup("cannot load a P-256 key"))?;
+        let (key, rng) = signing_key()?;
         let (key, rng) = (Arc::new(key), Arc::new(rng));
         let template: Arc<[u8]> = encode_response(&AesmResponse::GetQuoteEx(GetQuoteExResponse {
             error_code: 0,
@@ -426,13 +424,19 @@ impl Drop for BareLoop {
     }
 }
 
-/// Signatures per second of ring's P-256 on this thread over `duration`.
-fn raw_signing_rate(duration: Duration) -> Result<f64, BenchError> {
+/// A fresh P-256 key and the random source its signatures draw on.
+fn signing_key() -> Result<(EcdsaKeyPair, SystemRandom), BenchError> {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .map_err(|_| setup("cannot generate a P-256 key"))?;
     let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
         .map_err(|_| setup("cannot load a P-256 key"))?;
+    Ok((key, rng))
+}
+
+/// Signatures per second of ring's P-256 on this thread over `duration`.
+fn raw_signing_rate(duration: Duration) -> Result<f64, BenchError> {
+    let (key, rng) = signing_key()?;
     let message = [0x5au8; 432];
     let mut failed = false;
     let rate = rate_of(duration, || {
@@ -618,6 +622,10 @@ mod tests {
             },
             BenchConfig {
                 clients: vec![1, 0],
+                ..BenchConfig::default()
+            },
+            BenchConfig {
+                clients: Vec::new(),
                 ..BenchConfig::default()
             },
         ] {
