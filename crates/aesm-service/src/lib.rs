@@ -8,6 +8,7 @@
 //! - [`listen`]: the socket file (directory 0755, socket 0777, stale-socket replacement) and the
 //!   abstract name.
 //! - [`metrics`]: Prometheus metrics for `ops-http`.
+//! - [`readiness`]: `/readyz` turns ready once the socket answers a request, as apps see it.
 //! - [`sim`]: the simulated backend over `sgx-sim`, and the `/collateral/<name>` routes.
 //! - [`background`]: the service on a thread of its own, for synchronous callers.
 //! - [`bench`]: the throughput benchmark of `confcom bench quote-helper` and `cargo bench`.
@@ -40,6 +41,7 @@ pub mod client_flow;
 pub mod dispatch;
 pub mod listen;
 pub mod metrics;
+pub mod readiness;
 pub mod server;
 pub mod sim;
 

@@ -1,5 +1,7 @@
 //! The tracing subscriber: set up here and nowhere else.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -9,10 +11,16 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default `info` level.
+///
+/// Text logs are coloured only when stderr is a terminal (and `NO_COLOR` is unset): container
+/// runtimes capture stderr into log files, where escape codes are noise.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     // `try_init` fails only when a subscriber is already installed, which is harmless.
     let _ = match format {

@@ -10,7 +10,7 @@ use aesm_protocol::codes::describe_aesm_code;
 use aesm_service::client_flow::quote_via_socket;
 use aesm_service::sim::sim_dir_for_socket;
 use dcap_verify::{Collateral, Policy, TrustAnchor};
-use quote_client::{AesmClient, ClientError};
+use quote_client::{AesmClient, ClientError, Unavailable};
 use sgx_sim::{EnclaveIdentity, QE_TARGET_INFO_FILE, SimCpu};
 use sgx_types::quote::Quote;
 use sgx_types::structs::Wire;
@@ -75,10 +75,43 @@ fn client_error_check(id: &'static str, what: &str, e: &ClientError) -> Check {
     }
 }
 
+/// The failed `aesm-socket` check for a socket nothing accepts on, naming why.
+fn unavailable_check(socket: &Path, e: &ClientError) -> Check {
+    const START: &str = "start the quote helper (`confcom quote-helper`, the sgx-quote-helper \
+                         DaemonSet) and mount /var/run/aesmd into the pods that quote";
+    let path = socket.display();
+    match e.unavailable() {
+        Some(Unavailable::Absent) => Check::fail(
+            "aesm-socket",
+            format!("AESM socket {path} does not exist: no quote helper has started on it"),
+            START,
+        ),
+        Some(Unavailable::Stale) => Check::fail(
+            "aesm-socket",
+            format!(
+                "AESM socket {path} is a stale socket file: it exists but nothing listens on it \
+                 (a quote helper or aesmd that stopped without removing it)"
+            ),
+            "start the quote helper, which replaces the stale file (`kubectl -n kube-system \
+             rollout restart ds/sgx-quote-helper`); apps linked with confcom's \
+             libsgx_quote_ex.so.1 wait up to CONFCOM_AESM_WAIT_SECS for it",
+        ),
+        Some(Unavailable::NotASocket) => Check::fail(
+            "aesm-socket",
+            format!("AESM socket {path} is not a socket"),
+            "remove the file so that the quote helper can create its socket there",
+        ),
+        _ => Check::fail("aesm-socket", format!("AESM socket: {e}"), START),
+    }
+}
+
 /// The checks of the quote helper on `socket`; verification with `collateral` when given.
 pub(crate) fn check_service(socket: &Path, collateral: Option<&Path>, now: u64) -> ServiceFindings {
     let mut f = ServiceFindings::default();
-    let client = AesmClient::new(socket).with_timeout(Duration::from_secs(30));
+    // A diagnosis describes the node as it is: no waiting for a helper that is not up.
+    let client = AesmClient::new(socket)
+        .with_timeout(Duration::from_secs(30))
+        .with_service_wait(Duration::ZERO);
     let key_id = AttKeyId::intel_qe3_ecdsa().to_vec();
     match client.get_supported_att_key_id_num() {
         Ok(n) => {
@@ -102,12 +135,7 @@ pub(crate) fn check_service(socket: &Path, collateral: Option<&Path>, now: u64) 
             });
         }
         Err(e @ ClientError::ServiceUnavailable { .. }) => {
-            f.checks.push(Check::fail(
-                "aesm-socket",
-                format!("AESM socket: {e}"),
-                "start the quote helper (`confcom quote-helper`, the sgx-quote-helper DaemonSet) \
-                 and mount /var/run/aesmd into the pods that quote",
-            ));
+            f.checks.push(unavailable_check(socket, &e));
             return f;
         }
         Err(e) => {

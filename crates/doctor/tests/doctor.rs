@@ -161,12 +161,34 @@ fn a_stopped_helper_and_missing_plugin_are_reported_with_fixes() {
     });
     let text = report.render_text();
     assert_eq!(status(&report, "aesm-socket"), Status::Fail, "{text}");
+    assert!(text.contains("does not exist"), "{text}");
     assert!(text.contains("fix: start the quote helper"), "{text}");
     assert_eq!(status(&report, "device-plugin"), Status::Fail, "{text}");
     assert!(text.contains("confcom device-plugin"), "{text}");
     // Device nodes exist (fake), the CPU has no SGX: hardware, not ready.
     assert_eq!(report.verdict, Verdict::SgxNotReady, "{text}");
     assert!(!report.ok);
+}
+
+#[test]
+fn a_stale_socket_file_is_named_as_such() {
+    let dir = short_tempdir();
+    let node = fake_node(dir.path());
+    let socket = dir.path().join("aesm.socket");
+    // A helper that died without removing its socket: the file is there, nothing listens.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let report = diagnose(&options(&node, &socket));
+    let text = report.render_text();
+    assert_eq!(status(&report, "aesm-socket"), Status::Fail, "{text}");
+    assert!(text.contains("is a stale socket file"), "{text}");
+    assert!(text.contains("nothing listens on it"), "{text}");
+    assert!(text.contains("fix: start the quote helper"), "{text}");
+
+    // Something that is not a socket is named too.
+    std::fs::remove_file(&socket).unwrap();
+    std::fs::write(&socket, b"").unwrap();
+    let text = diagnose(&options(&node, &socket)).render_text();
+    assert!(text.contains("is not a socket"), "{text}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The client's error type, one variant per failure class of Intel's client transport.
 
 use std::io;
-use std::path::PathBuf;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aesm_protocol::{QuoteExApi, TransportStatus, describe_aesm_code, sgx_status_for};
@@ -24,6 +25,43 @@ impl std::fmt::Display for Stage {
             Stage::Write => "write",
             Stage::Read => "read",
         })
+    }
+}
+
+/// Why nothing accepted a connection on the socket path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No socket file at the path (or a directory on the way is missing): the service has not
+    /// started, or `/var/run/aesmd` is not mounted.
+    Absent,
+    /// A socket file that nobody listens on: the service stopped without removing it, or is
+    /// starting.
+    Stale,
+    /// Something at the path refuses connections but is not a socket.
+    NotASocket,
+    /// Any other reason (permission, path too long, ...).
+    Other,
+}
+
+impl Unavailable {
+    /// Classifies the error of a `connect` to `path`.
+    pub fn classify(error: &io::Error, path: &Path) -> Self {
+        match error.kind() {
+            io::ErrorKind::NotFound => Unavailable::Absent,
+            // Linux refuses connections to any non-socket file too.
+            io::ErrorKind::ConnectionRefused => match std::fs::metadata(path) {
+                Ok(m) if m.file_type().is_socket() => Unavailable::Stale,
+                Ok(_) => Unavailable::NotASocket,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Unavailable::Absent,
+                Err(_) => Unavailable::Other,
+            },
+            _ => Unavailable::Other,
+        }
+    }
+
+    /// Whether the service may simply not be up yet (worth waiting for).
+    pub fn is_not_up_yet(self) -> bool {
+        matches!(self, Unavailable::Absent | Unavailable::Stale)
     }
 }
 
@@ -61,6 +99,16 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// For [`ClientError::ServiceUnavailable`], why nothing accepted the connection.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        match self {
+            ClientError::ServiceUnavailable { path, source } => {
+                Some(Unavailable::classify(source, path))
+            }
+            _ => None,
+        }
+    }
+
     /// The transport status (`uae_oal_status_t`) this error corresponds to; [`ClientError::Aesm`] is
     /// a successful transport with a failing result.
     pub fn transport_status(&self) -> TransportStatus {

@@ -3,6 +3,13 @@
 //! (15000 ms by default) on connect, write and read, and typed errors that map 1:1 onto the
 //! transport statuses of Intel's client ([`ClientError::sgx_status`]).
 //!
+//! Unlike Intel's client it survives a quote helper that starts after the app (a node reboot, a
+//! helper rollout): while the socket is absent or refuses connections (a stale socket file), each
+//! request waits for the service with backoff, for at most [`DEFAULT_SERVICE_WAIT`]
+//! (`CONFCOM_AESM_WAIT_SECS` changes it, `0` turns it off), and then fails as Intel's does. Every
+//! other connect error is returned at once, and a request whose connection was accepted is never
+//! sent again.
+//!
 //! No async runtime is needed: the C library `libsgx_quote_ex.so.1` and the CLI call it directly.
 //! Replies are untrusted: short, oversized or malformed ones, and ones answering the wrong request,
 //! become [`ClientError::BadResponse`], never a panic.
@@ -31,7 +38,7 @@
 
 mod error;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -47,7 +54,7 @@ use aesm_protocol::{
 };
 use socket2::{Domain, SockAddr, Socket, Type};
 
-pub use error::{ClientError, Stage};
+pub use error::{ClientError, Stage, Unavailable};
 
 /// Where Intel's client and daemon put the socket.
 pub const DEFAULT_SOCKET_PATH: &str = "/var/run/aesmd/aesm.socket";
@@ -55,6 +62,12 @@ pub const DEFAULT_SOCKET_PATH: &str = "/var/run/aesmd/aesm.socket";
 pub const SOCKET_ENV: &str = "CONFCOM_AESM_SOCKET";
 /// Intel's client timeout (`IPC_LATENCY` in release builds).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(15_000);
+/// How long a request waits for a service that is not up yet (socket absent or refusing).
+pub const DEFAULT_SERVICE_WAIT: Duration = Duration::from_secs(30);
+/// Environment variable that overrides [`DEFAULT_SERVICE_WAIT`], in seconds (`0`: do not wait).
+pub const SERVICE_WAIT_ENV: &str = "CONFCOM_AESM_WAIT_SECS";
+/// The longest pause between two connection attempts while waiting for the service.
+const SERVICE_WAIT_MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Largest response accepted by default (a `GetQuoteEx` reply may be bigger when the caller's quote
 /// buffer is: see [`AesmClient::get_quote_ex`]).
 pub const DEFAULT_MAX_RESPONSE: u32 = 1024 * 1024;
@@ -77,20 +90,39 @@ fn socket_path_from(value: Option<OsString>) -> PathBuf {
     }
 }
 
+/// How long to wait for the service: `$CONFCOM_AESM_WAIT_SECS` if it is a number of seconds
+/// (fractions allowed, `0` for no wait, at most a day), else [`DEFAULT_SERVICE_WAIT`].
+pub fn service_wait_from_env() -> Duration {
+    service_wait_from(std::env::var_os(SERVICE_WAIT_ENV).as_deref())
+}
+
+/// [`service_wait_from_env`] for a given value of the variable.
+pub fn service_wait_from(value: Option<&OsStr>) -> Duration {
+    const MAX: Duration = Duration::from_secs(24 * 60 * 60);
+    value
+        .and_then(OsStr::to_str)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .map_or(DEFAULT_SERVICE_WAIT, |wait| wait.min(MAX))
+}
+
 /// A client for one AESM socket. Cheap to clone; each request opens its own connection.
 #[derive(Debug, Clone)]
 pub struct AesmClient {
     path: PathBuf,
     timeout: Duration,
+    service_wait: Duration,
     max_response: u32,
 }
 
 impl AesmClient {
-    /// A client for the socket at `path` with Intel's 15000 ms timeout.
+    /// A client for the socket at `path` with Intel's 15000 ms timeout, waiting for the service as
+    /// long as [`service_wait_from_env`] says.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             timeout: DEFAULT_TIMEOUT,
+            service_wait: service_wait_from_env(),
             max_response: DEFAULT_MAX_RESPONSE,
         }
     }
@@ -108,6 +140,20 @@ impl AesmClient {
             Duration::from_millis(u64::from(u32::MAX)),
         );
         self
+    }
+
+    /// Sets how long each request waits for a service that is not up yet: while the socket is
+    /// absent or refuses connections, the client retries with backoff (10 ms doubling to 500 ms)
+    /// and gives up with [`ClientError::ServiceUnavailable`] once `wait` has passed. The request
+    /// timeout starts once the service accepts. `Duration::ZERO` fails at the first refusal.
+    pub fn with_service_wait(mut self, wait: Duration) -> Self {
+        self.service_wait = wait;
+        self
+    }
+
+    /// How long each request waits for a service that is not up yet.
+    pub fn service_wait(&self) -> Duration {
+        self.service_wait
     }
 
     /// Sets the largest response accepted (before allocating it).
@@ -133,8 +179,7 @@ impl AesmClient {
 
     /// Opens and closes a connection without sending anything (a liveness probe).
     pub fn try_connect(&self) -> Result<(), ClientError> {
-        let deadline = Instant::now() + self.timeout;
-        self.connect(deadline).map(drop)
+        self.connect().map(drop)
     }
 
     /// Sends one request on a fresh connection and returns the decoded reply to it, whatever its
@@ -148,8 +193,8 @@ impl AesmClient {
         request: &AesmRequest,
         max_response: u32,
     ) -> Result<AesmResponse, ClientError> {
-        let deadline = Instant::now() + self.timeout;
-        let stream = self.connect(deadline)?;
+        let (stream, deadline) = self.connect()?;
+        // From here on the request is never retried: the service may already have acted on it.
         let mut stream = DeadlineStream { stream, deadline };
 
         write_frame(&mut stream, &encode_request(request))
@@ -173,21 +218,30 @@ impl AesmClient {
         }
     }
 
-    /// Connects, retrying while the service's listen backlog is full, until `deadline`.
-    fn connect(&self, deadline: Instant) -> Result<Socket, ClientError> {
+    /// Connects, and returns the socket with the request's deadline.
+    ///
+    /// Two kinds of refusal are retried, each within its own bound:
+    /// - a full listen backlog (`EAGAIN` on a Unix socket): the service is up but busy, so the
+    ///   wait counts against the request timeout;
+    /// - a service that is not up yet (socket absent, or a socket file nobody listens on): retried
+    ///   for [`AesmClient::service_wait`], and the request timeout restarts after each pause.
+    fn connect(&self) -> Result<(Socket, Instant), ClientError> {
         let unavailable = |source| ClientError::ServiceUnavailable {
             path: self.path.clone(),
             source,
         };
         let addr = SockAddr::unix(&self.path).map_err(unavailable)?;
-        let mut backoff = Duration::from_millis(1);
+        let mut deadline = Instant::now() + self.timeout;
+        let mut busy_backoff = Duration::from_millis(1);
+        let mut absent_backoff = Duration::from_millis(10);
+        let mut wait_until: Option<Instant> = None;
         loop {
             let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(ClientError::Io)?;
             socket.set_nonblocking(true).map_err(ClientError::Io)?;
             match socket.connect(&addr) {
                 Ok(()) => {
                     socket.set_nonblocking(false).map_err(ClientError::Io)?;
-                    return Ok(socket);
+                    return Ok((socket, deadline));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // A Unix socket reports a full backlog as EAGAIN: wait for room, within the timeout.
@@ -199,8 +253,18 @@ impl AesmClient {
                             timeout: self.timeout,
                         });
                     }
-                    thread::sleep(backoff.min(deadline - now));
-                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                    thread::sleep(busy_backoff.min(deadline - now));
+                    busy_backoff = (busy_backoff * 2).min(Duration::from_millis(50));
+                }
+                Err(e) if Unavailable::classify(&e, &self.path).is_not_up_yet() => {
+                    let now = Instant::now();
+                    let until = *wait_until.get_or_insert(now + self.service_wait);
+                    if now >= until {
+                        return Err(unavailable(e));
+                    }
+                    thread::sleep(absent_backoff.min(until - now));
+                    absent_backoff = (absent_backoff * 2).min(SERVICE_WAIT_MAX_BACKOFF);
+                    deadline = Instant::now() + self.timeout;
                 }
                 Err(e) => return Err(unavailable(e)),
             }
@@ -468,6 +532,21 @@ mod tests {
     }
 
     #[test]
+    fn service_wait_is_seconds_from_the_env_value_or_the_default() {
+        fn os(v: &str) -> Option<&OsStr> {
+            Some(OsStr::new(v))
+        }
+        assert_eq!(service_wait_from(None), Duration::from_secs(30));
+        assert_eq!(service_wait_from(os("0")), Duration::ZERO);
+        assert_eq!(service_wait_from(os(" 5 ")), Duration::from_secs(5));
+        assert_eq!(service_wait_from(os("0.25")), Duration::from_millis(250));
+        assert_eq!(service_wait_from(os("1e9")), Duration::from_secs(86_400));
+        for bad in ["", "-1", "abc", "NaN", "inf", "5s"] {
+            assert_eq!(service_wait_from(os(bad)), DEFAULT_SERVICE_WAIT, "{bad}");
+        }
+    }
+
+    #[test]
     fn timeout_field_is_milliseconds() {
         let c = AesmClient::new("/nonexistent");
         assert_eq!(c.timeout_field(), Some(15_000));
@@ -476,7 +555,9 @@ mod tests {
         let c = c.with_timeout(Duration::ZERO);
         assert_eq!(c.timeout(), Duration::from_millis(1));
         // Huge timeouts are clamped instead of overflowing the deadline arithmetic.
-        let c = c.with_timeout(Duration::MAX);
+        let c = c
+            .with_timeout(Duration::MAX)
+            .with_service_wait(Duration::ZERO);
         assert_eq!(c.timeout_field(), Some(u32::MAX));
         assert!(matches!(
             c.try_connect(),

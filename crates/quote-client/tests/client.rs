@@ -17,7 +17,7 @@ use aesm_protocol::{
     decode_request, encode_att_key_id_list, encode_response, sgx_status, wire,
 };
 use prost::Message;
-use quote_client::{AesmClient, ClientError, Stage};
+use quote_client::{AesmClient, ClientError, Stage, Unavailable};
 use tempfile::TempDir;
 
 type Handler = Box<dyn FnOnce(UnixStream, &AesmRequest) + Send>;
@@ -237,7 +237,7 @@ fn missing_socket_is_service_unavailable() {
         .prefix("qc")
         .tempdir_in("/tmp")
         .unwrap();
-    let client = AesmClient::new(dir.path().join("absent"));
+    let client = AesmClient::new(dir.path().join("absent")).with_service_wait(Duration::ZERO);
     for err in [
         client.get_supported_att_key_id_num().unwrap_err(),
         client.try_connect().unwrap_err(),
@@ -263,8 +263,10 @@ fn refused_connection_is_service_unavailable() {
     drop(UnixListener::bind(&path).unwrap()); // the socket file stays, nobody listens
     assert!(path.exists());
     let err = AesmClient::new(&path)
+        .with_service_wait(Duration::ZERO)
         .get_quote_size_ex(Some(&key_id()))
         .unwrap_err();
+    assert_eq!(err.unavailable(), Some(Unavailable::Stale));
     match &err {
         ClientError::ServiceUnavailable { path: p, source } => {
             assert_eq!(p, &path);
@@ -282,9 +284,128 @@ fn a_regular_file_is_service_unavailable() {
         .unwrap();
     let path = dir.path().join("f");
     std::fs::write(&path, b"not a socket").unwrap();
+    // Not a service that is starting: returned at once, however long the client would wait (a
+    // regression here hangs the test for an hour).
+    let err = AesmClient::new(&path)
+        .with_service_wait(Duration::from_secs(3600))
+        .try_connect()
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::ServiceUnavailable { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.unavailable(), Some(Unavailable::NotASocket));
+    // A file where a directory should be (ENOTDIR) is not waited for either.
+    let err = AesmClient::new(path.join("aesm.socket"))
+        .with_service_wait(Duration::from_secs(3600))
+        .try_connect()
+        .unwrap_err();
+    assert_eq!(err.unavailable(), Some(Unavailable::Other), "{err:?}");
+}
+
+// --- a service that starts after the app --------------------------------------------------------
+
+/// Binds `path` after `delay` (removing a stale socket file first) and answers one
+/// GetSupportedAttKeyIDNum; returns the requests of every connection it accepted.
+fn late_service(path: PathBuf, delay: Duration) -> thread::JoinHandle<Vec<AesmRequest>> {
+    thread::spawn(move || {
+        thread::sleep(delay);
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let (mut stream, _) = listener.accept().unwrap();
+        let body = read_frame(&mut stream, DEFAULT_MAX_FRAME).unwrap().unwrap();
+        let request = decode_request(&body).unwrap();
+        let res = AesmResponse::GetSupportedAttKeyIdNum(GetSupportedAttKeyIdNumResponse {
+            error_code: 0,
+            att_key_id_num: Some(3),
+        });
+        write_frame(&mut stream, &encode_response(&res)).unwrap();
+        drop(stream);
+        // Nothing else connects: the request was sent once.
+        listener.set_nonblocking(true).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        let mut seen = vec![request];
+        while let Ok((mut extra, _)) = listener.accept() {
+            extra.set_nonblocking(false).unwrap();
+            let body = read_frame(&mut extra, DEFAULT_MAX_FRAME).unwrap().unwrap();
+            seen.push(decode_request(&body).unwrap());
+        }
+        seen
+    })
+}
+
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("qc")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+#[test]
+fn a_service_that_starts_after_the_app_is_waited_for() {
+    let dir = temp_dir();
+    let path = dir.path().join("s");
+    let service = late_service(path.clone(), Duration::from_millis(300));
+    let client = AesmClient::new(&path).with_service_wait(Duration::from_secs(60));
+    assert_eq!(client.get_supported_att_key_id_num().unwrap(), 3);
+    assert_eq!(service.join().unwrap().len(), 1);
+}
+
+#[test]
+fn a_stale_socket_file_is_waited_for_until_a_service_replaces_it() {
+    let dir = temp_dir();
+    let path = dir.path().join("s");
+    drop(UnixListener::bind(&path).unwrap());
+    assert_eq!(
+        AesmClient::new(&path)
+            .with_service_wait(Duration::ZERO)
+            .try_connect()
+            .unwrap_err()
+            .unavailable(),
+        Some(Unavailable::Stale)
+    );
+    let service = late_service(path.clone(), Duration::from_millis(300));
+    let client = AesmClient::new(&path).with_service_wait(Duration::from_secs(60));
+    assert_eq!(client.get_supported_att_key_id_num().unwrap(), 3);
+    assert_eq!(service.join().unwrap().len(), 1);
+}
+
+#[test]
+fn waiting_ends_with_the_status_of_an_absent_service() {
+    let dir = temp_dir();
+    let absent = dir.path().join("absent");
+    let stale = dir.path().join("stale");
+    drop(UnixListener::bind(&stale).unwrap());
+    for (path, why) in [(absent, Unavailable::Absent), (stale, Unavailable::Stale)] {
+        let client = AesmClient::new(&path).with_service_wait(Duration::from_millis(200));
+        let err = client.get_quote_size_ex(Some(&key_id())).unwrap_err();
+        assert_eq!(err.unavailable(), Some(why), "{err:?}");
+        assert_eq!(
+            err.sgx_status(QuoteExApi::GetQuoteSizeEx),
+            sgx_status::SERVICE_UNAVAILABLE
+        );
+    }
+}
+
+#[test]
+fn a_request_whose_connection_was_accepted_is_never_sent_again() {
+    let dir = temp_dir();
+    let path = dir.path().join("s");
+    let listener = UnixListener::bind(&path).unwrap();
+    let service = thread::spawn(move || {
+        // Take the request, then vanish without replying, leaving a stale socket file.
+        let (mut stream, _) = listener.accept().unwrap();
+        let body = read_frame(&mut stream, DEFAULT_MAX_FRAME).unwrap().unwrap();
+        decode_request(&body).unwrap()
+    });
+    let err = AesmClient::new(&path)
+        .with_service_wait(Duration::from_secs(3600))
+        .get_supported_att_key_id_num()
+        .unwrap_err();
+    assert!(matches!(err, ClientError::BadResponse(_)), "{err:?}");
     assert!(matches!(
-        AesmClient::new(&path).try_connect(),
-        Err(ClientError::ServiceUnavailable { .. })
+        service.join().unwrap(),
+        AesmRequest::GetSupportedAttKeyIdNum(_)
     ));
 }
 

@@ -119,6 +119,8 @@ typedef struct __attribute__((packed)) {
 
 
 
+
+
 /*
  `0x0000`: Success.
  */

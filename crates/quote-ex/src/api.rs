@@ -434,6 +434,7 @@ mod tests {
         Config {
             socket: PathBuf::from("/nonexistent/confcom/aesm.socket"),
             timeout: Duration::from_millis(100),
+            service_wait: Duration::ZERO,
             log: false,
         }
     }

@@ -23,6 +23,7 @@ fn config(socket: &Path) -> Config {
     Config {
         socket: socket.to_path_buf(),
         timeout: Duration::from_secs(10),
+        service_wait: Duration::ZERO,
         log: false,
     }
 }

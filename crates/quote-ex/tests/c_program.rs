@@ -13,8 +13,8 @@ use aesm_protocol::{
     GetSupportedAttKeyIdNumResponse, GetSupportedAttKeyIdsResponse, InitQuoteExRequest,
     InitQuoteExResponse, QuoteExApi, sgx_status_for,
 };
-use common::cprog::{BOTH, Loading, field, hex, lines, run, status};
-use common::{Reply, Server, error_reply, expected_status, intel_key_id};
+use common::cprog::{BOTH, Loading, command, field, finish, hex, lines, run, status};
+use common::{Reply, Server, error_reply, expected_status, intel_key_id, socket_in, temp_dir};
 
 /// A scripted AESM service with one Intel ECDSA key id, a fixed target info, public key id and
 /// quote: enough to run both call sequences to their end and check every byte that crosses.
@@ -310,7 +310,13 @@ fn no_service_is_service_unavailable() {
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     for socket in [&missing, &stale] {
         for loading in BOTH {
-            let out = run(loading, socket, None, &["each"]);
+            let out = finish(
+                command(loading, socket, None, &["each"])
+                    .env("CONFCOM_AESM_WAIT_SECS", "0")
+                    .output()
+                    .unwrap(),
+                &["each"],
+            );
             let l = lines(&out);
             for line in [
                 "select",
@@ -329,6 +335,45 @@ fn no_service_is_service_unavailable() {
                 "{stderr}"
             );
         }
+    }
+}
+
+#[test]
+fn an_app_started_before_the_quote_helper_gets_its_quote() {
+    // Linked: the socket file is stale (a helper that stopped); dlopen: there is none yet.
+    for loading in BOTH {
+        let dir = temp_dir();
+        let socket = socket_in(dir.path());
+        if loading == Loading::Linked {
+            drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        }
+        let (report_path, _) = report_file(dir.path());
+        let quote_out = dir.path().join("quote.bin");
+        let args = [
+            "dcap",
+            report_path.to_str().unwrap(),
+            quote_out.to_str().unwrap(),
+        ];
+        let app = command(loading, &socket, None, &args)
+            .env("CONFCOM_AESM_WAIT_SECS", "60")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let fake = FakeQuoting::new();
+        let quote = fake.quote.clone();
+        let server = Server::start_in(dir, move |r| fake.answer(r));
+        let l = lines(&finish(app.wait_with_output().unwrap(), &args));
+        assert_eq!(status(&l, "init1"), 0, "{loading:?}");
+        assert_eq!(status(&l, "quote"), 0, "{loading:?}");
+        assert_eq!(std::fs::read(&quote_out).unwrap(), quote);
+        // Each call sent its request once.
+        let kinds: Vec<_> = server.requests().iter().map(|r| r.kind().name()).collect();
+        assert_eq!(
+            kinds,
+            ["InitQuoteEx", "InitQuoteEx", "GetQuoteSizeEx", "GetQuoteEx"]
+        );
     }
 }
 

@@ -191,6 +191,7 @@ fn config(server: &Server) -> Config {
     Config {
         socket: server.path().to_path_buf(),
         timeout: Duration::from_secs(10),
+        service_wait: Duration::ZERO,
         log: false,
     }
 }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::args::{self, Hash, ReportData};
 use aesm_service::client_flow::{AppQuote, quote_via_socket};
@@ -48,6 +49,10 @@ pub struct Args {
     /// Where to write the quote (binary, trimmed to its real length).
     #[arg(long)]
     pub out: PathBuf,
+    /// How long each request waits for a quote helper that is not up yet (socket absent or
+    /// refusing), in seconds; 0 fails at once.
+    #[arg(long, env = quote_client::SERVICE_WAIT_ENV, default_value_t = quote_client::DEFAULT_SERVICE_WAIT.as_secs())]
+    pub wait_secs: u64,
 }
 
 impl Args {
@@ -98,7 +103,8 @@ impl Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let cpu = args.cpu()?;
     let enclave = args.enclave();
-    let client = AesmClient::new(&args.socket);
+    let client =
+        AesmClient::new(&args.socket).with_service_wait(Duration::from_secs(args.wait_secs));
     let out = quote_via_socket(&client, &cpu, &enclave, &args.report_data.0)
         .with_context(|| format!("no quote from {}", args.socket.display()))?;
     std::fs::write(&args.out, &out.quote)
@@ -285,6 +291,8 @@ mod tests {
             "01",
             "--out",
             out_file.to_str().unwrap(),
+            "--wait-secs",
+            "0",
         ])
         .unwrap();
         let err = format!("{:#}", run(args).unwrap_err());

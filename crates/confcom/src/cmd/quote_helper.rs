@@ -257,7 +257,12 @@ pub async fn serve_until(
         attestation_key_initialized = sim.as_ref().map(|p| p.attestation_key_initialized()),
         "quote helper serving"
     );
-    readiness.set_ready(true);
+    // Ready once the socket answers a request through its path, as apps reach it.
+    let watch = tokio::spawn(aesm_service::readiness::watch(
+        args.socket.clone(),
+        readiness.clone(),
+        aesm_service::readiness::DEFAULT_RECHECK,
+    ));
     on_started(Started {
         socket: args.socket.clone(),
         metrics_addr,
@@ -271,6 +276,7 @@ pub async fn serve_until(
         shutdown,
     )
     .await;
+    watch.abort();
     readiness.set_ready(false);
     drop(socket_file);
     let _ = stop_ops.send(());
@@ -454,8 +460,18 @@ mod tests {
         assert_eq!(root, state.root_ca_der());
         let (head, _) = http_get(started.metrics_addr, "/collateral/collateral.json");
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        let (head, _) = http_get(started.metrics_addr, "/readyz");
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        // Ready once the socket answered the helper's own check (a request through the path).
+        let mut ready = false;
+        for _ in 0..600 {
+            ready = http_get(started.metrics_addr, "/readyz")
+                .0
+                .starts_with("HTTP/1.1 200");
+            if ready {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(ready, "/readyz never turned ready");
 
         stop_tx.send(()).unwrap();
         server.join().unwrap().unwrap();

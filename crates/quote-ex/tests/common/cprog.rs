@@ -81,6 +81,15 @@ pub fn build() -> &'static Build {
 /// Runs the C program with the library found through `LD_LIBRARY_PATH` only, the socket path and
 /// timeout given through the environment, and `SGX_AESM_ADDR` set as apps set it.
 pub fn run(loading: Loading, socket: &Path, timeout_ms: Option<u32>, args: &[&str]) -> Output {
+    finish(
+        command(loading, socket, timeout_ms, args).output().unwrap(),
+        args,
+    )
+}
+
+/// The command [`run`] runs, for callers that set more of the environment or start it early.
+/// `CONFCOM_AESM_WAIT_SECS` is left as the caller's environment has it.
+pub fn command(loading: Loading, socket: &Path, timeout_ms: Option<u32>, args: &[&str]) -> Command {
     let build = build();
     let exe = match loading {
         Loading::Linked => &build.linked,
@@ -97,10 +106,14 @@ pub fn run(loading: Loading, socket: &Path, timeout_ms: Option<u32>, args: &[&st
     if let Some(ms) = timeout_ms {
         command.env("CONFCOM_AESM_TIMEOUT_MS", ms.to_string());
     }
-    let output = command.output().unwrap();
+    command
+}
+
+/// Checks that the program ran to its end and returns its output.
+pub fn finish(output: Output, args: &[&str]) -> Output {
     assert!(
         output.status.success(),
-        "{exe:?} {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        "{args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)

@@ -31,6 +31,19 @@ pub enum Reply {
     Hang,
 }
 
+/// A short temp directory for a socket.
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("qx")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+/// Where [`Server::start_in`] listens in `dir`.
+pub fn socket_in(dir: &Path) -> PathBuf {
+    dir.join("s")
+}
+
 pub type Handler = dyn Fn(&AesmRequest) -> Reply + Send + Sync;
 
 pub struct Server {
@@ -44,12 +57,17 @@ pub struct Server {
 impl Server {
     /// Serves connections one after another (as aesmd's quoting queue does) until dropped.
     pub fn start(handler: impl Fn(&AesmRequest) -> Reply + Send + Sync + 'static) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("qx")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let path = dir.path().join("s");
+        Self::start_in(temp_dir(), handler)
+    }
+
+    /// [`Server::start`] on `dir/s`, replacing a stale socket file there.
+    pub fn start_in(
+        dir: TempDir,
+        handler: impl Fn(&AesmRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let path = socket_in(dir.path());
         assert!(path.as_os_str().len() < 107);
+        let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
