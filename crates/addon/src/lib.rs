@@ -4,6 +4,7 @@
 //! - [`render`]: `confcom addon render` – the device plugin DaemonSet, the quote helper DaemonSet
 //!   (opt-in), the webhook objects (opt-in) as deterministic YAML.
 //! - [`admission`]: the AdmissionReview → JSONPatch logic of `confcom webhook`.
+//! - [`quantity`]: Kubernetes quantities as bytes, and back in the API server's binary-SI form.
 //! - [`server`]: the webhook's HTTPS server (rustls with the ring provider, hyper HTTP/1.1).
 //! - [`certs`]: `confcom webhook certs` – a private CA and the serving certificate.
 //!
@@ -20,5 +21,6 @@
 pub mod admission;
 pub mod certs;
 pub mod names;
+pub mod quantity;
 pub mod render;
 pub mod server;

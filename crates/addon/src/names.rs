@@ -41,6 +41,8 @@ pub const WEBHOOK_TLS_SECRET_NAME: &str = "sgx-webhook-tls";
 pub const WEBHOOK_PATH_POD: &str = "/mutate/pod-opt-in";
 /// HTTPS path of the webhook entry selected by the namespace label.
 pub const WEBHOOK_PATH_NAMESPACE: &str = "/mutate/namespace-opt-in";
+/// HTTPS path of the webhook entry for pods that request [`RESOURCE_INTEL_EPC`] (Intel's way).
+pub const WEBHOOK_PATH_INTEL_EPC: &str = "/mutate/sgx-epc";
 /// Port the webhook container listens on.
 pub const WEBHOOK_PORT: u16 = 8443;
 
@@ -52,6 +54,19 @@ pub const RESOURCE_INTEL_EPC: &str = "sgx.intel.com/epc";
 pub const RESOURCE_ENCLAVE: &str = "sgx.intel.com/enclave";
 /// Intel's provisioning slot resource (grants the provision device node).
 pub const RESOURCE_PROVISION: &str = "sgx.intel.com/provision";
+/// Pod annotation of Intel's webhook naming the container that quotes for the pod, or `aesmd` for
+/// out-of-process quoting through the node's AESM socket.
+pub const ANNOTATION_QUOTE_PROVIDER: &str = "sgx.intel.com/quote-provider";
+/// The [`ANNOTATION_QUOTE_PROVIDER`] value (and container name) of out-of-process quoting.
+pub const QUOTE_PROVIDER_AESMD: &str = "aesmd";
+/// Pod annotation with the pod's summed [`RESOURCE_INTEL_EPC`] (binary-SI), read by Kata and
+/// Intel's tooling.
+pub const ANNOTATION_INTEL_EPC: &str = "sgx.intel.com/epc";
+/// Prefix of the per-container EPC annotation (`<prefix>.<container>` = bytes) read by Intel's NRI
+/// EPC limit plugin.
+pub const ANNOTATION_NRI_EPC_LIMIT_PREFIX: &str = "epc-limit.nri.io/container";
+/// Name of the pod volume Intel's webhook uses for the aesmd socket directory.
+pub const INTEL_AESMD_VOLUME_NAME: &str = "aesmd-socket";
 
 /// Host directory of the AESM socket shared between the quote helper and app pods.
 pub const AESMD_DIR: &str = "/var/run/aesmd";

@@ -1,6 +1,7 @@
 //! The webhook's HTTPS server: rustls (ring provider) + hyper HTTP/1.1.
 //!
-//! Routes: `POST` [`WEBHOOK_PATH_POD`] and [`WEBHOOK_PATH_NAMESPACE`] answer AdmissionReviews,
+//! Routes: `POST` [`WEBHOOK_PATH_POD`], [`WEBHOOK_PATH_NAMESPACE`] and [`WEBHOOK_PATH_INTEL_EPC`]
+//! answer AdmissionReviews,
 //! `GET /healthz` answers `ok`. Connections are bounded in number, TLS handshakes and request
 //! headers in time, and request bodies in size.
 
@@ -23,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{Decision, Mutator, OptIn, Skip};
-use crate::names::{WEBHOOK_PATH_NAMESPACE, WEBHOOK_PATH_POD};
+use crate::names::{WEBHOOK_PATH_INTEL_EPC, WEBHOOK_PATH_NAMESPACE, WEBHOOK_PATH_POD};
 
 /// Errors setting up or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +151,7 @@ impl WebhookMetrics {
         let entry = match opt_in {
             OptIn::PodLabel => "pod",
             OptIn::Namespace => "namespace",
+            OptIn::IntelEpc => "intel_epc",
         };
         self.reviews
             .get_or_create(&ReviewLabels { entry, outcome })
@@ -166,6 +168,7 @@ fn outcome(decision: &Decision) -> &'static str {
         Decision::Skip(Skip::NoEpcRequest) => "no_epc_request",
         Decision::Skip(Skip::AlreadyWired) => "already_wired",
         Decision::Skip(Skip::Unreadable(_)) => "unreadable",
+        Decision::Deny(_) => "denied",
     }
 }
 
@@ -196,6 +199,7 @@ async fn handle(
         "/healthz" => return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n")),
         WEBHOOK_PATH_POD => OptIn::PodLabel,
         WEBHOOK_PATH_NAMESPACE => OptIn::Namespace,
+        WEBHOOK_PATH_INTEL_EPC => OptIn::IntelEpc,
         _ => return Ok(text(StatusCode::NOT_FOUND, "not found\n")),
     };
     if request.method() != Method::POST {
@@ -221,7 +225,10 @@ async fn handle(
             shared.metrics.count(opt_in, outcome(&decision));
             match &decision {
                 Decision::Patch(ops) => {
-                    tracing::info!(path = ?opt_in, ops = ops.len(), "pod wired to the quote helper");
+                    tracing::info!(path = ?opt_in, ops = ops.len(), "pod mutated");
+                }
+                Decision::Deny(message) => {
+                    tracing::info!(path = ?opt_in, %message, "pod refused");
                 }
                 Decision::Skip(reason) => tracing::debug!(path = ?opt_in, ?reason, "pod unchanged"),
             }

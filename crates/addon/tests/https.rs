@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use addon::admission::Mutator;
 use addon::certs::{self, CA_CERT_FILE, CertRequest, TLS_CERT_FILE, TLS_KEY_FILE};
-use addon::names::{WEBHOOK_PATH_NAMESPACE, WEBHOOK_PATH_POD};
+use addon::names::{WEBHOOK_PATH_INTEL_EPC, WEBHOOK_PATH_NAMESPACE, WEBHOOK_PATH_POD};
 use addon::server::{self, Limits, WebhookMetrics};
 use base64::Engine;
 use bytes::Bytes;
@@ -165,6 +165,44 @@ async fn webhook_serves_admission_reviews_over_verified_tls() {
     let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert!(reply["response"].get("patch").is_none());
 
+    // The Intel entry: a pod requesting sgx.intel.com/epc without any confcom label gets the
+    // enclave device; one with an unreadable quantity is refused.
+    let mut intel = review.clone();
+    let c = &mut intel["request"]["object"]["spec"]["containers"][0];
+    c["resources"] = serde_json::json!({"limits": {"sgx.intel.com/epc": "5Mi"}});
+    intel["request"]["object"]["metadata"]["labels"] = serde_json::json!({});
+    let (status, body) = send(
+        &mut client,
+        "POST",
+        WEBHOOK_PATH_INTEL_EPC,
+        serde_json::to_vec(&intel).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(reply["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut pod = intel["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).unwrap();
+    let limits = &pod["spec"]["containers"][0]["resources"]["limits"];
+    assert_eq!(limits["sgx.intel.com/enclave"], "1");
+    assert_eq!(pod["metadata"]["annotations"]["sgx.intel.com/epc"], "5Mi");
+    intel["request"]["object"]["spec"]["containers"][0]["resources"]["limits"]["sgx.intel.com/epc"] =
+        serde_json::json!("5 Mi");
+    let (status, body) = send(
+        &mut client,
+        "POST",
+        WEBHOOK_PATH_INTEL_EPC,
+        serde_json::to_vec(&intel).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["response"]["allowed"], false);
+    assert_eq!(reply["response"]["status"]["code"], 403);
+
     // Malformed review, unknown path, wrong method, oversized body.
     let (status, _) = send(&mut client, "POST", WEBHOOK_PATH_POD, b"{oops".to_vec()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -207,6 +245,8 @@ async fn webhook_serves_admission_reviews_over_verified_tls() {
         r#"confcom_webhook_reviews_total{entry="pod",outcome="patched"} 1"#,
         r#"confcom_webhook_reviews_total{entry="namespace",outcome="already_wired"} 1"#,
         r#"confcom_webhook_reviews_total{entry="pod",outcome="malformed"} 1"#,
+        r#"confcom_webhook_reviews_total{entry="intel_epc",outcome="patched"} 1"#,
+        r#"confcom_webhook_reviews_total{entry="intel_epc",outcome="denied"} 1"#,
     ] {
         assert!(
             text.lines().any(|l| l == line),

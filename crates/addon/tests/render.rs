@@ -589,7 +589,7 @@ fn webhook_objects_only_when_enabled_and_they_embed_the_certificates() {
                 }
                 Object::MutatingWebhookConfiguration(config) => {
                     let hooks = config.webhooks.as_ref().unwrap();
-                    assert_eq!(hooks.len(), 2);
+                    assert_eq!(hooks.len(), 3);
                     for hook in hooks {
                         assert_eq!(hook.failure_policy.as_deref(), Some("Ignore"));
                         assert_eq!(hook.side_effects, "None");
@@ -643,6 +643,22 @@ fn webhook_objects_only_when_enabled_and_they_embed_the_certificates() {
                         ns.client_config.service.as_ref().unwrap().path.as_deref(),
                         Some(WEBHOOK_PATH_NAMESPACE)
                     );
+                    // Intel-style pods: no label needed, only pods requesting sgx.intel.com/epc.
+                    let intel = &hooks[2];
+                    assert_eq!(
+                        intel
+                            .client_config
+                            .service
+                            .as_ref()
+                            .unwrap()
+                            .path
+                            .as_deref(),
+                        Some(WEBHOOK_PATH_INTEL_EPC)
+                    );
+                    assert!(intel.namespace_selector.is_none());
+                    let conditions = intel.match_conditions.as_ref().unwrap();
+                    assert_eq!(conditions.len(), 1);
+                    assert_cel_selects_intel_epc_pods(&conditions[0].expression);
                 }
                 Object::Deployment(deployment) => {
                     let spec = deployment.spec.template.spec.as_ref().unwrap();
@@ -661,6 +677,48 @@ fn webhook_objects_only_when_enabled_and_they_embed_the_certificates() {
             }
         }
     }
+}
+
+/// Evaluates the webhook's match condition as the API server does (CEL over the admitted pod).
+fn assert_cel_selects_intel_epc_pods(expression: &str) {
+    let program = cel::Program::compile(expression).unwrap();
+    let matches = |pod: serde_json::Value| {
+        let mut context = cel::Context::default();
+        context.add_variable("object", pod).unwrap();
+        match program.execute(&context).unwrap() {
+            cel::Value::Bool(b) => b,
+            other => panic!("not a boolean: {other:?}"),
+        }
+    };
+    let pod = |containers: serde_json::Value, init: Option<serde_json::Value>| {
+        let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p"}, "spec": {"containers": containers}});
+        if let Some(init) = init {
+            pod["spec"]["initContainers"] = init;
+        }
+        pod
+    };
+    let epc = |list: &str| serde_json::json!({"resources": {list: {"sgx.intel.com/epc": "5Mi"}}});
+    let plain = serde_json::json!({"name": "plain", "image": "x"});
+    assert!(matches(pod(serde_json::json!([epc("limits")]), None)));
+    assert!(matches(pod(
+        serde_json::json!([plain.clone(), epc("requests")]),
+        None
+    )));
+    assert!(matches(pod(
+        serde_json::json!([plain.clone()]),
+        Some(serde_json::json!([epc("limits")]))
+    )));
+    assert!(!matches(pod(serde_json::json!([plain.clone()]), None)));
+    assert!(!matches(pod(
+        serde_json::json!([plain.clone()]),
+        Some(serde_json::json!([plain.clone()]))
+    )));
+    assert!(!matches(pod(
+        serde_json::json!([{"resources": {"limits": {"kubernetes.azure.com/sgx_epc_mem_in_MiB": "5"}}},
+                           {"resources": {}}, {"resources": {"limits": {"cpu": "1"}}}]),
+        None
+    )));
 }
 
 #[test]

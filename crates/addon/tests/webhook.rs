@@ -220,7 +220,13 @@ fn cases() -> Vec<Case> {
                 let seal = &mut spec["initContainers"][1];
                 seal["env"] = json!([aesm_env()]);
                 seal["volumeMounts"] = json!([aesmd_mount("confcom-aesmd")]);
+                // Intel's resources for a `sgx.intel.com/epc` container, whatever the opt-in.
+                seal["resources"]["limits"]["sgx.intel.com/enclave"] = json!("1");
                 spec["volumes"] = json!([aesmd_volume()]);
+                pod["metadata"]["annotations"] = json!({
+                    "epc-limit.nri.io/container.seal": "5242880",
+                    "sgx.intel.com/epc": "5Mi",
+                });
             }),
         },
         Case {
@@ -247,6 +253,12 @@ fn cases() -> Vec<Case> {
                 spec["containers"][2]["volumeMounts"] = json!([aesmd_mount("confcom-aesmd")]);
                 spec["initContainers"][0]["env"] = json!([aesm_env()]);
                 spec["initContainers"][0]["volumeMounts"] = json!([aesmd_mount("confcom-aesmd")]);
+                spec["initContainers"][0]["resources"]["limits"]["sgx.intel.com/enclave"] =
+                    json!("1");
+                pod["metadata"]["annotations"] = json!({
+                    "epc-limit.nri.io/container.init": "1048576",
+                    "sgx.intel.com/epc": "1Mi",
+                });
                 wired(pod);
             }),
         },
@@ -405,4 +417,238 @@ fn malformed_reviews_are_errors() {
             assert!(check(&err), "{err:?}");
         }
     }
+}
+
+// --- pods written Intel's way ----------------------------------------------------------------------
+
+const INTEL_FIXTURE: &str = include_str!("reviews/intel-pod-create.json");
+
+/// A Job's pod as the AKS quick start and Intel's samples write it: one container with
+/// `sgx.intel.com/epc: 5Mi` in limits and requests, no confcom label.
+fn intel_fixture() -> Value {
+    serde_json::from_str(INTEL_FIXTURE).unwrap()
+}
+
+fn annotate(review: &mut Value, key: &str, value: &str) {
+    let metadata = &mut object(review)["metadata"];
+    if metadata["annotations"].is_null() {
+        metadata["annotations"] = json!({});
+    }
+    metadata["annotations"][key] = json!(value);
+}
+
+/// Admits `review` through the Intel entry, checks the result is a valid pod that a second
+/// invocation leaves alone, and returns it.
+fn admit_intel(review: &Value) -> Value {
+    let mutator = Mutator::default();
+    let (pod, decision, _) = admit(&mutator, review, OptIn::IntelEpc);
+    assert!(matches!(decision, Decision::Patch(_)), "{decision:?}");
+    let _: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod.clone()).unwrap();
+    let mut again = review.clone();
+    again["request"]["object"] = pod.clone();
+    // (The namespace entry would wire the pod: its namespace opted in.)
+    for opt_in in [OptIn::IntelEpc, OptIn::PodLabel] {
+        let (pod2, decision2, _) = admit(&mutator, &again, opt_in);
+        assert_eq!(
+            pod2, pod,
+            "re-invocation through {opt_in:?} must add nothing"
+        );
+        assert!(matches!(decision2, Decision::Skip(_)), "{decision2:?}");
+    }
+    pod
+}
+
+#[test]
+fn an_intel_epc_pod_gets_the_enclave_device_and_the_epc_annotations() {
+    let review = intel_fixture();
+    let pod = admit_intel(&review);
+    let mut expected = review["request"]["object"].clone();
+    expected["spec"]["containers"][0]["resources"]["limits"]["sgx.intel.com/enclave"] = json!("1");
+    expected["metadata"]["annotations"] = json!({
+        "sgx.intel.com/epc": "5Mi",
+        "epc-limit.nri.io/container.sgx-quote-demo": "5242880",
+    });
+    // No quote provider named: no provision device, no wiring.
+    assert_eq!(pod, expected);
+}
+
+#[test]
+fn quote_provider_aesmd_wires_the_pod_exactly_as_the_opt_in_label_does() {
+    let mut review = intel_fixture();
+    annotate(&mut review, "sgx.intel.com/quote-provider", "aesmd");
+    let pod = admit_intel(&review);
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["env"], json!([aesm_env()]));
+    assert_eq!(c["volumeMounts"], json!([aesmd_mount("confcom-aesmd")]));
+    assert_eq!(pod["spec"]["volumes"], json!([aesmd_volume()]));
+    assert_eq!(c["resources"]["limits"]["sgx.intel.com/enclave"], "1");
+    assert!(c["resources"]["limits"]["sgx.intel.com/provision"].is_null());
+
+    // The same pod opted in with the label instead (through its entry) is wired the same way.
+    let mut labelled = intel_fixture();
+    labels(&mut labelled).insert("confcom.sgx/quote-helper".into(), json!("true"));
+    let (by_label, _, _) = admit(&Mutator::default(), &labelled, OptIn::PodLabel);
+    for key in ["env", "volumeMounts", "resources"] {
+        assert_eq!(by_label["spec"]["containers"][0][key], c[key], "{key}");
+    }
+    assert_eq!(by_label["spec"]["volumes"], pod["spec"]["volumes"]);
+}
+
+#[test]
+fn the_container_named_as_quote_provider_gets_the_provision_device() {
+    let mut review = intel_fixture();
+    annotate(
+        &mut review,
+        "sgx.intel.com/quote-provider",
+        "sgx-quote-demo",
+    );
+    push(
+        &mut object(&mut review)["spec"]["containers"],
+        json!({"name": "worker", "image": "w:1",
+               "resources": {"limits": {"sgx.intel.com/epc": "1Mi"}}}),
+    );
+    let pod = admit_intel(&review);
+    let limits = |i: usize| pod["spec"]["containers"][i]["resources"]["limits"].clone();
+    assert_eq!(limits(0)["sgx.intel.com/provision"], "1");
+    assert_eq!(limits(0)["sgx.intel.com/enclave"], "1");
+    assert!(limits(1)["sgx.intel.com/provision"].is_null());
+    assert_eq!(limits(1)["sgx.intel.com/enclave"], "1");
+    // In-process quoting: nothing points at the quote helper.
+    assert!(pod["spec"]["containers"][0]["env"].is_null());
+    assert!(pod["spec"]["volumes"].is_null());
+    assert_eq!(pod["metadata"]["annotations"]["sgx.intel.com/epc"], "6Mi");
+}
+
+#[test]
+fn intels_aesmd_daemonset_pod_may_create_its_socket() {
+    // Intel's aesmd DaemonSet: container `aesmd`, annotation `aesmd`, 1Mi of EPC.
+    let mut review = intel_fixture();
+    annotate(&mut review, "sgx.intel.com/quote-provider", "aesmd");
+    let c = &mut object(&mut review)["spec"]["containers"][0];
+    c["name"] = json!("aesmd");
+    c["resources"] = json!({"limits": {"sgx.intel.com/epc": "1Mi"}});
+    let pod = admit_intel(&review);
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["resources"]["limits"]["sgx.intel.com/provision"], "1");
+    assert_eq!(c["resources"]["limits"]["sgx.intel.com/enclave"], "1");
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "confcom-aesmd", "mountPath": "/var/run/aesmd"}]),
+        "the quote provider's own mount is writable"
+    );
+    assert_eq!(pod["spec"]["volumes"], json!([aesmd_volume()]));
+}
+
+#[test]
+fn an_aesmd_sidecar_shares_a_memory_volume_with_the_app() {
+    let mut review = intel_fixture();
+    annotate(&mut review, "sgx.intel.com/quote-provider", "aesmd");
+    push(
+        &mut object(&mut review)["spec"]["containers"],
+        json!({"name": "aesmd", "image": "intel/sgx-aesmd:1",
+               "resources": {"limits": {"sgx.intel.com/epc": "1Mi"}}}),
+    );
+    let pod = admit_intel(&review);
+    assert_eq!(
+        pod["spec"]["volumes"],
+        json!([{"name": "aesmd-socket", "emptyDir": {"medium": "Memory"}}])
+    );
+    for c in pod["spec"]["containers"].as_array().unwrap() {
+        assert_eq!(
+            c["volumeMounts"],
+            json!([{"name": "aesmd-socket", "mountPath": "/var/run/aesmd"}])
+        );
+        assert_eq!(c["env"], json!([aesm_env()]));
+    }
+    let limits = |i: usize| pod["spec"]["containers"][i]["resources"]["limits"].clone();
+    assert!(limits(0)["sgx.intel.com/provision"].is_null());
+    assert_eq!(limits(1)["sgx.intel.com/provision"], "1");
+}
+
+#[test]
+fn quantities_in_any_form_add_up_as_the_scheduler_counts_them() {
+    let mut review = intel_fixture();
+    let spec = &mut object(&mut review)["spec"];
+    spec["containers"][0]["resources"] = json!({"limits": {"sgx.intel.com/epc": "5242880"}});
+    push(
+        &mut spec["containers"],
+        json!({"name": "b", "image": "b:1", "resources": {"limits": {"sgx.intel.com/epc": "0.5Gi"}}}),
+    );
+    // A plain init container runs alone: it counts only if it needs more than the app containers.
+    spec["initContainers"] = json!([
+        {"name": "small-init", "image": "i:1", "resources": {"limits": {"sgx.intel.com/epc": "1e6"}}}
+    ]);
+    let pod = admit_intel(&review);
+    let annotations = &pod["metadata"]["annotations"];
+    assert_eq!(annotations["sgx.intel.com/epc"], "517Mi");
+    assert_eq!(annotations["epc-limit.nri.io/container.b"], "536870912");
+    assert_eq!(
+        annotations["epc-limit.nri.io/container.small-init"],
+        "1000000"
+    );
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["resources"]["limits"]["sgx.intel.com/enclave"],
+        "1"
+    );
+
+    let mut review = intel_fixture();
+    object(&mut review)["spec"]["initContainers"] = json!([
+        {"name": "big-init", "image": "i:1", "resources": {"limits": {"sgx.intel.com/epc": "1Gi"}}}
+    ]);
+    let pod = admit_intel(&review);
+    assert_eq!(pod["metadata"]["annotations"]["sgx.intel.com/epc"], "1Gi");
+}
+
+#[test]
+fn a_stale_epc_annotation_is_corrected_and_other_annotations_are_kept() {
+    let mut review = intel_fixture();
+    annotate(&mut review, "sgx.intel.com/epc", "1Ki");
+    annotate(&mut review, "team", "enclaves");
+    let pod = admit_intel(&review);
+    assert_eq!(
+        pod["metadata"]["annotations"],
+        json!({
+            "sgx.intel.com/epc": "5Mi",
+            "team": "enclaves",
+            "epc-limit.nri.io/container.sgx-quote-demo": "5242880",
+        })
+    );
+}
+
+#[test]
+fn an_unreadable_epc_quantity_is_refused_naming_the_container() {
+    for bad in ["5 Mi", "-5Mi", "lots", "100Ei"] {
+        let mut review = intel_fixture();
+        let c = &mut object(&mut review)["spec"]["containers"][0];
+        c["resources"]["limits"]["sgx.intel.com/epc"] = json!(bad);
+        for opt_in in [OptIn::IntelEpc, OptIn::PodLabel, OptIn::Namespace] {
+            let body = serde_json::to_vec(&review).unwrap();
+            let (reply, decision) = Mutator::default().review(&body, opt_in).unwrap();
+            assert!(matches!(decision, Decision::Deny(_)), "{bad}: {decision:?}");
+            let reply: Value = serde_json::from_slice(&reply).unwrap();
+            let response = &reply["response"];
+            assert_eq!(response["uid"], review["request"]["uid"]);
+            assert_eq!(response["allowed"], false);
+            assert!(response.get("patch").is_none());
+            assert_eq!(response["status"]["code"], 403);
+            let message = response["status"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("container \"sgx-quote-demo\"")
+                    && message.contains("sgx.intel.com/epc")
+                    && message.contains(bad),
+                "{message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_pod_without_intel_epc_is_left_alone_by_the_intel_entry() {
+    let mut review = intel_fixture();
+    object(&mut review)["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"kubernetes.azure.com/sgx_epc_mem_in_MiB": "5"}});
+    annotate(&mut review, "sgx.intel.com/quote-provider", "aesmd");
+    let (pod, decision, _) = admit(&Mutator::default(), &review, OptIn::IntelEpc);
+    assert_eq!(decision, Decision::Skip(Skip::NotOptedIn));
+    assert_eq!(pod, review["request"]["object"]);
 }

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Properties of the admission logic over generated pods: the patch always applies, wires exactly
-//! the EPC containers, touches nothing else, and a second invocation adds nothing. Arbitrary bytes
-//! never panic.
+//! Properties of the admission logic over generated pods: the patch always applies, gives Intel's
+//! resources to exactly the `sgx.intel.com/epc` containers, wires exactly the containers that
+//! should be wired, touches nothing else, and a second invocation adds nothing. Unreadable
+//! quantities are refused. Arbitrary bytes never panic.
 
 use addon::admission::{Decision, Mutator, OptIn, Skip};
 use proptest::prelude::*;
@@ -20,6 +21,13 @@ fn resources() -> impl Strategy<Value = Option<Value>> {
             json!({"requests": {EPC: "4"}, "limits": {EPC: "4", "memory": "1Gi"}})
         )),
         Just(Some(json!({"limits": {INTEL_EPC: "5Mi"}}))),
+        Just(Some(
+            json!({"limits": {INTEL_EPC: "0.5Gi", "sgx.intel.com/enclave": "1"}})
+        )),
+        Just(Some(
+            json!({"requests": {INTEL_EPC: "4096"}, "limits": {INTEL_EPC: "4096"}})
+        )),
+        Just(Some(json!({"limits": {INTEL_EPC: "5 MiB"}}))),
         Just(Some(json!({"requests": {"sgx.intel.com/enclave": "1"}}))),
     ]
 }
@@ -72,6 +80,15 @@ fn pod() -> impl Strategy<Value = Value> {
         Just(json!({"confcom.sgx/quote-helper": "false"})),
         Just(json!({"confcom.sgx/quote-helper": "true", "app.kubernetes.io/part-of": "confcom"})),
     ];
+    let annotations = prop_oneof![
+        Just(None),
+        Just(Some(json!({"other": "x"}))),
+        Just(Some(json!({"sgx.intel.com/quote-provider": "aesmd"}))),
+        Just(Some(json!({"sgx.intel.com/quote-provider": "c0"}))),
+        Just(Some(
+            json!({"sgx.intel.com/quote-provider": "aesmd", "sgx.intel.com/epc": "1Ki"})
+        )),
+    ];
     let volumes = prop_oneof![
         Just(None),
         Just(Some(json!([]))),
@@ -82,24 +99,42 @@ fn pod() -> impl Strategy<Value = Value> {
     ];
     (
         labels,
+        annotations,
         volumes,
         containers(3),
         prop::option::of(containers(2)),
+        any::<bool>(),
     )
-        .prop_map(|(labels, volumes, containers, init)| {
-            let mut pod = json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "p", "namespace": "ns", "labels": labels},
-                "spec": {"containers": containers},
-            });
-            if let Some(volumes) = volumes {
-                pod["spec"]["volumes"] = volumes;
-            }
-            if let Some(init) = init {
-                pod["spec"]["initContainers"] = Value::Array(init);
-            }
-            make_valid(pod)
-        })
+        .prop_map(
+            |(labels, annotations, volumes, mut containers, init, aesmd_named)| {
+                // Sometimes the first app container is an aesmd of the pod's own.
+                if aesmd_named {
+                    containers[0]["name"] = json!("aesmd");
+                }
+                let mut pod = json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "p", "namespace": "ns", "labels": labels},
+                    "spec": {"containers": containers},
+                });
+                if let Some(annotations) = annotations {
+                    pod["metadata"]["annotations"] = annotations;
+                }
+                if let Some(volumes) = volumes {
+                    pod["spec"]["volumes"] = volumes;
+                }
+                if let Some(init) = init {
+                    let init = init
+                        .into_iter()
+                        .map(|mut c| {
+                            c["name"] = json!(format!("init-{}", c["name"].as_str().unwrap()));
+                            c
+                        })
+                        .collect();
+                    pod["spec"]["initContainers"] = Value::Array(init);
+                }
+                make_valid(pod)
+            },
+        )
 }
 
 /// The API server only admits pods whose mounts name existing volumes: point generated aesmd
@@ -150,68 +185,146 @@ fn requests_epc(c: &Value) -> bool {
     })
 }
 
+/// The container's `sgx.intel.com/epc` (limits first).
+fn intel_epc(c: &Value) -> Option<&str> {
+    ["limits", "requests"]
+        .iter()
+        .find_map(|k| c["resources"][k][INTEL_EPC].as_str())
+}
+
 fn list(pod: &Value, key: &str) -> Vec<Value> {
     pod["spec"][key].as_array().cloned().unwrap_or_default()
+}
+
+fn all_containers(pod: &Value) -> Vec<Value> {
+    list(pod, "initContainers")
+        .into_iter()
+        .chain(list(pod, "containers"))
+        .collect()
+}
+
+/// The container without what the webhook may add to it.
+fn without_additions(c: &Value) -> Value {
+    let mut c = c.clone();
+    if let Some(limits) = c["resources"]["limits"].as_object_mut() {
+        limits.remove("sgx.intel.com/enclave");
+        limits.remove("sgx.intel.com/provision");
+    }
+    if c["resources"]["limits"] == json!({}) && c["resources"]["requests"].is_null() {
+        c["resources"].as_object_mut().unwrap().remove("limits");
+    }
+    for key in ["env", "volumeMounts"] {
+        if let Some(items) = c[key].as_array_mut() {
+            items.retain(|i| i["name"] != "SGX_AESM_ADDR" && i["mountPath"] != "/var/run/aesmd");
+        }
+        // An absent list and an empty one are the same to the API server.
+        if c[key].is_null() || c[key] == json!([]) {
+            c.as_object_mut().unwrap().remove(key);
+        }
+    }
+    c
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn patches_apply_wire_only_epc_containers_and_are_idempotent(
+    fn patches_apply_touch_only_what_they_should_and_are_idempotent(
         pod in pod(),
-        by_namespace in any::<bool>(),
+        entry in 0..3u8,
     ) {
-        let opt_in = if by_namespace { OptIn::Namespace } else { OptIn::PodLabel };
+        let opt_in = [OptIn::PodLabel, OptIn::Namespace, OptIn::IntelEpc][entry as usize];
         let mutator = Mutator::default();
         let labels = &pod["metadata"]["labels"];
+        let label = labels["confcom.sgx/quote-helper"].as_str();
+        let opted_in = match opt_in {
+            OptIn::PodLabel => label == Some("true"),
+            OptIn::Namespace => label != Some("false"),
+            OptIn::IntelEpc => false,
+        };
+        let provider = pod["metadata"]["annotations"]["sgx.intel.com/quote-provider"].as_str();
+        let aesmd = provider == Some("aesmd");
+        let all = all_containers(&pod);
+        let intel_users = all.iter().filter(|c| intel_epc(c).is_some()).count();
         match mutator.decide(&pod, opt_in) {
             Decision::Skip(Skip::OwnPod) => {
                 prop_assert_eq!(&labels["app.kubernetes.io/part-of"], "confcom");
             }
             Decision::Skip(Skip::NotOptedIn) => {
-                let label = labels["confcom.sgx/quote-helper"].as_str();
-                let expected = match opt_in {
-                    OptIn::PodLabel => label != Some("true"),
-                    OptIn::Namespace => label == Some("false"),
-                };
-                prop_assert!(expected, "label {:?} for {:?}", label, opt_in);
+                prop_assert!(!opted_in && intel_users == 0, "label {:?} for {:?}", label, opt_in);
+                prop_assert!(!aesmd || all.iter().any(requests_epc));
             }
             Decision::Skip(Skip::NoEpcRequest) => {
-                let all = list(&pod, "containers").into_iter().chain(list(&pod, "initContainers"));
-                prop_assert!(!all.into_iter().any(|c| requests_epc(&c)));
+                prop_assert!(!all.iter().any(requests_epc));
             }
             Decision::Skip(Skip::AlreadyWired) => {}
             Decision::Skip(other) => prop_assert!(false, "unexpected skip {:?}", other),
+            Decision::Deny(message) => {
+                let bad = all.iter().find(|c| intel_epc(c) == Some("5 MiB"));
+                prop_assert!(bad.is_some(), "refused without a bad quantity: {}", message);
+                let name = bad.unwrap()["name"].as_str().unwrap();
+                prop_assert!(message.contains(&format!("container {name:?}")), "{}", message);
+            }
             Decision::Patch(ops) => {
+                prop_assert!(!all.iter().any(|c| intel_epc(c) == Some("5 MiB")));
                 let patch: json_patch::Patch =
                     serde_json::from_value(serde_json::to_value(&ops).unwrap()).unwrap();
                 let mut patched = pod.clone();
                 json_patch::patch(&mut patched, &patch).unwrap();
                 let _: k8s_openapi::api::core::v1::Pod =
                     serde_json::from_value(patched.clone()).unwrap();
-                prop_assert_eq!(&patched["metadata"], &pod["metadata"]);
+                prop_assert_eq!(&patched["metadata"]["labels"], &pod["metadata"]["labels"]);
+                let annotations = &patched["metadata"]["annotations"];
                 let volumes = list(&patched, "volumes");
-                for key in ["containers", "initContainers"] {
-                    for (before, after) in list(&pod, key).iter().zip(list(&patched, key)) {
-                        if !requests_epc(before) {
-                            prop_assert_eq!(before, &after);
-                            continue;
-                        }
-                        let env = after["env"].as_array().unwrap();
+                let sidecar = aesmd
+                    && intel_users >= 2
+                    && all.iter().any(|c| c["name"] == "aesmd" && intel_epc(c).is_some());
+                for (before, after) in all.iter().zip(all_containers(&patched)) {
+                    let name = before["name"].as_str().unwrap();
+                    // Everything but what the webhook adds stays as it was.
+                    prop_assert_eq!(without_additions(before), without_additions(&after));
+                    if intel_epc(before).is_some() {
+                        prop_assert!(after["resources"]["limits"]["sgx.intel.com/enclave"].is_string());
+                        let nri = &annotations[format!("epc-limit.nri.io/container.{name}")];
+                        prop_assert!(nri.as_str().is_some_and(|b| b.parse::<u64>().is_ok()));
+                    } else {
                         prop_assert_eq!(
-                            env.iter().filter(|e| e["name"] == "SGX_AESM_ADDR").count(), 1
+                            &before["resources"]["limits"]["sgx.intel.com/enclave"],
+                            &after["resources"]["limits"]["sgx.intel.com/enclave"]
                         );
-                        let mounts = after["volumeMounts"].as_array().unwrap();
-                        let aesmd: Vec<&Value> = mounts.iter()
-                            .filter(|m| m["mountPath"] == "/var/run/aesmd").collect();
-                        prop_assert_eq!(aesmd.len(), 1);
-                        let name = &aesmd[0]["name"];
-                        let volume = volumes.iter().find(|v| &v["name"] == name);
-                        prop_assert!(volume.is_some(), "mount of a missing volume {}", name);
-                        let path = volume.unwrap()["hostPath"]["path"].as_str().unwrap();
+                    }
+                    prop_assert_eq!(
+                        after["resources"]["limits"]["sgx.intel.com/provision"].is_string(),
+                        before["resources"]["limits"]["sgx.intel.com/provision"].is_string()
+                            || (intel_epc(before).is_some() && provider == Some(name))
+                    );
+                    let wired = (opted_in && requests_epc(before)) || (aesmd && intel_epc(before).is_some());
+                    if !wired {
+                        prop_assert_eq!(&before["env"], &after["env"]);
+                        prop_assert_eq!(&before["volumeMounts"], &after["volumeMounts"]);
+                        continue;
+                    }
+                    let env = after["env"].as_array().unwrap();
+                    prop_assert_eq!(
+                        env.iter().filter(|e| e["name"] == "SGX_AESM_ADDR").count(), 1
+                    );
+                    let mounts = after["volumeMounts"].as_array().unwrap();
+                    let aesmd_mounts: Vec<&Value> = mounts.iter()
+                        .filter(|m| m["mountPath"] == "/var/run/aesmd").collect();
+                    prop_assert_eq!(aesmd_mounts.len(), 1);
+                    let volume_name = &aesmd_mounts[0]["name"];
+                    let volume = volumes.iter().find(|v| &v["name"] == volume_name);
+                    prop_assert!(volume.is_some(), "mount of a missing volume {}", volume_name);
+                    let volume = volume.unwrap();
+                    if sidecar && volume["hostPath"].is_null() {
+                        prop_assert_eq!(&volume["emptyDir"]["medium"], "Memory");
+                    } else {
+                        let path = volume["hostPath"]["path"].as_str().unwrap();
                         prop_assert_eq!(path.trim_end_matches('/'), "/var/run/aesmd");
                     }
+                }
+                if intel_users > 0 {
+                    prop_assert!(annotations["sgx.intel.com/epc"].is_string());
                 }
                 prop_assert_eq!(
                     mutator.decide(&patched, opt_in),

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
-    WebhookClientConfig,
+    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
+    ServiceReference, WebhookClientConfig,
 };
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -224,8 +224,39 @@ pub(super) fn webhook_configuration(
             },
         ]),
     });
+    // Pods written Intel's way (a container requesting `sgx.intel.com/epc`), wherever they are and
+    // whatever their labels: Intel's resources, and the wiring when annotated
+    // `sgx.intel.com/quote-provider: aesmd`. The match condition keeps every other pod away from
+    // the webhook.
+    let mut by_intel_epc = mutating_webhook(
+        opts,
+        certs,
+        "sgx-epc.quote-helper.confcom.sgx",
+        WEBHOOK_PATH_INTEL_EPC,
+    );
+    by_intel_epc.object_selector = Some(LabelSelector {
+        match_labels: None,
+        match_expressions: Some(vec![not_own_pods()]),
+    });
+    by_intel_epc.match_conditions = Some(vec![MatchCondition {
+        name: s("requests-sgx-intel-epc"),
+        expression: requests_resource_cel(RESOURCE_INTEL_EPC),
+    }]);
     MutatingWebhookConfiguration {
         metadata: meta(WEBHOOK_NAME, None, COMPONENT_WEBHOOK),
-        webhooks: Some(vec![by_pod, by_namespace]),
+        webhooks: Some(vec![by_pod, by_namespace, by_intel_epc]),
     }
+}
+
+/// A CEL expression over the admitted pod: does a container or init container request `resource`
+/// (in its limits or requests)?
+fn requests_resource_cel(resource: &str) -> String {
+    let container = format!(
+        "(has(c.resources) && ((has(c.resources.limits) && '{resource}' in c.resources.limits) || \
+         (has(c.resources.requests) && '{resource}' in c.resources.requests)))"
+    );
+    format!(
+        "object.spec.containers.exists(c, {container}) || \
+         (has(object.spec.initContainers) && object.spec.initContainers.exists(c, {container}))"
+    )
 }
