@@ -32,10 +32,11 @@ fn assert_executable(path: &str) {
     assert!(mode & 0o111 != 0, "{path} must be executable");
 }
 
-const EXAMPLES: [&str; 3] = [
+const EXAMPLES: [&str; 4] = [
     "examples/sgx-test-job.yaml",
     "examples/sgx-test-job-simulated.yaml",
     "examples/sgx-app-deployment.yaml",
+    "examples/sgx-intel-style-job-simulated.yaml",
 ];
 
 #[test]
@@ -162,6 +163,48 @@ fn the_long_running_deployment_is_wired_by_the_webhook() {
             "/spec/containers/0/volumeMounts/-"
         ]
     );
+}
+
+#[test]
+fn the_intel_style_job_is_given_the_enclave_device_and_the_quote_helper_by_the_webhook() {
+    let job = yaml("examples/sgx-intel-style-job-simulated.yaml");
+    let template = &job["spec"]["template"];
+    let pod = pod_of(template);
+    // Written Intel's way: no confcom label, nothing of the node's plumbing.
+    assert!(template["metadata"]["labels"]["confcom.sgx/quote-helper"].is_null());
+    for c in pod["spec"]["initContainers"].as_array().unwrap() {
+        assert!(c["env"].is_null(), "{c}");
+    }
+    assert!(
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["hostPath"].is_null())
+    );
+    let Decision::Patch(ops) = Mutator::default().decide(&pod, OptIn::IntelEpc) else {
+        panic!("the webhook must mutate the Intel-style Job's pods");
+    };
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::to_value(&ops).unwrap()).unwrap();
+    let mut mutated = pod.clone();
+    json_patch::patch(&mut mutated, &patch).unwrap();
+    let quote = &mutated["spec"]["initContainers"][0];
+    assert_eq!(quote["resources"]["limits"]["sgx.intel.com/enclave"], "1");
+    assert_eq!(quote["env"][0]["name"], "SGX_AESM_ADDR");
+    assert!(
+        quote["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/var/run/aesmd")
+    );
+    assert_eq!(
+        mutated["metadata"]["annotations"]["sgx.intel.com/epc"],
+        "5Mi"
+    );
+    // The container without EPC is left alone.
+    assert_eq!(mutated["spec"]["containers"], pod["spec"]["containers"]);
 }
 
 /// One Dockerfile instruction: keyword (upper case) and its arguments, continuation lines joined.
