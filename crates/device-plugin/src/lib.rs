@@ -33,6 +33,11 @@
 //!   configured sizes.
 //! * **GetPreferredAllocation** is not advertised: EPC MiB are fungible, and kubelet would send all
 //!   available ids (over 4 MiB at 256 GiB).
+//! * **The EPC size in bytes** is reported on a [`tokio::sync::watch`] channel by
+//!   [`run_with_epc_watch`] (configured, simulated or discovered; changes only), for whoever
+//!   advertises it elsewhere – `confcom device-plugin` puts it in the node's status capacity as
+//!   Intel's `sgx.intel.com/epc` (the `node-capacity` crate). This crate does not talk to the API
+//!   server.
 //!
 //! # Kubelet restarts
 //!
@@ -76,8 +81,8 @@ pub mod transport;
 pub use metrics::Metrics;
 pub use platform::{DeviceNodes, Epc, HostPlatform, SgxPlatform};
 pub use plugin::{
-    API_VERSION, Config, DEFAULT_PLUGIN_DIR, DEFAULT_SIMULATED_EPC_MIB, DEFAULT_SLOTS,
-    KUBELET_SOCKET, run,
+    API_VERSION, Config, DEFAULT_PLUGIN_DIR, DEFAULT_SIMULATED_EPC_MIB, DEFAULT_SLOTS, EpcBytes,
+    KUBELET_SOCKET, run, run_with_epc_watch,
 };
 pub use resource::{ENCLAVE_RESOURCE, EPC_RESOURCE, PROVISION_RESOURCE, ResourceKind};
 

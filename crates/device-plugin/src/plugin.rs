@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
-use crate::platform::{DeviceNodes, SgxPlatform};
+use crate::platform::{DeviceNodes, MIB, SgxPlatform};
 use crate::proto::device_plugin_server::DevicePluginServer;
 use crate::proto::{DevicePluginOptions, RegisterRequest};
 use crate::resource::{Resource, ResourceKind, socket_file_name, validate_resource_name};
@@ -129,6 +129,10 @@ struct EpcState {
     numa: Vec<(i64, u64)>,
 }
 
+/// The EPC size in bytes as the plugin knows it: `None` until it is known (configured, simulated
+/// or discovered once), then the latest size. Changes only when the size does.
+pub type EpcBytes = watch::Sender<Option<u64>>;
+
 struct Shared {
     config: Config,
     platform: Arc<dyn SgxPlatform>,
@@ -137,6 +141,7 @@ struct Shared {
     resources: Vec<Arc<Resource>>,
     registered: Mutex<Vec<bool>>,
     epc: Mutex<Option<EpcState>>,
+    epc_bytes: EpcBytes,
     recheck: Arc<Notify>,
     kubelet_sock: PathBuf,
 }
@@ -153,14 +158,25 @@ impl Shared {
         self.readiness.set_ready(flags.iter().all(|f| *f));
     }
 
+    /// Report a known EPC size in bytes; watchers wake only when it changed.
+    fn report_epc_bytes(&self, bytes: u64) {
+        self.epc_bytes.send_if_modified(|known| {
+            let changed = *known != Some(bytes);
+            *known = Some(bytes);
+            changed
+        });
+    }
+
     fn current_epc(&self) -> EpcState {
         if let Some(mib) = self.config.epc_mib {
+            self.report_epc_bytes(mib.saturating_mul(MIB));
             return EpcState {
                 mib,
                 numa: Vec::new(),
             };
         }
         if self.config.simulate {
+            self.report_epc_bytes(DEFAULT_SIMULATED_EPC_MIB * MIB);
             return EpcState {
                 mib: DEFAULT_SIMULATED_EPC_MIB,
                 numa: Vec::new(),
@@ -186,6 +202,7 @@ impl Shared {
                     }
                 }
                 *last = Some(state.clone());
+                self.report_epc_bytes(epc.total_bytes());
                 state
             }
             Err(err) => {
@@ -260,6 +277,28 @@ pub async fn run(
     readiness: Readiness,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    run_with_epc_watch(
+        config,
+        platform,
+        metrics,
+        readiness,
+        watch::Sender::new(None),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`], also reporting the EPC size in bytes on `epc_bytes` (subscribe before calling): the
+/// configured size (`epc_mib`), the simulated one, or the discovered one, re-read on every device
+/// change and every recheck period. A failed discovery keeps the last size.
+pub async fn run_with_epc_watch(
+    config: Config,
+    platform: Arc<dyn SgxPlatform>,
+    metrics: Metrics,
+    readiness: Readiness,
+    epc_bytes: EpcBytes,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     config.validate()?;
     if config.simulate {
         tracing::warn!(
@@ -281,6 +320,7 @@ pub async fn run(
         readiness,
         resources,
         epc: Mutex::new(None),
+        epc_bytes,
         recheck: Arc::new(Notify::new()),
     });
     shared.refresh();

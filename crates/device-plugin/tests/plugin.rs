@@ -242,6 +242,7 @@ async fn simulate_advertises_without_hardware_and_sets_the_env() {
     let plugin = Plugin::start(config, machine.platform());
     let epc = kubelet.list_of(EPC_RESOURCE).await;
     assert_eq!(epc.devices.len(), 300);
+    assert_eq!(*plugin.epc_bytes.borrow(), Some(300 * 1024 * 1024));
     assert_eq!(kubelet.list_of(ENCLAVE_RESOURCE).await.devices.len(), 5);
     let ids: Vec<String> = epc.devices.iter().map(|d| d.id.clone()).collect();
     let response = kubelet
@@ -289,14 +290,20 @@ async fn device_node_loss_and_return_are_sent_as_health_changes() {
     let machine = FakeMachine::new(&["sgx_enclave", "sgx_provision"], &[32]);
     let dir = short_dir("dp");
     let mut kubelet = Kubelet::start(dir.path());
-    let plugin = Plugin::start(config(dir.path()), machine.platform());
+    let mut plugin = Plugin::start(config(dir.path()), machine.platform());
     let first = kubelet.list_of(EPC_RESOURCE).await;
     assert!(first.devices.iter().all(|d| d.health == "Healthy"));
     let ids: Vec<String> = first.devices.iter().take(2).map(|d| d.id.clone()).collect();
+    assert_eq!(
+        *plugin.epc_bytes.borrow_and_update(),
+        Some(32 * 1024 * 1024)
+    );
 
     machine.remove_node("sgx_enclave");
     let lost = kubelet.list_of(EPC_RESOURCE).await;
     assert_eq!(lost.devices.len(), 32);
+    // The health change re-read the EPC; its size is the same, so its watchers were not woken.
+    assert!(!plugin.epc_bytes.has_changed().unwrap());
     assert!(lost.devices.iter().all(|d| d.health == "Unhealthy"));
     let enclave = kubelet.list_of(ENCLAVE_RESOURCE).await;
     assert!(enclave.devices.iter().all(|d| d.health == "Unhealthy"));
@@ -607,12 +614,25 @@ async fn an_epc_size_change_is_sent() {
     let mut kubelet = Kubelet::start(dir.path());
     let mut config = config(dir.path());
     config.resources = vec![(ResourceKind::Epc, EPC_RESOURCE.to_owned())];
-    let plugin = Plugin::start(config, machine.platform());
+    let mut plugin = Plugin::start(config, machine.platform());
     assert_eq!(kubelet.list_of(EPC_RESOURCE).await.devices.len(), 16);
-    // sysfs has no inotify: the periodic re-check reads it.
-    machine.set_numa_mib(1, 8);
+    assert_eq!(*plugin.epc_bytes.borrow_and_update(), Some(16 << 20));
+    // sysfs has no inotify: the periodic re-check reads it. A size that is not whole MiB counts
+    // in whole MiB devices but in exact bytes on the EPC size watch.
+    let x86 = machine
+        .root
+        .path()
+        .join("sys/devices/system/node/node1/x86");
+    std::fs::create_dir_all(&x86).unwrap();
+    std::fs::write(
+        x86.join("sgx_total_bytes"),
+        format!("{}\n", (8 << 20) + 4096),
+    )
+    .unwrap();
     let grown = kubelet.list_of(EPC_RESOURCE).await;
     assert_eq!(grown.devices.len(), 24);
+    assert!(plugin.epc_bytes.has_changed().unwrap());
+    assert_eq!(*plugin.epc_bytes.borrow(), Some((24 << 20) + 4096));
     let node = |i: usize| grown.devices[i].topology.as_ref().unwrap().nodes[0].id;
     assert_eq!((node(15), node(16)), (0, 1));
     plugin.shutdown().await.unwrap();

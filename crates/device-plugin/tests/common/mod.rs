@@ -239,6 +239,8 @@ pub struct Plugin {
     pub registry: prometheus_client::registry::Registry,
     pub metrics: Metrics,
     pub readiness: ops_http::Readiness,
+    /// The EPC size in bytes the plugin reports.
+    pub epc_bytes: tokio::sync::watch::Receiver<Option<u64>>,
     stop: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<Result<(), device_plugin::Error>>,
 }
@@ -249,11 +251,13 @@ impl Plugin {
         let metrics = Metrics::new(&mut registry);
         let readiness = ops_http::Readiness::new();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(device_plugin::run(
+        let (epc_sender, epc_bytes) = tokio::sync::watch::channel(None);
+        let task = tokio::spawn(device_plugin::run_with_epc_watch(
             config,
             platform,
             metrics.clone(),
             readiness.clone(),
+            epc_sender,
             async move {
                 let _ = stopped.await;
             },
@@ -262,6 +266,7 @@ impl Plugin {
             registry,
             metrics,
             readiness,
+            epc_bytes,
             stop: Some(stop),
             task,
         }
