@@ -59,37 +59,38 @@ pub const FIELD_MANAGER: &str = "confcom-device-plugin";
 /// HTTP status of a JSON patch that cannot be applied (e.g. removing a missing key).
 const UNPROCESSABLE_ENTITY: u16 = 422;
 
-/// Errors talking to the API server.
+/// Errors talking to the API server. Each message includes its cause (logged with `%err`), so the
+/// causes are not also exposed as sources.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Not running in a pod with a service account (no `KUBERNETES_SERVICE_HOST`, no token).
     #[error("no in-cluster Kubernetes configuration: {0}")]
-    InClusterConfig(#[source] kube::config::InClusterError),
+    InClusterConfig(kube::config::InClusterError),
     /// Neither a kubeconfig nor an in-cluster configuration was found.
     #[error("no Kubernetes configuration (kubeconfig or in-cluster): {0}")]
-    InferConfig(#[source] kube::config::InferConfigError),
+    InferConfig(kube::config::InferConfigError),
     /// The client could not be built from the configuration (TLS material, proxy, …).
     #[error("cannot build the Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    Client(kube::Error),
     /// The API server refused or failed the status patch.
-    #[error("patching the status of node {node:?} failed: {source}")]
+    #[error("patching the status of node {node:?} failed: {error}")]
     Patch {
         /// The node.
         node: String,
         /// The cause.
-        source: kube::Error,
+        error: kube::Error,
     },
     /// The node could not be read.
-    #[error("reading node {node:?} failed: {source}")]
+    #[error("reading node {node:?} failed: {error}")]
     Get {
         /// The node.
         node: String,
         /// The cause.
-        source: kube::Error,
+        error: kube::Error,
     },
     /// The nodes could not be listed.
     #[error("listing the nodes failed: {0}")]
-    List(#[source] kube::Error),
+    List(kube::Error),
 }
 
 /// The JSON pointer of `resource` in a Node: `/status/capacity/<resource, RFC 6901-escaped>`.
@@ -220,9 +221,9 @@ impl Publisher {
                 &Patch::Json::<()>(add_patch(&self.resource, bytes)),
             )
             .await
-            .map_err(|source| Error::Patch {
+            .map_err(|error| Error::Patch {
                 node: self.node.clone(),
-                source,
+                error,
             })?;
         self.published = Some(bytes);
         Ok(Published::Patched)
@@ -308,9 +309,9 @@ async fn remove_present(nodes: &Api<Node>, node: &str, resource: &str) -> Result
         Ok(_) => Ok(Removed::Removed),
         // The entry went away between the read and the patch.
         Err(kube::Error::Api(status)) if status.code == UNPROCESSABLE_ENTITY => Ok(Removed::Absent),
-        Err(source) => Err(Error::Patch {
+        Err(error) => Err(Error::Patch {
             node: node.to_owned(),
-            source,
+            error,
         }),
     }
 }
@@ -318,9 +319,9 @@ async fn remove_present(nodes: &Api<Node>, node: &str, resource: &str) -> Result
 /// Remove `resource` from `node`'s status capacity; a node without it is left alone.
 pub async fn remove(client: Client, node: &str, resource: &str) -> Result<Removed, Error> {
     let nodes: Api<Node> = Api::all(client);
-    let current = nodes.get(node).await.map_err(|source| Error::Get {
+    let current = nodes.get(node).await.map_err(|error| Error::Get {
         node: node.to_owned(),
-        source,
+        error,
     })?;
     if !has_capacity(&current, resource) {
         return Ok(Removed::Absent);

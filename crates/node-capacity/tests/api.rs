@@ -227,11 +227,11 @@ async fn a_failed_patch_is_an_error_and_is_not_remembered() {
     let mut publisher = Publisher::new(server.client.clone(), NODE);
     let err = publisher.publish(4096).await.unwrap_err();
     match &err {
-        Error::Patch { node, source } => {
+        Error::Patch { node, error } => {
             assert_eq!(node, NODE);
             assert!(
-                matches!(source, kube::Error::Api(status) if status.code == 403),
-                "{source:?}"
+                matches!(error, kube::Error::Api(status) if status.code == 403),
+                "{error:?}"
             );
         }
         other => panic!("unexpected error {other:?}"),

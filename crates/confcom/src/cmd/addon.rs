@@ -1,4 +1,6 @@
 //! `confcom addon render [flags]`: print the add-on's manifests, ready for `kubectl apply -f -`.
+//! `confcom addon remove-capacity [--node NODE]…`: take `sgx.intel.com/epc` out of the nodes'
+//! status capacity again (uninstall).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,6 +21,20 @@ pub struct Args {
 enum Command {
     /// Print the complete, ready-to-apply YAML (deterministic: same flags, same bytes).
     Render(RenderArgs),
+    /// Remove sgx.intel.com/epc from the nodes' status capacity, where the device plugin put it
+    /// (uninstall step: run it after deleting the device plugin DaemonSet).
+    #[command(after_help = "\
+Credentials: KUBECONFIG or ~/.kube/config, else the in-cluster service account. Needs `list` (or \
+`get` with --node) on nodes and `patch` on nodes/status. Nodes without the entry are left alone; \
+the exit status is 1 if any node could not be patched.")]
+    RemoveCapacity(RemoveCapacityArgs),
+}
+
+#[derive(clap::Args)]
+struct RemoveCapacityArgs {
+    /// Only this node (repeatable); default: every node that has the entry.
+    #[arg(long = "node", value_name = "NODE")]
+    nodes: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -69,7 +85,45 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Render(args) => render_cmd(args),
+        Command::RemoveCapacity(args) => remove_capacity_cmd(args),
     }
+}
+
+fn remove_capacity_cmd(args: RemoveCapacityArgs) -> Result<ExitCode> {
+    use node_capacity::{EPC_RESOURCE, Removed};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = node_capacity::inferred_client().await?;
+        let results = if args.nodes.is_empty() {
+            node_capacity::remove_from_all_nodes(client, EPC_RESOURCE).await?
+        } else {
+            let mut results = Vec::new();
+            for node in args.nodes {
+                let result = node_capacity::remove(client.clone(), &node, EPC_RESOURCE).await;
+                results.push((node, result));
+            }
+            results
+        };
+        let mut failed = false;
+        for (node, result) in results {
+            match result {
+                Ok(Removed::Removed) => println!("{node}: removed {EPC_RESOURCE}"),
+                Ok(Removed::Absent) => println!("{node}: no {EPC_RESOURCE}"),
+                Err(err) => {
+                    failed = true;
+                    eprintln!("{node}: {err}");
+                }
+            }
+        }
+        Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
 }
 
 fn render_cmd(args: RenderArgs) -> Result<ExitCode> {

@@ -1,4 +1,6 @@
-//! `confcom device-plugin`: the SGX device plugin DaemonSet (kubelet device-plugin API v1beta1).
+//! `confcom device-plugin`: the SGX device plugin DaemonSet (kubelet device-plugin API v1beta1),
+//! which also advertises the EPC size in bytes as `sgx.intel.com/epc` in its node's status
+//! capacity when it knows its node's name.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +23,13 @@ pub enum Resource {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Node capacity: with --node-name (or NODE_NAME, which the DaemonSet sets from spec.nodeName) the \
+plugin also puts the EPC size in bytes into the node's status capacity as sgx.intel.com/epc \
+(JSON patch of nodes/<name>/status), at start and whenever the size changes, for pods that request \
+it Intel's way. Credentials: KUBECONFIG if set, else the pod's service account, which needs \
+`patch` on `nodes/status`. Without them the plugin logs a warning and serves kubelet as usual. \
+The entry outlives the plugin; `confcom addon remove-capacity` removes it when uninstalling.")]
 pub struct Args {
     /// kubelet's device-plugin directory (kubelet.sock and our sockets).
     #[arg(long, env = "CONFCOM_PLUGIN_DIR", default_value = device_plugin::DEFAULT_PLUGIN_DIR)]
@@ -62,6 +71,40 @@ pub struct Args {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "CONFCOM_METRICS_ADDR", default_value = "0.0.0.0:9101")]
     pub metrics_addr: SocketAddr,
+    /// This node's name: advertise the EPC size in its status capacity as sgx.intel.com/epc
+    /// (bytes). Without it nothing is advertised there.
+    #[arg(long, env = "NODE_NAME", value_name = "NODE", value_parser = node_name)]
+    pub node_name: Option<String>,
+    /// Do not advertise sgx.intel.com/epc in the node's status capacity, even with --node-name.
+    #[arg(long, env = "CONFCOM_NO_NODE_CAPACITY")]
+    pub no_node_capacity: bool,
+}
+
+/// A node name is a DNS-1123 subdomain: at most 253 characters of `[a-z0-9.-]`, starting and
+/// ending with an alphanumeric character.
+fn node_name(s: &str) -> Result<String, String> {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let valid = !s.is_empty()
+        && s.len() <= 253
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
+        && s.chars().all(|c| alnum(c) || c == '-' || c == '.');
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a node name (DNS-1123 subdomain)"))
+    }
+}
+
+/// Whether and where the EPC size goes into a node's status capacity.
+#[derive(Debug, PartialEq, Eq)]
+enum NodeCapacity<'a> {
+    /// Switched off with --no-node-capacity.
+    Disabled,
+    /// No node name: not running as the DaemonSet (tests, a developer's machine).
+    NoNodeName,
+    /// Advertise on this node.
+    Node(&'a str),
 }
 
 impl Args {
@@ -91,6 +134,64 @@ impl Args {
         config.recheck_interval = Duration::from_secs(self.recheck_secs);
         config
     }
+
+    fn node_capacity(&self) -> NodeCapacity<'_> {
+        match (&self.node_name, self.no_node_capacity) {
+            (_, true) => NodeCapacity::Disabled,
+            (None, false) => NodeCapacity::NoNodeName,
+            (Some(node), false) => NodeCapacity::Node(node),
+        }
+    }
+}
+
+/// Start advertising the EPC size from `sizes` in the node's status capacity, if configured and
+/// possible. Credentials: `KUBECONFIG` (or `~/.kube/config`) if present, else the pod's service
+/// account – the DaemonSet has only the latter. Never fails: without a node name or credentials
+/// the device plugin runs as before, and says why once.
+async fn start_node_capacity(
+    args: &Args,
+    sizes: tokio::sync::watch::Receiver<Option<u64>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let node = match args.node_capacity() {
+        NodeCapacity::Disabled => {
+            tracing::info!(
+                "node capacity off (--no-node-capacity): {} is not advertised in the node status",
+                node_capacity::EPC_RESOURCE
+            );
+            return None;
+        }
+        NodeCapacity::NoNodeName => {
+            tracing::info!(
+                "no --node-name / NODE_NAME: {} is not advertised in the node status",
+                node_capacity::EPC_RESOURCE
+            );
+            return None;
+        }
+        NodeCapacity::Node(node) => node,
+    };
+    let client = match node_capacity::inferred_client().await {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::warn!(
+                node,
+                error = %err,
+                "cannot advertise {} in the node status; the device plugin keeps serving without it",
+                node_capacity::EPC_RESOURCE
+            );
+            return None;
+        }
+    };
+    tracing::info!(
+        node,
+        resource = node_capacity::EPC_RESOURCE,
+        "advertising the EPC size in the node's status capacity"
+    );
+    let publisher = node_capacity::Publisher::new(client, node);
+    // The publisher ends when the plugin drops the sender; it is also aborted then, so that a
+    // request in flight does not hold up the shutdown.
+    Some(tokio::spawn(
+        publisher.run(sizes, std::future::pending::<()>()),
+    ))
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -132,15 +233,21 @@ async fn serve(args: Args, config: Config) -> Result<()> {
         metrics_addr = %args.metrics_addr,
         "starting the SGX device plugin"
     );
+    let (epc_bytes, epc_sizes) = tokio::sync::watch::channel(None);
+    let capacity = start_node_capacity(&args, epc_sizes).await;
     let platform = Arc::new(HostPlatform::new(&args.dev_root, &args.sysfs_root));
-    let result = device_plugin::run(
+    let result = device_plugin::run_with_epc_watch(
         config,
         platform,
         metrics,
         readiness,
+        epc_bytes,
         crate::daemon::shutdown_signal(),
     )
     .await;
+    if let Some(task) = capacity {
+        task.abort();
+    }
     let _ = stop_ops.send(());
     match ops.await {
         Ok(Ok(())) => {}
@@ -181,6 +288,33 @@ mod tests {
         assert_eq!(config.resources.len(), 3);
         assert_eq!((config.enclave_limit, config.provision_limit), (110, 110));
         assert!(!config.simulate);
+    }
+
+    #[test]
+    fn node_capacity_needs_a_node_name_and_can_be_switched_off() {
+        // NODE_NAME may be set where the tests run; the flag decides here.
+        let named = Cli::try_parse_from(["confcom", "--node-name", "sgx-node-1"]).unwrap();
+        assert_eq!(named.args.node_capacity(), NodeCapacity::Node("sgx-node-1"));
+        let off =
+            Cli::try_parse_from(["confcom", "--node-name", "sgx-node-1", "--no-node-capacity"])
+                .unwrap();
+        assert_eq!(off.args.node_capacity(), NodeCapacity::Disabled);
+        let unnamed = Args {
+            node_name: None,
+            ..named.args
+        };
+        assert_eq!(unnamed.node_capacity(), NodeCapacity::NoNodeName);
+    }
+
+    #[test]
+    fn node_names_are_dns_subdomains() {
+        for good in ["n", "aks-sgx-12345-vmss000000", "ip-10-0-0-1.ec2.internal"] {
+            assert_eq!(node_name(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "Node", "-a", "a-", "a/b", "a b", &"a".repeat(254)] {
+            assert!(node_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from(["confcom", "--node-name", "../etc"]).is_err());
     }
 
     #[test]
