@@ -1,8 +1,9 @@
 //! The confcom Kubernetes add-on: cluster manifests rendered from typed Kubernetes objects, and the
 //! mutating admission webhook that wires SGX pods to the node's quote helper.
 //!
-//! - [`render`]: `confcom addon render` – the device plugin DaemonSet, the quote helper DaemonSet
-//!   (opt-in), the webhook objects (opt-in) as deterministic YAML.
+//! - [`render`]: `confcom addon render` – the device plugin DaemonSet with its ServiceAccount and
+//!   the RBAC to patch `nodes/status` (it advertises `sgx.intel.com/epc` there), the quote helper
+//!   DaemonSet (opt-in), the webhook objects (opt-in) as deterministic YAML.
 //! - [`admission`]: the AdmissionReview → JSONPatch logic of `confcom webhook`.
 //! - [`quantity`]: Kubernetes quantities as bytes, and back in the API server's binary-SI form.
 //! - [`server`]: the webhook's HTTPS server (rustls with the ring provider, hyper HTTP/1.1).

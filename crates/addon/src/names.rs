@@ -109,3 +109,11 @@ pub const DEFAULT_DCAP_IMAGE: &str = concat!(
 pub const DEFAULT_SIM_EPC_MIB: u64 = 256;
 /// Unprivileged uid/gid of the containers that need no root.
 pub const NONROOT_UID: i64 = 65532;
+
+/// ServiceAccount of the device plugin: it patches its node's status (`sgx.intel.com/epc`).
+pub const DEVICE_PLUGIN_SERVICE_ACCOUNT: &str = "sgx-device-plugin";
+/// ClusterRole and ClusterRoleBinding that let the device plugin patch `nodes/status` (nothing
+/// else).
+pub const DEVICE_PLUGIN_CLUSTER_ROLE: &str = "confcom-sgx-device-plugin";
+/// Environment variable the device plugin reads its node's name from (set from `spec.nodeName`).
+pub const ENV_NODE_NAME: &str = "NODE_NAME";

@@ -231,8 +231,13 @@ fn every_object_carries_the_add_on_labels_and_namespace() {
                 "{name}: {} has component {component}",
                 object.name()
             );
-            let expected_ns = (object.kind() != "MutatingWebhookConfiguration")
-                .then_some(opts.namespace.as_str());
+            let cluster_scoped = [
+                "MutatingWebhookConfiguration",
+                "ClusterRole",
+                "ClusterRoleBinding",
+            ];
+            let expected_ns =
+                (!cluster_scoped.contains(&object.kind())).then_some(opts.namespace.as_str());
             assert_eq!(object.metadata().namespace.as_deref(), expected_ns);
             if let Some(template) = object.pod_template() {
                 let pod_labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
@@ -252,7 +257,14 @@ fn workloads_are_hardened() {
             };
             let spec = pod_spec(template);
             let what = format!("{name}/{}", object.name());
-            assert_eq!(spec.automount_service_account_token, Some(false), "{what}");
+            // Only the device plugin gets an API token (to patch its node's status).
+            let token = object.name() == DEVICE_PLUGIN_NAME;
+            assert_eq!(spec.automount_service_account_token, Some(token), "{what}");
+            assert_eq!(
+                spec.service_account_name.as_deref(),
+                token.then_some(DEVICE_PLUGIN_SERVICE_ACCOUNT),
+                "{what}"
+            );
             assert_eq!(spec.host_network, None, "{what}");
             assert_eq!(spec.host_pid, None, "{what}");
             assert_eq!(spec.host_ipc, None, "{what}");
@@ -409,6 +421,92 @@ fn device_plugin_mounts_and_flags() {
             probe.http_get.as_ref().unwrap().path.as_deref(),
             Some("/readyz")
         );
+    }
+}
+
+#[test]
+fn device_plugin_may_patch_node_status_and_nothing_else() {
+    use k8s_openapi::api::rbac::v1::PolicyRule;
+    for (name, opts, objects) in render_all() {
+        // Apply order: identity and permissions before the pods that use them.
+        let kinds: Vec<&str> = objects.iter().take(4).map(Object::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "DaemonSet"
+            ],
+            "{name}"
+        );
+        let Object::ServiceAccount(account) = &objects[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            account.metadata.name.as_deref(),
+            Some(DEVICE_PLUGIN_SERVICE_ACCOUNT)
+        );
+        assert_eq!(
+            account.metadata.namespace.as_deref(),
+            Some(opts.namespace.as_str())
+        );
+        let Object::ClusterRole(role) = &objects[1] else {
+            unreachable!()
+        };
+        assert_eq!(
+            role.rules.as_deref(),
+            Some(
+                &[PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec!["nodes/status".to_owned()]),
+                    verbs: vec!["patch".to_owned()],
+                    ..PolicyRule::default()
+                }][..]
+            ),
+            "{name}: patch on nodes/status only"
+        );
+        assert_eq!(role.aggregation_rule, None);
+        let Object::ClusterRoleBinding(binding) = &objects[2] else {
+            unreachable!()
+        };
+        assert_eq!(binding.role_ref.kind, "ClusterRole");
+        assert_eq!(
+            binding.role_ref.api_group.as_deref(),
+            Some("rbac.authorization.k8s.io")
+        );
+        assert_eq!(Some(&binding.role_ref.name), role.metadata.name.as_ref());
+        let subjects = binding.subjects.as_ref().unwrap();
+        assert_eq!(subjects.len(), 1, "{name}");
+        assert_eq!(subjects[0].kind, "ServiceAccount");
+        assert_eq!(Some(&subjects[0].name), account.metadata.name.as_ref());
+        assert_eq!(
+            subjects[0].namespace.as_deref(),
+            Some(opts.namespace.as_str()),
+            "{name}"
+        );
+        // Nothing else is bound, and no other workload runs as this account.
+        let bindings = objects
+            .iter()
+            .filter(|o| o.kind() == "ClusterRoleBinding" || o.kind() == "RoleBinding")
+            .count();
+        assert_eq!(bindings, 1, "{name}");
+
+        let spec = pod_spec(daemon_set(&objects, DEVICE_PLUGIN_NAME).unwrap());
+        assert_eq!(spec.automount_service_account_token, Some(true));
+        assert_eq!(
+            spec.service_account_name.as_deref(),
+            Some(DEVICE_PLUGIN_SERVICE_ACCOUNT)
+        );
+        let env = spec.containers[0].env.as_ref().unwrap();
+        let node_name = env.iter().find(|e| e.name == ENV_NODE_NAME).unwrap();
+        let field = node_name
+            .value_from
+            .as_ref()
+            .and_then(|v| v.field_ref.as_ref())
+            .unwrap();
+        assert_eq!(field.field_path, "spec.nodeName");
+        assert_eq!(node_name.value, None);
     }
 }
 

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,10 @@ mod node_daemons;
 mod parts;
 mod webhook;
 
-use node_daemons::{device_plugin, qcnl_config_map, quote_helper};
+use node_daemons::{
+    device_plugin, device_plugin_cluster_role, device_plugin_cluster_role_binding,
+    device_plugin_service_account, qcnl_config_map, quote_helper,
+};
 use webhook::{webhook_configuration, webhook_deployment, webhook_secret, webhook_service};
 
 /// Errors in the render options.
@@ -111,6 +115,12 @@ impl Default for RenderOptions {
 #[serde(untagged)]
 #[allow(clippy::large_enum_variant)] // a handful of objects, built once
 pub enum Object {
+    /// The device plugin's identity (it patches its node's status).
+    ServiceAccount(ServiceAccount),
+    /// What the device plugin may do: patch `nodes/status`.
+    ClusterRole(ClusterRole),
+    /// Grants the device plugin's ClusterRole to its ServiceAccount.
+    ClusterRoleBinding(ClusterRoleBinding),
     /// The quote provider configuration.
     ConfigMap(ConfigMap),
     /// The webhook's TLS Secret.
@@ -129,6 +139,9 @@ impl Object {
     /// The object's metadata.
     pub fn metadata(&self) -> &ObjectMeta {
         match self {
+            Object::ServiceAccount(o) => &o.metadata,
+            Object::ClusterRole(o) => &o.metadata,
+            Object::ClusterRoleBinding(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::DaemonSet(o) => &o.metadata,
@@ -142,6 +155,9 @@ impl Object {
     pub fn kind(&self) -> &'static str {
         use k8s_openapi::Resource;
         match self {
+            Object::ServiceAccount(_) => ServiceAccount::KIND,
+            Object::ClusterRole(_) => ClusterRole::KIND,
+            Object::ClusterRoleBinding(_) => ClusterRoleBinding::KIND,
             Object::ConfigMap(_) => ConfigMap::KIND,
             Object::Secret(_) => Secret::KIND,
             Object::DaemonSet(_) => DaemonSet::KIND,
@@ -280,8 +296,12 @@ fn certificate_names(cert_pem: &str, dns_name: &str) -> bool {
 /// Renders every object for `opts`, in apply order.
 pub fn render(opts: &RenderOptions) -> Result<Vec<Object>, RenderError> {
     opts.validate()?;
-    let mut objects = Vec::new();
-    objects.push(Object::DaemonSet(device_plugin(opts)));
+    let mut objects = vec![
+        Object::ServiceAccount(device_plugin_service_account(opts)),
+        Object::ClusterRole(device_plugin_cluster_role()),
+        Object::ClusterRoleBinding(device_plugin_cluster_role_binding(opts)),
+        Object::DaemonSet(device_plugin(opts)),
+    ];
     if opts.enable_quote_helper {
         if let Some(url) = &opts.pccs_url {
             objects.push(Object::ConfigMap(qcnl_config_map(opts, url)));
@@ -353,6 +373,15 @@ pub fn from_yaml(text: &str) -> Result<Vec<Object>, ParseError> {
         let (api_version, kind) = (field("apiVersion"), field("kind"));
         let yaml = |source| ParseError::Yaml { index, source };
         let object = match (api_version.as_str(), kind.as_str()) {
+            (ServiceAccount::API_VERSION, ServiceAccount::KIND) => {
+                Object::ServiceAccount(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (ClusterRole::API_VERSION, ClusterRole::KIND) => {
+                Object::ClusterRole(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (ClusterRoleBinding::API_VERSION, ClusterRoleBinding::KIND) => {
+                Object::ClusterRoleBinding(serde_norway::from_value(value).map_err(yaml)?)
+            }
             (ConfigMap::API_VERSION, ConfigMap::KIND) => {
                 Object::ConfigMap(serde_norway::from_value(value).map_err(yaml)?)
             }

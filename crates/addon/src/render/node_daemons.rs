@@ -1,5 +1,6 @@
-//! The node daemons: the device plugin DaemonSet, the quote helper DaemonSet and its quote
-//! provider configuration.
+//! The node daemons: the device plugin DaemonSet with its ServiceAccount and RBAC (it patches its
+//! node's status with `sgx.intel.com/epc`), the quote helper DaemonSet and its quote provider
+//! configuration.
 
 use std::collections::BTreeMap;
 
@@ -7,9 +8,11 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, EnvVar, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, ServiceAccount, Volume,
+    VolumeMount,
 };
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
@@ -80,6 +83,50 @@ fn daemon_set(
     }
 }
 
+pub(super) fn device_plugin_service_account(opts: &RenderOptions) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(
+            DEVICE_PLUGIN_SERVICE_ACCOUNT,
+            Some(&opts.namespace),
+            COMPONENT_DEVICE_PLUGIN,
+        ),
+        ..ServiceAccount::default()
+    }
+}
+
+/// The device plugin adds `sgx.intel.com/epc` (bytes) to its node's `status.capacity` with a JSON
+/// patch of the status subresource: `patch` on `nodes/status`, nothing else (no read, no other
+/// node field). Removing the entry at uninstall is done with the operator's credentials.
+pub(super) fn device_plugin_cluster_role() -> ClusterRole {
+    ClusterRole {
+        metadata: meta(DEVICE_PLUGIN_CLUSTER_ROLE, None, COMPONENT_DEVICE_PLUGIN),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![s("")]),
+            resources: Some(vec![s("nodes/status")]),
+            verbs: vec![s("patch")],
+            ..PolicyRule::default()
+        }]),
+        ..ClusterRole::default()
+    }
+}
+
+pub(super) fn device_plugin_cluster_role_binding(opts: &RenderOptions) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(DEVICE_PLUGIN_CLUSTER_ROLE, None, COMPONENT_DEVICE_PLUGIN),
+        role_ref: RoleRef {
+            api_group: Some(s("rbac.authorization.k8s.io")),
+            kind: s("ClusterRole"),
+            name: s(DEVICE_PLUGIN_CLUSTER_ROLE),
+        },
+        subjects: Some(vec![Subject {
+            kind: s("ServiceAccount"),
+            name: s(DEVICE_PLUGIN_SERVICE_ACCOUNT),
+            namespace: Some(opts.namespace.clone()),
+            ..Subject::default()
+        }]),
+    }
+}
+
 pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
     let mut args = vec![
         s("device-plugin"),
@@ -113,11 +160,24 @@ pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
     if let Some(mib) = opts.epc_mib() {
         args.extend([s("--epc-mib"), mib.to_string()]);
     }
+    // The node's name turns on the sgx.intel.com/epc entry in the node's status capacity.
+    let env = vec![EnvVar {
+        name: s(ENV_NODE_NAME),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: Some(s("v1")),
+                field_path: s("spec.nodeName"),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }];
     let container = Container {
         name: s("device-plugin"),
         image: Some(opts.image.clone()),
         image_pull_policy: Some(s("IfNotPresent")),
         args: Some(args),
+        env: Some(env),
         ports: Some(vec![named_port("metrics", DEVICE_PLUGIN_METRICS_PORT)]),
         liveness_probe: Some(http_probe("/healthz", "metrics", None, 20)),
         readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
@@ -132,12 +192,18 @@ pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
     };
     let reason = "registers with the kubelet through sockets in the root-owned host directory \
                   /var/lib/kubelet/device-plugins; every capability is dropped";
+    // The only pod with an API token: it may patch nodes/status and nothing else.
+    let spec = PodSpec {
+        service_account_name: Some(s(DEVICE_PLUGIN_SERVICE_ACCOUNT)),
+        automount_service_account_token: Some(true),
+        ..node_daemon_pod_spec(opts, container, volumes)
+    };
     daemon_set(
         opts,
         DEVICE_PLUGIN_NAME,
         COMPONENT_DEVICE_PLUGIN,
         reason,
-        node_daemon_pod_spec(opts, container, volumes),
+        spec,
     )
 }
 
