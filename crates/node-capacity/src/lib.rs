@@ -19,6 +19,11 @@
 //! * [`remove`] and [`remove_from_all_nodes`] take the entry away again (uninstall). A node
 //!   without the entry is not an error.
 //!
+//! The value is whatever the caller knows, `0` included (a node without EPC then advertises
+//! `sgx.intel.com/epc: "0"`, which schedules nothing, rather than a stale size). The entry stays
+//! when the publisher stops: a pod restart or rollout publishes again, and only an uninstall
+//! removes it.
+//!
 //! The publisher's service account needs `patch` on `nodes/status` and nothing else; the removal
 //! functions read nodes first (`get` / `list` on `nodes`) and are meant for an operator's
 //! credentials.
