@@ -2,11 +2,11 @@
 //! next to the socket, and the `/collateral/<name>` routes of the ops endpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use aesm_protocol::AesmCode;
-use sgx_sim::{Collateral, CollateralOptions, SimError, SimPlatform};
+pub use sgx_sim::{COLLATERAL_REFRESH, CollateralCache};
+use sgx_sim::{Collateral, SimError, SimPlatform};
 use sgx_types::{Report, TargetInfo};
 
 use crate::backend::{BackendError, QuoteBackend};
@@ -89,73 +89,38 @@ impl QuoteBackend for SimBackend {
     }
 }
 
-/// How long served collateral is reused before it is issued anew (its own validity is much longer).
-pub const COLLATERAL_REFRESH: Duration = Duration::from_secs(3600);
-
-/// Issues the sim platform's collateral on demand and keeps it for [`COLLATERAL_REFRESH`].
-#[derive(Debug)]
-pub struct CollateralCache {
-    platform: Arc<SimPlatform>,
-    options: CollateralOptions,
-    current: Mutex<Option<(Instant, Arc<Collateral>)>>,
-}
-
-impl CollateralCache {
-    /// A cache issuing collateral for `platform` with `options`.
-    pub fn new(platform: Arc<SimPlatform>, options: CollateralOptions) -> Self {
-        Self {
-            platform,
-            options,
-            current: Mutex::new(None),
-        }
-    }
-
-    /// The current collateral, issued now if there is none or it is older than the refresh period.
-    pub fn get(&self) -> Result<Arc<Collateral>, SimError> {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((issued, c)) = current.as_ref()
-            && issued.elapsed() < COLLATERAL_REFRESH
-        {
-            return Ok(Arc::clone(c));
-        }
-        let fresh = Arc::new(self.platform.collateral(&self.options)?);
-        *current = Some((Instant::now(), Arc::clone(&fresh)));
-        Ok(fresh)
-    }
-
-    /// The ops-endpoint routes: `/collateral/` lists the files, `/collateral/<name>` serves one
-    /// (`collateral.json`, `root-ca.pem`, `root-ca.der`, `tcb_info.json`, …).
-    pub fn routes(self: Arc<Self>) -> ops_http::ExtraRoutes {
-        Arc::new(move |path: &str| {
-            let name = path.strip_prefix("/collateral")?;
-            let name = name.strip_prefix('/').unwrap_or(name);
-            let collateral = match self.get() {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot issue the simulated collateral");
-                    return Some(ops_http::Response {
-                        status: 500,
-                        content_type: "text/plain; charset=utf-8",
-                        body: format!("cannot issue the simulated collateral: {e}\n").into_bytes(),
-                    });
-                }
-            };
-            if name.is_empty() {
-                let mut index = String::new();
-                for (file, _) in collateral.files() {
-                    index.push_str(file);
-                    index.push('\n');
-                }
-                return Some(ops_http::Response::ok(
+/// The ops-endpoint routes of `cache`: `/collateral/` lists the files, `/collateral/<name>` serves
+/// one (`collateral.json`, `root-ca.pem`, `root-ca.der`, `tcb_info.json`, …).
+pub fn collateral_routes(cache: Arc<CollateralCache>) -> ops_http::ExtraRoutes {
+    Arc::new(move |path: &str, _query: Option<&str>| {
+        let name = path.strip_prefix("/collateral")?;
+        let name = name.strip_prefix('/').unwrap_or(name);
+        let collateral = match cache.get() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot issue the simulated collateral");
+                return Some(ops_http::Response::new(
+                    500,
                     "text/plain; charset=utf-8",
-                    index.into_bytes(),
+                    format!("cannot issue the simulated collateral: {e}\n").into_bytes(),
                 ));
             }
-            collateral
-                .file(name)
-                .map(|bytes| ops_http::Response::ok(Collateral::content_type(name), bytes.to_vec()))
-        })
-    }
+        };
+        if name.is_empty() {
+            let mut index = String::new();
+            for (file, _) in collateral.files() {
+                index.push_str(file);
+                index.push('\n');
+            }
+            return Some(ops_http::Response::ok(
+                "text/plain; charset=utf-8",
+                index.into_bytes(),
+            ));
+        }
+        collateral
+            .file(name)
+            .map(|bytes| ops_http::Response::ok(Collateral::content_type(name), bytes.to_vec()))
+    })
 }
 
 #[cfg(test)]
@@ -198,9 +163,10 @@ mod tests {
         );
         let cache = Arc::new(CollateralCache::new(
             Arc::clone(&platform),
-            CollateralOptions::default(),
+            sgx_sim::CollateralOptions::default(),
         ));
-        let routes = Arc::clone(&cache).routes();
+        let routes = collateral_routes(Arc::clone(&cache));
+        let routes = |path: &str| routes(path, None);
         let index = routes("/collateral/").unwrap();
         let names = String::from_utf8(index.body).unwrap();
         assert!(names.lines().any(|l| l == "collateral.json"));

@@ -9,7 +9,8 @@
 //! | `/readyz` | `200 ready` once the component called [`Readiness::set_ready`]`(true)`, else `503 not ready` |
 //! | anything else | the caller's [`ExtraRoutes`] if it answers, else `404` |
 //!
-//! The query string is ignored for routing; the extra routes see only the path. Request bodies are
+//! The built-in routes ignore the query string; the extra routes see the path and the query (still
+//! percent-encoded), and may add response headers. Request bodies are
 //! never read. The server is bounded: at most [`Limits::max_connections`] connections at once (further
 //! clients wait in the listen backlog), request headers must arrive within
 //! [`Limits::header_read_timeout`] and be at most 16 KiB, and a connection lives at most
@@ -25,7 +26,7 @@
 //! registry.register("confcom_example_requests", "Requests served", requests.clone());
 //! let readiness = ops_http::Readiness::new();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9101").await?;
-//! let extra: ops_http::ExtraRoutes = Arc::new(|path: &str| {
+//! let extra: ops_http::ExtraRoutes = Arc::new(|path: &str, _query: Option<&str>| {
 //!     (path == "/version").then(|| ops_http::Response::ok("text/plain; charset=utf-8", b"1.0\n".to_vec()))
 //! });
 //! readiness.set_ready(true);
@@ -94,21 +95,30 @@ pub struct Response {
     pub content_type: &'static str,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// More headers (name, value); pairs that are not valid header text are left out.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
     /// A `200` answer.
     pub fn ok(content_type: &'static str, body: Vec<u8>) -> Self {
+        Self::new(200, content_type, body)
+    }
+
+    /// An answer with `status`.
+    pub fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
         Self {
-            status: 200,
+            status,
             content_type,
             body,
+            headers: Vec::new(),
         }
     }
 }
 
-/// Extra GET routes: called with the request path (no query string); `None` means "not mine" (`404`).
-pub type ExtraRoutes = Arc<dyn Fn(&str) -> Option<Response> + Send + Sync>;
+/// Extra GET routes: called with the request path and query string (without `?`); `None` means
+/// "not mine" (`404`).
+pub type ExtraRoutes = Arc<dyn Fn(&str, Option<&str>) -> Option<Response> + Send + Sync>;
 
 /// Bounds of the server; [`serve`] uses [`Limits::default`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,8 +280,20 @@ fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<Bytes>>
                 Err(_) => reply(500, TEXT, b"metrics encoding failed\n".to_vec()),
             }
         }
-        path => match state.extra.as_ref().and_then(|extra| extra(path)) {
-            Some(resp) => reply(resp.status, resp.content_type, resp.body),
+        path => match state
+            .extra
+            .as_ref()
+            .and_then(|extra| extra(path, req.uri().query()))
+        {
+            Some(resp) => {
+                let mut out = reply(resp.status, resp.content_type, resp.body);
+                for (name, value) in resp.headers {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        out.headers_mut().append(name, value);
+                    }
+                }
+                out
+            }
             None => reply(404, TEXT, b"not found\n".to_vec()),
         },
     }

@@ -33,23 +33,22 @@ async fn start(limits: Limits) -> Server {
         counter.clone(),
     );
     let readiness = Readiness::new();
-    let extra: ExtraRoutes = Arc::new(|path: &str| {
+    let extra: ExtraRoutes = Arc::new(|path: &str, query: Option<&str>| {
         let name = path.strip_prefix("/collateral/")?;
         match name {
-            "teapot" => Some(Response {
-                status: 418,
-                content_type: "text/plain",
-                body: b"short\n".to_vec(),
-            }),
-            "bad-type" => Some(Response {
-                status: 200,
-                content_type: "text/plain\nx",
-                body: b"x".to_vec(),
-            }),
-            _ => Some(Response::ok(
-                "application/json",
-                format!("{{\"name\":\"{name}\"}}").into_bytes(),
-            )),
+            "teapot" => Some(Response::new(418, "text/plain", b"short\n".to_vec())),
+            "bad-type" => Some(Response::new(200, "text/plain\nx", b"x".to_vec())),
+            _ => {
+                let mut answer = Response::ok(
+                    "application/json",
+                    format!("{{\"name\":\"{name}\"}}").into_bytes(),
+                );
+                answer.headers = vec![
+                    ("X-Query", query.unwrap_or("none").to_owned()),
+                    ("X-Bad", "line\nbreak".to_owned()),
+                ];
+                Some(answer)
+            }
         }
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -172,6 +171,9 @@ async fn extra_routes_answer_their_paths_and_others_are_404() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("content-type"), Some("application/json"));
     assert_eq!(answer.body, br#"{"name":"tcb"}"#);
+    // The route sees the query; its headers are sent, an invalid one is left out.
+    assert_eq!(answer.header("x-query"), Some("fmspc=00906ED50000"));
+    assert_eq!(answer.header("x-bad"), None);
 
     let teapot = request(server.addr, "GET", "/collateral/teapot").await;
     assert_eq!(teapot.status, 418);

@@ -42,6 +42,7 @@
 //! # let _ = quote; Ok(()) }
 //! ```
 
+mod cache;
 mod collateral;
 mod cpu;
 mod error;
@@ -49,6 +50,7 @@ mod fsutil;
 mod pki;
 mod platform;
 
+pub use cache::{COLLATERAL_REFRESH, CollateralCache};
 pub use collateral::{Collateral, CollateralOptions, QeStatus, TcbStatus, files};
 pub use cpu::{CPU_FILE, EnclaveIdentity, QE_TARGET_INFO_FILE, SimCpu};
 pub use error::SimError;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aesm_service::listen::{self, ABSTRACT_SOCKET_NAME, DEFAULT_SOCKET_PATH};
-use aesm_service::sim::{CollateralCache, sim_dir_for_socket};
+use aesm_service::sim::{CollateralCache, collateral_routes, sim_dir_for_socket};
 use aesm_service::{Dispatcher, Metrics, QuoteBackend, ServerConfig, SimBackend, serve};
 use anyhow::{Context, Result};
 use sgx_sim::{CollateralOptions, InitOptions, SimPlatform};
@@ -240,7 +240,7 @@ pub async fn serve_until(
         ops_listener,
         Arc::new(registry),
         readiness.clone(),
-        collateral.map(|c| c.routes()),
+        collateral.map(collateral_routes),
         async move {
             let _ = ops_stopped.await;
         },
