@@ -27,8 +27,8 @@ pub enum Resource {
 Node capacity: with --node-name (or NODE_NAME, which the DaemonSet sets from spec.nodeName) the \
 plugin also puts the EPC size in bytes into the node's status capacity as sgx.intel.com/epc \
 (JSON patch of nodes/<name>/status), at start and whenever the size changes, for pods that request \
-it Intel's way. Credentials: KUBECONFIG if set, else the pod's service account, which needs \
-`patch` on `nodes/status`. Without them the plugin logs a warning and serves kubelet as usual. \
+it Intel's way. Credentials: a kubeconfig (KUBECONFIG, ~/.kube/config) if present, else the pod's \
+service account, which needs `patch` on `nodes/status`. Without them the plugin logs a warning and serves kubelet as usual. \
 The entry outlives the plugin; `confcom addon remove-capacity` removes it when uninstalling.")]
 pub struct Args {
     /// kubelet's device-plugin directory (kubelet.sock and our sockets).
@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long, env = "CONFCOM_METRICS_ADDR", default_value = "0.0.0.0:9101")]
     pub metrics_addr: SocketAddr,
     /// This node's name: advertise the EPC size in its status capacity as sgx.intel.com/epc
-    /// (bytes). Without it nothing is advertised there.
+    /// (bytes). Without it (or empty) nothing is advertised there.
     #[arg(long, env = "NODE_NAME", value_name = "NODE", value_parser = node_name)]
     pub node_name: Option<String>,
     /// Do not advertise sgx.intel.com/epc in the node's status capacity, even with --node-name.
@@ -81,14 +81,14 @@ pub struct Args {
 }
 
 /// A node name is a DNS-1123 subdomain: at most 253 characters of `[a-z0-9.-]`, starting and
-/// ending with an alphanumeric character.
+/// ending with an alphanumeric character. Empty (an unset `NODE_NAME=`) stands for no name.
 fn node_name(s: &str) -> Result<String, String> {
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let valid = !s.is_empty()
-        && s.len() <= 253
-        && s.starts_with(alnum)
-        && s.ends_with(alnum)
-        && s.chars().all(|c| alnum(c) || c == '-' || c == '.');
+    let valid = s.is_empty()
+        || (s.len() <= 253
+            && s.starts_with(alnum)
+            && s.ends_with(alnum)
+            && s.chars().all(|c| alnum(c) || c == '-' || c == '.'));
     if valid {
         Ok(s.to_owned())
     } else {
@@ -136,9 +136,9 @@ impl Args {
     }
 
     fn node_capacity(&self) -> NodeCapacity<'_> {
-        match (&self.node_name, self.no_node_capacity) {
+        match (self.node_name.as_deref(), self.no_node_capacity) {
             (_, true) => NodeCapacity::Disabled,
-            (None, false) => NodeCapacity::NoNodeName,
+            (None | Some(""), false) => NodeCapacity::NoNodeName,
             (Some(node), false) => NodeCapacity::Node(node),
         }
     }
@@ -299,6 +299,8 @@ mod tests {
             Cli::try_parse_from(["confcom", "--node-name", "sgx-node-1", "--no-node-capacity"])
                 .unwrap();
         assert_eq!(off.args.node_capacity(), NodeCapacity::Disabled);
+        let empty = Cli::try_parse_from(["confcom", "--node-name", ""]).unwrap();
+        assert_eq!(empty.args.node_capacity(), NodeCapacity::NoNodeName);
         let unnamed = Args {
             node_name: None,
             ..named.args
@@ -311,7 +313,8 @@ mod tests {
         for good in ["n", "aks-sgx-12345-vmss000000", "ip-10-0-0-1.ec2.internal"] {
             assert_eq!(node_name(good).as_deref(), Ok(good));
         }
-        for bad in ["", "Node", "-a", "a-", "a/b", "a b", &"a".repeat(254)] {
+        assert_eq!(node_name("").as_deref(), Ok(""));
+        for bad in ["Node", "-a", "a-", "a/b", "a b", &"a".repeat(254)] {
             assert!(node_name(bad).is_err(), "{bad:?}");
         }
         assert!(Cli::try_parse_from(["confcom", "--node-name", "../etc"]).is_err());
