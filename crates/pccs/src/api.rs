@@ -1,0 +1,307 @@
+//! The PCCS routes: a request's path and query in, a [`Reply`] out.
+//!
+//! | route (under `/sgx/certification/v3/` and `/v4/`) | query | body | headers |
+//! |---|---|---|---|
+//! | `pckcert` | `encrypted_ppid` (768 hex, optional), `cpusvn` (32 hex), `pcesvn` (4 hex), `pceid` (4 hex), `qeid` (≤ 260) | PEM leaf | `SGX-PCK-Certificate-Issuer-Chain`, `SGX-TCBm`, `SGX-FMSPC`, `SGX-PCK-Certificate-CA-Type` |
+//! | `pckcrl` | `ca=processor\|platform`, `encoding=der\|pem` | DER with `encoding=der`, else the DER as hex text (as Intel's PCCS answers) | `SGX-PCK-CRL-Issuer-Chain` |
+//! | `tcb` | `fmspc` (12 hex), `update=standard\|early` or `tcbEvaluationDataNumber` | `{"tcbInfo":…,"signature":…}` | v3 `SGX-TCB-Info-Issuer-Chain`, v4 `TCB-Info-Issuer-Chain` |
+//! | `qe/identity`, `qve/identity` | `update` or `tcbEvaluationDataNumber` | `{"enclaveIdentity":…,"signature":…}` | `SGX-Enclave-Identity-Issuer-Chain` |
+//! | `rootcacrl` | – | the root CA CRL's DER as hex text (as Intel's PCCS answers) | – |
+//!
+//! Issuer chains are PEM, percent-encoded. Every reply carries a `Request-ID`. Failures answer as
+//! Intel's PCCS does, in plain text: `400 Invalid request parameters.`, `404 No cache data for this
+//! platform.`, `500 Internal server error occurred.`.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::source::{CaType, CollateralSource, PckCertQuery, Signed, SourceError};
+
+/// The API version of a request's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApiVersion {
+    /// `/sgx/certification/v3/`: TCB info v2.
+    V3,
+    /// `/sgx/certification/v4/`: TCB info v3.
+    V4,
+}
+
+impl ApiVersion {
+    /// The path prefix of the version's routes.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ApiVersion::V3 => "/sgx/certification/v3/",
+            ApiVersion::V4 => "/sgx/certification/v4/",
+        }
+    }
+
+    /// The name of the TCB info issuer chain header.
+    pub fn tcb_info_chain_header(self) -> &'static str {
+        match self {
+            ApiVersion::V3 => HEADER_TCB_INFO_CHAIN_V3,
+            ApiVersion::V4 => HEADER_TCB_INFO_CHAIN_V4,
+        }
+    }
+}
+
+/// PCK certificate issuer chain (PCK CA, root), percent-encoded PEM.
+pub const HEADER_PCK_CHAIN: &str = "SGX-PCK-Certificate-Issuer-Chain";
+/// The TCB a PCK certificate was issued for: CPUSVN ‖ PCESVN (little-endian), hex.
+pub const HEADER_TCBM: &str = "SGX-TCBm";
+/// The platform's FMSPC, hex.
+pub const HEADER_FMSPC: &str = "SGX-FMSPC";
+/// `processor` or `platform`.
+pub const HEADER_PCK_CA_TYPE: &str = "SGX-PCK-Certificate-CA-Type";
+/// PCK CRL issuer chain.
+pub const HEADER_PCK_CRL_CHAIN: &str = "SGX-PCK-CRL-Issuer-Chain";
+/// TCB info issuer chain, API v3.
+pub const HEADER_TCB_INFO_CHAIN_V3: &str = "SGX-TCB-Info-Issuer-Chain";
+/// TCB info issuer chain, API v4.
+pub const HEADER_TCB_INFO_CHAIN_V4: &str = "TCB-Info-Issuer-Chain";
+/// QE and QvE identity issuer chain (both versions).
+pub const HEADER_IDENTITY_CHAIN: &str = "SGX-Enclave-Identity-Issuer-Chain";
+/// The id of the request, for logs on both sides.
+pub const HEADER_REQUEST_ID: &str = "Request-ID";
+
+/// `Content-Type` of PEM bodies (and, as Intel's PCCS sends it, of hex CRLs).
+pub const PEM: &str = "application/x-pem-file";
+/// `Content-Type` of DER CRLs.
+pub const CRL_DER: &str = "application/pkix-crl";
+/// `Content-Type` of signed JSON documents.
+pub const JSON: &str = "application/json";
+/// `Content-Type` of error messages.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Intel's PCCS message of `400`.
+pub const INVALID_REQUEST: &str = "Invalid request parameters.";
+/// Intel's PCCS message of `404`.
+pub const NO_CACHE_DATA: &str = "No cache data for this platform.";
+/// Intel's PCCS message of `500`.
+pub const INTERNAL_ERROR: &str = "Internal server error occurred.";
+
+/// The characters JavaScript's `encodeURIComponent` leaves alone; PCS encodes chains this way.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// Percent-encodes a PEM chain for an issuer-chain header.
+pub fn encode_chain(pem: &str) -> String {
+    utf8_percent_encode(pem, URI_COMPONENT).to_string()
+}
+
+/// One answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Other headers, in order.
+    pub headers: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            content_type,
+            headers: vec![(HEADER_REQUEST_ID, request_id())],
+            body,
+        }
+    }
+
+    fn message(status: u16, message: &str) -> Self {
+        Self::new(status, TEXT, message.as_bytes().to_vec())
+    }
+
+    fn with(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// A header's value, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A random request id: 32 hex digits (a UUID without dashes, as Intel's PCCS makes them).
+fn request_id() -> String {
+    let mut id = [0u8; 16];
+    // The system RNG fails only when the OS has no randomness; the id is then all zeros, which
+    // only makes it less useful in logs.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
+    hex::encode(id)
+}
+
+/// Why a request is answered `400`.
+struct Invalid;
+
+/// The query's parameters; a parameter given twice is invalid.
+fn parameters(query: Option<&str>) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut out = BTreeMap::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if out.insert(key.into_owned(), value.into_owned()).is_some() {
+            return Err(Invalid);
+        }
+    }
+    Ok(out)
+}
+
+/// `name` as `N` bytes of hex (exactly `2N` digits, any case).
+fn hex_param<const N: usize>(
+    params: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<[u8; N], Invalid> {
+    let text = params.get(name).ok_or(Invalid)?;
+    let mut out = [0u8; N];
+    hex::decode_to_slice(text, &mut out).map_err(|_| Invalid)?;
+    Ok(out)
+}
+
+/// `update=standard|early` or `tcbEvaluationDataNumber=N`, not both. The source serves what it has;
+/// the parameters are only checked.
+fn check_update(params: &BTreeMap<String, String>) -> Result<(), Invalid> {
+    let update = params.get("update");
+    let number = params.get("tcbEvaluationDataNumber");
+    if update.is_some() && number.is_some() {
+        return Err(Invalid);
+    }
+    if let Some(update) = update
+        && !(update.eq_ignore_ascii_case("standard") || update.eq_ignore_ascii_case("early"))
+    {
+        return Err(Invalid);
+    }
+    if let Some(number) = number
+        && number.parse::<u32>().is_err()
+    {
+        return Err(Invalid);
+    }
+    Ok(())
+}
+
+fn pck_cert_query(params: &BTreeMap<String, String>) -> Result<PckCertQuery, Invalid> {
+    let encrypted_ppid = match params.get("encrypted_ppid") {
+        None => None,
+        Some(_) => Some(hex_param::<384>(params, "encrypted_ppid")?.to_vec()),
+    };
+    let qe_id = params.get("qeid").ok_or(Invalid)?;
+    if qe_id.is_empty() || qe_id.len() > 260 {
+        return Err(Invalid);
+    }
+    Ok(PckCertQuery {
+        encrypted_ppid,
+        cpu_svn: hex_param(params, "cpusvn")?,
+        pce_svn: u16::from_le_bytes(hex_param(params, "pcesvn")?),
+        pce_id: hex_param(params, "pceid")?,
+        qe_id: qe_id.to_ascii_uppercase(),
+    })
+}
+
+/// Answers a request for `path` (with its percent-encoded `query`); `None` when the path is not a
+/// PCCS route of either version.
+pub fn handle(source: &dyn CollateralSource, path: &str, query: Option<&str>) -> Option<Reply> {
+    let (version, route) = [ApiVersion::V4, ApiVersion::V3]
+        .into_iter()
+        .find_map(|v| path.strip_prefix(v.prefix()).map(|route| (v, route)))?;
+    let route = route.trim_end_matches('/');
+    let known = matches!(
+        route,
+        "pckcert" | "pckcrl" | "tcb" | "qe/identity" | "qve/identity" | "rootcacrl"
+    );
+    if !known {
+        return None;
+    }
+    let reply = match parameters(query).and_then(|params| answer(source, version, route, &params)) {
+        Ok(Ok(Some(reply))) => reply,
+        Ok(Ok(None)) => Reply::message(404, NO_CACHE_DATA),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, route, "collateral source failed");
+            Reply::message(500, INTERNAL_ERROR)
+        }
+        Err(Invalid) => Reply::message(400, INVALID_REQUEST),
+    };
+    Some(reply)
+}
+
+type Answer = Result<Option<Reply>, SourceError>;
+
+fn answer(
+    source: &dyn CollateralSource,
+    version: ApiVersion,
+    route: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Answer, Invalid> {
+    let signed = |doc: Result<Option<Signed>, SourceError>, header: &'static str| -> Answer {
+        Ok(doc?.map(|s| Reply::new(200, JSON, s.body).with(header, encode_chain(&s.issuer_chain))))
+    };
+    Ok(match route {
+        "pckcert" => {
+            let query = pck_cert_query(params)?;
+            source.pck_cert(&query).map(|cert| {
+                cert.map(|c| {
+                    Reply::new(200, PEM, c.cert_pem.into_bytes())
+                        .with(HEADER_PCK_CHAIN, encode_chain(&c.issuer_chain))
+                        .with(HEADER_TCBM, hex::encode_upper(c.tcbm))
+                        .with(HEADER_FMSPC, hex::encode_upper(c.fmspc))
+                        .with(HEADER_PCK_CA_TYPE, c.ca.as_str().to_owned())
+                })
+            })
+        }
+        "pckcrl" => {
+            let ca = params
+                .get("ca")
+                .and_then(|ca| CaType::parse(ca))
+                .ok_or(Invalid)?;
+            let der = match params.get("encoding") {
+                None => false,
+                Some(e) if e.eq_ignore_ascii_case("pem") => false,
+                Some(e) if e.eq_ignore_ascii_case("der") => true,
+                Some(_) => return Err(Invalid),
+            };
+            source.pck_crl(ca).map(|crl| {
+                crl.map(|crl| {
+                    let reply = if der {
+                        Reply::new(200, CRL_DER, crl.der)
+                    } else {
+                        Reply::new(200, PEM, hex::encode(crl.der).into_bytes())
+                    };
+                    reply.with(HEADER_PCK_CRL_CHAIN, encode_chain(&crl.issuer_chain))
+                })
+            })
+        }
+        "tcb" => {
+            check_update(params)?;
+            let fmspc: [u8; 6] = hex_param(params, "fmspc")?;
+            signed(
+                source.tcb_info(version, &fmspc),
+                version.tcb_info_chain_header(),
+            )
+        }
+        "qe/identity" => {
+            check_update(params)?;
+            signed(source.qe_identity(version), HEADER_IDENTITY_CHAIN)
+        }
+        "qve/identity" => {
+            check_update(params)?;
+            signed(source.qve_identity(version), HEADER_IDENTITY_CHAIN)
+        }
+        // "rootcacrl"
+        _ => source
+            .root_ca_crl()
+            .map(|crl| crl.map(|der| Reply::new(200, PEM, hex::encode(der).into_bytes()))),
+    })
+}

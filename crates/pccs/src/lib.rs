@@ -1,0 +1,26 @@
+//! The PCCS REST API that Intel's quote provider library, dcap-qvl and Open Enclave talk to, over a
+//! [`CollateralSource`]: the routes of Intel's Provisioning Certificate Caching Service under
+//! `/sgx/certification/v3/` and `/sgx/certification/v4/`, with its header names, encodings, status
+//! codes and messages.
+//!
+//! - [`api`]: one request (path and query) in, one [`Reply`] out; no sockets.
+//! - [`source`]: where the collateral comes from: [`SimSource`] (a simulated platform, so that a
+//!   simulated cluster has a real PCCS endpoint) and [`DirSource`] (an offline directory in the
+//!   layout `confcom sim collateral` writes).
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let platform = sgx_sim::SimPlatform::open_or_init(dir.path(), &Default::default())?;
+//! let source = pccs::SimSource::new(std::sync::Arc::new(platform));
+//! let reply = pccs::api::handle(&source, "/sgx/certification/v4/qe/identity", None).unwrap();
+//! assert_eq!(reply.status, 200);
+//! assert!(reply.header("SGX-Enclave-Identity-Issuer-Chain").is_some());
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod source;
+
+pub use api::{ApiVersion, Reply, handle};
+pub use source::{CaType, CollateralSource, DirSource, PckCert, Signed, SimSource, SourceError};
