@@ -51,6 +51,8 @@ enum Command {
     Quote(cmd::quote::Args),
     /// The simulated SGX platform: `sim init` a node, `sim collateral` for verifiers, `sim report` as an enclave.
     Sim(cmd::sim::Args),
+    /// Serve collateral over Intel's PCCS REST API (/sgx/certification/v3/ and /v4/) from a simulated platform or an offline directory.
+    Pccs(cmd::pccs::Args),
     /// Diagnose this node: SGX in the CPU, device nodes, EPC, the quote helper, quotes, the device plugin.
     Doctor(cmd::doctor::Args),
     /// Measure on this machine: `bench quote-helper` loads a simulated quote helper over its socket.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::QuoteHelper(args) => cmd::quote_helper::run(args),
         Command::Sim(args) => cmd::sim::run(args),
         Command::Quote(args) => cmd::quote::run(args),
+        Command::Pccs(args) => cmd::pccs::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Bench(args) => cmd::bench::run(args),
     };

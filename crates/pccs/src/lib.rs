@@ -7,6 +7,7 @@
 //! - [`source`]: where the collateral comes from: [`SimSource`] (a simulated platform, so that a
 //!   simulated cluster has a real PCCS endpoint) and [`DirSource`] (an offline directory in the
 //!   layout `confcom sim collateral` writes).
+//! - [`client`]: fetching a quote's collateral from a PCCS or Intel's PCS.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +21,7 @@
 //! ```
 
 pub mod api;
+pub mod client;
 pub mod source;
 
 pub use api::{ApiVersion, Reply, handle};

@@ -16,7 +16,7 @@ use sgx_types::pck::{PckExtension, parse_pem_chain};
 use crate::api::ApiVersion;
 
 /// Which PCK CA: Intel's Processor CA (standard platforms) or Platform CA (scalable platforms).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CaType {
     /// `processor`.
     Processor,

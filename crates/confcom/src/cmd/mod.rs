@@ -4,6 +4,7 @@ pub mod demo;
 pub mod device_plugin;
 pub mod doctor;
 pub mod inspect;
+pub mod pccs;
 pub mod quote;
 pub mod quote_helper;
 pub mod sim;

@@ -1,20 +1,32 @@
-//! `confcom verify QUOTE... --collateral FILE|DIR [...]`: verify DCAP quotes and apply a relying-party
-//! policy.
+//! `confcom verify QUOTE... --collateral FILE|DIR | --pccs URL | --pcs [...]`: verify DCAP quotes and
+//! apply a relying-party policy.
+//!
+//! With `--pccs` (or `--pcs`, Intel's public service) the collateral each quote needs is fetched:
+//! the FMSPC and the CA type come from the quote's PCK certificate, and quotes of one platform share
+//! one fetch.
 //!
 //! Exit codes: 0 accepted; 1 a verification check failed or the policy rejected the quote; 2 input that
 //! cannot be read at all (missing file, not a quote, unsupported quote version, collateral that is not
 //! JSON, an unusable root). With several quotes (or `--batch DIR`) they are verified in parallel, one
 //! line (or JSON object) per file in the order given, and the exit code is the worst one.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use dcap_verify::{Collateral, Policy, TcbStatus, TrustAnchor, Verdict, Verifier, VerifyError};
+use dcap_verify::{
+    Collateral, Policy, TcbStatus, TrustAnchor, Verdict, Verifier, VerifyError,
+    parse_signed_document,
+};
+use pccs::CaType;
+use pccs::client::{FetchedCollateral, PccsClient};
 use serde::Serialize;
+use sgx_sim::files;
+use sgx_types::pck::{PckExtension, parse_pem_chain};
 use sgx_types::quote::Quote;
 
 use crate::args;
@@ -30,8 +42,22 @@ pub struct Args {
     #[arg(value_name = "QUOTE")]
     pub quotes: Vec<PathBuf>,
     /// Collateral: a dcap-qvl QuoteCollateralV3 JSON file, or a directory in the PCS layout.
-    #[arg(long, value_name = "FILE|DIR")]
-    pub collateral: PathBuf,
+    #[arg(long, value_name = "FILE|DIR", required_unless_present_any = ["pccs", "pcs"], conflicts_with_all = ["pccs", "pcs"])]
+    pub collateral: Option<PathBuf>,
+    /// Fetch the collateral from this PCCS (`https://host:8081`, or a base ending in
+    /// `/sgx/certification/v4/` or `/v3/`).
+    #[arg(long, value_name = "URL", conflicts_with = "pcs")]
+    pub pccs: Option<String>,
+    /// Fetch the collateral from Intel's Provisioning Certification Service.
+    #[arg(long)]
+    pub pcs: bool,
+    /// Timeout of each collateral request, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub fetch_timeout: u64,
+    /// Also write the fetched collateral to this directory, in the PCS layout `--collateral DIR`
+    /// reads (one quote only).
+    #[arg(long, value_name = "DIR")]
+    pub save_collateral: Option<PathBuf>,
     /// Trust anchor (PEM or DER) instead of the built-in Intel SGX Root CA.
     #[arg(long, value_name = "FILE")]
     pub root: Option<PathBuf>,
@@ -124,7 +150,7 @@ impl Outcome {
 fn check_one(
     verifier: &Verifier,
     path: &Path,
-    collateral: &Collateral,
+    collateral: &CollateralSource,
     now: u64,
     policy: &Policy,
 ) -> Outcome {
@@ -132,13 +158,133 @@ fn check_one(
         Ok((bytes, _)) => bytes,
         Err(e) => return Outcome::Unreadable(format!("{e:#}")),
     };
-    if let Err(e) = Quote::parse(&bytes) {
-        return Outcome::Unreadable(format!("not a valid quote: {e}"));
-    }
-    match verifier.verify(&bytes, collateral, now, policy) {
+    let quote = match Quote::parse(&bytes) {
+        Ok(quote) => quote,
+        Err(e) => return Outcome::Unreadable(format!("not a valid quote: {e}")),
+    };
+    let collateral = match collateral.for_quote(&quote) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Unreadable(e),
+    };
+    match verifier.verify(&bytes, &collateral, now, policy) {
         Ok(v) => Outcome::Verified(Box::new(v)),
         Err(e) => Outcome::Failed(e),
     }
+}
+
+/// Fetched collateral by FMSPC and CA: the collateral, or why it could not be had.
+type FetchCache = HashMap<([u8; 6], CaType), Result<Arc<Collateral>, String>>;
+
+/// Where the collateral of each quote comes from.
+enum CollateralSource {
+    /// The same collateral for every quote (`--collateral`).
+    Given(Arc<Collateral>),
+    /// Fetched per platform (`--pccs`, `--pcs`).
+    Fetched {
+        client: PccsClient,
+        cache: Mutex<FetchCache>,
+        save: Option<PathBuf>,
+    },
+}
+
+impl CollateralSource {
+    fn for_quote(&self, quote: &Quote<'_>) -> Result<Arc<Collateral>, String> {
+        let (client, cache, save) = match self {
+            CollateralSource::Given(c) => return Ok(Arc::clone(c)),
+            CollateralSource::Fetched {
+                client,
+                cache,
+                save,
+            } => (client, cache, save),
+        };
+        let (fmspc, ca) = platform_of(quote)?;
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry((fmspc, ca))
+            .or_insert_with(|| {
+                let fetched = client.collateral(&fmspc, ca).map_err(|e| {
+                    format!(
+                        "cannot fetch the collateral of FMSPC {} ({} CA): {e}",
+                        hex::encode_upper(fmspc),
+                        ca.as_str()
+                    )
+                })?;
+                if let Some(dir) = save {
+                    save_collateral(dir, &fetched).map_err(|e| format!("{e:#}"))?;
+                }
+                to_collateral(&fetched).map(Arc::new)
+            })
+            .clone()
+    }
+}
+
+/// The FMSPC and the PCK CA of the platform that made `quote`, from its PCK certificate.
+fn platform_of(quote: &Quote<'_>) -> Result<([u8; 6], CaType), String> {
+    let pem = quote
+        .signature
+        .certification_data
+        .pck_chain_pem()
+        .ok_or("the quote carries no PCK certificate chain (certification data type 5) to find its collateral by")?;
+    let chain = parse_pem_chain(pem).map_err(|e| format!("the quote's PCK chain: {e}"))?;
+    let leaf = chain.first().ok_or("the quote's PCK chain is empty")?;
+    let ext = PckExtension::from_certificate(leaf)
+        .map_err(|e| format!("the quote's PCK certificate: {e}"))?;
+    let ca = if ext.sgx_type == 0 {
+        CaType::Processor
+    } else {
+        CaType::Platform
+    };
+    Ok((ext.fmspc, ca))
+}
+
+/// The verifier's form of fetched collateral.
+fn to_collateral(fetched: &FetchedCollateral) -> Result<Collateral, String> {
+    let signed = |what: &str, doc: &pccs::Signed| {
+        let text = std::str::from_utf8(&doc.body).map_err(|e| format!("{what}: {e}"))?;
+        parse_signed_document(text).map_err(|e| format!("{what}: {e}"))
+    };
+    let (tcb_info, tcb_info_signature) = signed("the fetched TCB info", &fetched.tcb_info)?;
+    let (qe_identity, qe_identity_signature) =
+        signed("the fetched QE identity", &fetched.qe_identity)?;
+    Ok(Collateral {
+        pck_crl_issuer_chain: fetched.pck_crl.issuer_chain.clone(),
+        root_ca_crl: fetched.root_ca_crl.clone(),
+        pck_crl: fetched.pck_crl.der.clone(),
+        tcb_info_issuer_chain: fetched.tcb_info.issuer_chain.clone(),
+        tcb_info,
+        tcb_info_signature,
+        qe_identity_issuer_chain: fetched.qe_identity.issuer_chain.clone(),
+        qe_identity,
+        qe_identity_signature,
+        pck_certificate_chain: None,
+    })
+}
+
+/// Writes fetched collateral in the PCS layout of `--collateral DIR`, bodies as served.
+fn save_collateral(dir: &Path, fetched: &FetchedCollateral) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, bytes) in [
+        (files::TCB_INFO, &fetched.tcb_info.body[..]),
+        (files::QE_IDENTITY, &fetched.qe_identity.body[..]),
+        (files::PCK_CRL, &fetched.pck_crl.der[..]),
+        (files::ROOT_CA_CRL, &fetched.root_ca_crl[..]),
+        (
+            files::TCB_INFO_ISSUER_CHAIN,
+            fetched.tcb_info.issuer_chain.as_bytes(),
+        ),
+        (
+            files::QE_IDENTITY_ISSUER_CHAIN,
+            fetched.qe_identity.issuer_chain.as_bytes(),
+        ),
+        (
+            files::PCK_CRL_ISSUER_CHAIN,
+            fetched.pck_crl.issuer_chain.as_bytes(),
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -378,7 +524,20 @@ fn run_inner(args: Args) -> Result<ExitCode> {
     if files.is_empty() {
         bail!("no quote given (QUOTE... or --batch DIR)");
     }
-    let collateral = Collateral::load(&args.collateral)?;
+    let collateral = match (&args.collateral, &args.pccs) {
+        (Some(path), _) => CollateralSource::Given(Arc::new(Collateral::load(path)?)),
+        (None, url) => {
+            if args.save_collateral.is_some() && files.len() > 1 {
+                bail!("--save-collateral takes the collateral of one quote");
+            }
+            let url = url.as_deref().unwrap_or(pccs::client::INTEL_PCS_URL);
+            CollateralSource::Fetched {
+                client: PccsClient::new(url, Duration::from_secs(args.fetch_timeout))?,
+                cache: Mutex::new(HashMap::new()),
+                save: args.save_collateral.clone(),
+            }
+        }
+    };
     let anchor = match &args.root {
         Some(path) => {
             let bytes =
@@ -450,8 +609,12 @@ fn run_inner(args: Args) -> Result<ExitCode> {
             VerifyError::ChainUntrusted { .. } | VerifyError::CrlSignatureInvalid { .. },
         ) = &outcome
         {
-            let sim_root = args.collateral.join("root-ca.pem");
-            if args.root.is_none() && sim_root.is_file() && !args.json {
+            let sim_root = args
+                .collateral
+                .as_ref()
+                .map(|dir| dir.join("root-ca.pem"))
+                .filter(|root| root.is_file());
+            if let Some(sim_root) = sim_root.filter(|_| args.root.is_none() && !args.json) {
                 eprintln!(
                     "hint: the collateral directory holds its own root; to trust it: --root {}",
                     sim_root.display()

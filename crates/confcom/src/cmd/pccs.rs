@@ -1,0 +1,117 @@
+//! `confcom pccs`: a collateral service speaking Intel's PCCS REST API (`/sgx/certification/v3/` and
+//! `/v4/`: `pckcert`, `pckcrl`, `tcb`, `qe/identity`, `qve/identity`, `rootcacrl`) for relying
+//! parties, Intel's quote provider library, dcap-qvl and Open Enclave, from a simulated platform or
+//! an offline directory. `/metrics`, `/healthz` and `/readyz` are served on the same listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use pccs::{CollateralSource, DirSource, SimSource};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use sgx_sim::SimPlatform;
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["sim_state", "offline_dir"])))]
+pub struct Args {
+    /// Serve the collateral of this simulated platform (a `confcom sim init` or quote-helper state
+    /// directory); TCB info v2 on API v3, v3 on API v4.
+    #[arg(long, env = "CONFCOM_PCCS_SIM_STATE", value_name = "DIR")]
+    pub sim_state: Option<PathBuf>,
+    /// Serve an offline directory in the layout `confcom sim collateral --out` writes (plus an
+    /// optional pck_cert_chain.pem and qve_identity.json); files are read at every request.
+    #[arg(long, env = "CONFCOM_PCCS_OFFLINE_DIR", value_name = "DIR")]
+    pub offline_dir: Option<PathBuf>,
+    /// Address of the API (plain HTTP), /metrics, /healthz and /readyz.
+    #[arg(long, env = "CONFCOM_PCCS_LISTEN", default_value = "0.0.0.0:8081")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    status: u16,
+}
+
+fn source(args: &Args) -> Result<Arc<dyn CollateralSource>> {
+    match (&args.sim_state, &args.offline_dir) {
+        (Some(state), _) => {
+            let platform = SimPlatform::open(state).with_context(|| {
+                format!("cannot open the simulated platform in {}", state.display())
+            })?;
+            let source = SimSource::new(Arc::new(platform));
+            // Issue once now, so that a broken state fails at start, not at the first request.
+            source
+                .root_ca_crl()
+                .context("cannot issue the simulated collateral")?;
+            Ok(Arc::new(source))
+        }
+        (None, Some(dir)) => {
+            if !dir.is_dir() {
+                bail!("--offline-dir {} is not a directory", dir.display());
+            }
+            Ok(Arc::new(DirSource::new(dir)))
+        }
+        (None, None) => bail!("give --sim-state DIR or --offline-dir DIR"),
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let source = source(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
+        let addr = listener.local_addr().unwrap_or(args.listen);
+        let mut registry = prometheus_client::registry::Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "confcom_pccs_requests",
+            "PCCS API requests answered, by HTTP status",
+            requests.clone(),
+        );
+        let routes: ops_http::ExtraRoutes = Arc::new(move |path: &str, query: Option<&str>| {
+            let reply = pccs::handle(source.as_ref(), path, query)?;
+            requests
+                .get_or_create(&RequestLabels {
+                    status: reply.status,
+                })
+                .inc();
+            let mut response =
+                ops_http::Response::new(reply.status, reply.content_type, reply.body);
+            response.headers = reply.headers;
+            Some(response)
+        });
+        let readiness = ops_http::Readiness::new();
+        readiness.set_ready(true);
+        tracing::info!(
+            listen = %addr,
+            source = %match (&args.sim_state, &args.offline_dir) {
+                (Some(state), _) => format!("simulated platform {}", state.display()),
+                (None, Some(dir)) => format!("offline directory {}", dir.display()),
+                (None, None) => String::new(),
+            },
+            "PCCS serving /sgx/certification/v3/ and /v4/"
+        );
+        ops_http::serve(
+            listener,
+            Arc::new(registry),
+            readiness,
+            Some(routes),
+            crate::daemon::shutdown_signal(),
+        )
+        .await
+        .context("the PCCS server failed")?;
+        tracing::info!("PCCS stopped");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,351 @@
+//! `confcom pccs` and `confcom verify --pccs`: a simulated platform, an offline directory made by
+//! `confcom demo`, and the real Intel collateral of the dcap-qvl sample, served over HTTP and fetched
+//! by the verifier; upstream 404s, 500s, refusals and silence end in clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const SAMPLE_NOW: &str = "1751624924";
+
+fn vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+}
+
+fn confcom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_confcom"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn all_output(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running `confcom pccs`, stopped on drop.
+struct Pccs {
+    child: Child,
+    url: String,
+}
+
+impl Pccs {
+    fn start(source: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_confcom"))
+            .arg("pccs")
+            .args(source)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("CONFCOM_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let listen = loop {
+            let line = lines
+                .next()
+                .expect("confcom pccs exited before serving")
+                .unwrap();
+            let log: Value = serde_json::from_str(&line).unwrap();
+            if let Some(listen) = log["fields"]["listen"].as_str() {
+                break listen.to_owned();
+            }
+        };
+        // Keep draining the log so that the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Pccs {
+            child,
+            url: format!("http://{listen}"),
+        }
+    }
+}
+
+impl Drop for Pccs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A simulated node with a quote: `confcom demo --dir`.
+fn demo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = confcom(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    dir
+}
+
+fn http_get(url: &str) -> (String, Vec<u8>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (
+        String::from_utf8_lossy(&raw[..split]).into_owned(),
+        raw[split + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn sim_collateral_and_the_fetched_collateral_agree_byte_for_byte() {
+    let node = demo();
+    let collateral = node.path().join("collateral");
+    let pccs = Pccs::start(&["--offline-dir", collateral.to_str().unwrap()]);
+    let saved = tempfile::tempdir().unwrap();
+    let out = confcom(&[
+        "verify",
+        node.path().join("quote.bin").to_str().unwrap(),
+        "--pccs",
+        &pccs.url,
+        "--root",
+        collateral.join("root-ca.pem").to_str().unwrap(),
+        "--save-collateral",
+        saved.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("UpToDate"),
+        "{}",
+        all_output(&out)
+    );
+    for name in [
+        "tcb_info.json",
+        "qe_identity.json",
+        "pck_crl.der",
+        "root_ca_crl.der",
+        "tcb_info_issuer_chain.pem",
+        "qe_identity_issuer_chain.pem",
+        "pck_crl_issuer_chain.pem",
+    ] {
+        assert_eq!(
+            std::fs::read(saved.path().join(name)).unwrap(),
+            std::fs::read(collateral.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    // The saved directory is collateral for offline use.
+    let out = confcom(&[
+        "verify",
+        node.path().join("quote.bin").to_str().unwrap(),
+        "--collateral",
+        saved.path().to_str().unwrap(),
+        "--root",
+        collateral.join("root-ca.pem").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+}
+
+#[test]
+fn a_simulated_platform_has_a_pccs_endpoint_on_both_api_versions() {
+    let node = demo();
+    let pccs = Pccs::start(&["--sim-state", node.path().join("state").to_str().unwrap()]);
+    let root = node.path().join("collateral/root-ca.pem");
+    for base in [
+        pccs.url.clone(),
+        format!("{}/sgx/certification/v4/", pccs.url),
+        format!("{}/sgx/certification/v3", pccs.url),
+    ] {
+        let out = confcom(&[
+            "verify",
+            node.path().join("quote.bin").to_str().unwrap(),
+            "--pccs",
+            &base,
+            "--root",
+            root.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{base}: {}", all_output(&out));
+        let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(verdict["status"], "UpToDate");
+        let tcb_info_version = if base.ends_with("v3") { 2 } else { 3 };
+        assert_eq!(verdict["tcb_info_version"], tcb_info_version, "{base}");
+    }
+    let (head, body) = http_get(&format!("{}/metrics", pccs.url));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let metrics = String::from_utf8(body).unwrap();
+    assert!(
+        metrics.contains("confcom_pccs_requests_total{status=\"200\"}"),
+        "{metrics}"
+    );
+    let (head, _) = http_get(&format!("{}/readyz", pccs.url));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
+/// The dcap-qvl sample's collateral in the PCS layout.
+fn sample_collateral_dir(dir: &Path) {
+    let c: Value = serde_json::from_slice(
+        &std::fs::read(vectors().join("dcap-qvl/sgx_quote_collateral.json")).unwrap(),
+    )
+    .unwrap();
+    let s = |k: &str| c[k].as_str().unwrap().to_owned();
+    let files = [
+        (
+            "tcb_info.json",
+            format!(
+                "{{\"tcbInfo\":{},\"signature\":\"{}\"}}",
+                s("tcb_info"),
+                s("tcb_info_signature")
+            )
+            .into_bytes(),
+        ),
+        (
+            "qe_identity.json",
+            format!(
+                "{{\"enclaveIdentity\":{},\"signature\":\"{}\"}}",
+                s("qe_identity"),
+                s("qe_identity_signature")
+            )
+            .into_bytes(),
+        ),
+        ("pck_crl.der", hex::decode(s("pck_crl")).unwrap()),
+        ("root_ca_crl.der", hex::decode(s("root_ca_crl")).unwrap()),
+        (
+            "tcb_info_issuer_chain.pem",
+            s("tcb_info_issuer_chain").into_bytes(),
+        ),
+        (
+            "qe_identity_issuer_chain.pem",
+            s("qe_identity_issuer_chain").into_bytes(),
+        ),
+        (
+            "pck_crl_issuer_chain.pem",
+            s("pck_crl_issuer_chain").into_bytes(),
+        ),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn the_real_intel_collateral_is_replayed_and_the_sample_quote_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_collateral_dir(dir.path());
+    let pccs = Pccs::start(&["--offline-dir", dir.path().to_str().unwrap()]);
+    let sample = vectors().join("dcap-qvl/sgx_quote");
+    let out = confcom(&[
+        "verify",
+        sample.to_str().unwrap(),
+        "--pccs",
+        &pccs.url,
+        "--now",
+        SAMPLE_NOW,
+        "--json",
+    ]);
+    let verdict: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert_eq!(verdict["intel_root"], true);
+    // Intel's own collateral, fetched, agrees with the same collateral given as a file.
+    let given = confcom(&[
+        "verify",
+        sample.to_str().unwrap(),
+        "--collateral",
+        vectors()
+            .join("dcap-qvl/sgx_quote_collateral.json")
+            .to_str()
+            .unwrap(),
+        "--now",
+        SAMPLE_NOW,
+        "--json",
+    ]);
+    assert_eq!(given.stdout, out.stdout);
+}
+
+#[test]
+fn a_platform_the_pccs_does_not_know_is_a_clear_error() {
+    let node = demo();
+    let pccs = Pccs::start(&["--sim-state", node.path().join("state").to_str().unwrap()]);
+    // Intel's sample quote: another FMSPC than the simulated platform's.
+    let sample = vectors().join("dcap-qvl/sgx_quote");
+    let out = confcom(&["verify", sample.to_str().unwrap(), "--pccs", &pccs.url]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let text = all_output(&out);
+    assert!(
+        text.contains("cannot fetch the collateral of FMSPC"),
+        "{text}"
+    );
+    assert!(
+        text.contains("HTTP 404 (No cache data for this platform.)"),
+        "{text}"
+    );
+}
+
+/// A one-shot upstream that answers every connection with `reply` (or never, when `None`).
+fn upstream(reply: Option<&'static str>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            match reply {
+                Some(reply) => {
+                    let _ = stream.write_all(reply.as_bytes());
+                }
+                // Silence: keep the connection open without a byte.
+                None => held.push(stream),
+            }
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn upstream_errors_refusals_and_silence_end_in_clear_errors() {
+    let node = demo();
+    let quote = node.path().join("quote.bin");
+    let quote = quote.to_str().unwrap();
+    let cases = [
+        (
+            upstream(Some(
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 31\r\nConnection: close\r\n\r\nInternal server error occurred.",
+            )),
+            "HTTP 500 (Internal server error occurred.)",
+        ),
+        (
+            upstream(Some(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            )),
+            "not a CRL",
+        ),
+        (upstream(None), "timeout"),
+        (
+            "http://127.0.0.1:1".to_owned(),
+            "cannot fetch the collateral",
+        ),
+    ];
+    for (url, expected) in cases {
+        let out = confcom(&["verify", quote, "--pccs", &url, "--fetch-timeout", "2"]);
+        assert_eq!(out.status.code(), Some(2), "{url}: {}", all_output(&out));
+        let text = all_output(&out).to_lowercase();
+        assert!(text.contains(&expected.to_lowercase()), "{url}: {text}");
+    }
+    // Flags: exactly one collateral source.
+    let out = confcom(&["verify", quote]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let out = confcom(&["verify", quote, "--pccs", "http://x", "--collateral", "."]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    let out = confcom(&["verify", quote, "--pccs", "ftp://x"]);
+    assert!(
+        all_output(&out).contains("not an http"),
+        "{}",
+        all_output(&out)
+    );
+}
