@@ -1,3 +1,5 @@
+//! `confcom bench pccs`: see [`super::bench_pccs`].
+//!
 //! `confcom bench quote-helper`: the quote helper's throughput on this machine, from the shipped
 //! binary. It starts the helper on a simulated platform behind a temporary socket and loads it with
 //! blocking clients, a new connection per request, next to raw signing and a bare tokio loop
@@ -20,6 +22,26 @@ pub enum What {
     /// GetQuoteEx requests/s over the AESM socket at several client counts, against raw ECDSA
     /// P-256 signing on one core and a bare tokio loop, with latency and the helper's CPU per request.
     QuoteHelper(QuoteHelperArgs),
+    /// `confcom pccs` cached collateral requests/s (against /healthz on the same server), and
+    /// quotes/s verified with the collateral fetched per quote against local files.
+    Pccs(PccsArgs),
+}
+
+#[derive(clap::Args)]
+pub struct PccsArgs {
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 2.0)]
+    pub secs: f64,
+    /// Concurrent HTTP clients of the request-rate phase.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub clients: u16,
+}
+
+fn check_secs(secs: f64) -> Result<Duration> {
+    if !(secs.is_finite() && (0.05..=3600.0).contains(&secs)) {
+        bail!("--secs must be between 0.05 and 3600");
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(clap::Args)]
@@ -36,12 +58,19 @@ pub struct QuoteHelperArgs {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let What::QuoteHelper(args) = args.what;
-    if !(args.secs.is_finite() && (0.05..=3600.0).contains(&args.secs)) {
-        bail!("--secs must be between 0.05 and 3600");
-    }
+    let args = match args.what {
+        What::QuoteHelper(args) => args,
+        What::Pccs(args) => {
+            let config = super::bench_pccs::Config {
+                round: check_secs(args.secs)?,
+                clients: usize::from(args.clients),
+            };
+            print!("{}", super::bench_pccs::run(&config)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let config = BenchConfig {
-        round: Duration::from_secs_f64(args.secs),
+        round: check_secs(args.secs)?,
         rounds: args.rounds,
         clients: args.clients,
     };

@@ -1,5 +1,6 @@
 pub mod addon;
 pub mod bench;
+pub mod bench_pccs;
 pub mod demo;
 pub mod device_plugin;
 pub mod doctor;

@@ -59,6 +59,30 @@ fn source(args: &Args) -> Result<Arc<dyn CollateralSource>> {
     }
 }
 
+/// The PCCS API as routes of the ops endpoint, counting answers by status in `registry`.
+pub fn routes(
+    source: Arc<dyn CollateralSource>,
+    registry: &mut prometheus_client::registry::Registry,
+) -> ops_http::ExtraRoutes {
+    let requests = Family::<RequestLabels, Counter>::default();
+    registry.register(
+        "confcom_pccs_requests",
+        "PCCS API requests answered, by HTTP status",
+        requests.clone(),
+    );
+    Arc::new(move |path: &str, query: Option<&str>| {
+        let reply = pccs::handle(source.as_ref(), path, query)?;
+        requests
+            .get_or_create(&RequestLabels {
+                status: reply.status,
+            })
+            .inc();
+        let mut response = ops_http::Response::new(reply.status, reply.content_type, reply.body);
+        response.headers = reply.headers;
+        Some(response)
+    })
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
     let source = source(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -72,24 +96,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
         let addr = listener.local_addr().unwrap_or(args.listen);
         let mut registry = prometheus_client::registry::Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "confcom_pccs_requests",
-            "PCCS API requests answered, by HTTP status",
-            requests.clone(),
-        );
-        let routes: ops_http::ExtraRoutes = Arc::new(move |path: &str, query: Option<&str>| {
-            let reply = pccs::handle(source.as_ref(), path, query)?;
-            requests
-                .get_or_create(&RequestLabels {
-                    status: reply.status,
-                })
-                .inc();
-            let mut response =
-                ops_http::Response::new(reply.status, reply.content_type, reply.body);
-            response.headers = reply.headers;
-            Some(response)
-        });
+        let routes = routes(source, &mut registry);
         let readiness = ops_http::Readiness::new();
         readiness.set_ready(true);
         tracing::info!(

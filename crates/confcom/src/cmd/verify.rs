@@ -238,7 +238,7 @@ fn platform_of(quote: &Quote<'_>) -> Result<([u8; 6], CaType), String> {
 }
 
 /// The verifier's form of fetched collateral.
-fn to_collateral(fetched: &FetchedCollateral) -> Result<Collateral, String> {
+pub(crate) fn to_collateral(fetched: &FetchedCollateral) -> Result<Collateral, String> {
     let signed = |what: &str, doc: &pccs::Signed| {
         let text = std::str::from_utf8(&doc.body).map_err(|e| format!("{what}: {e}"))?;
         parse_signed_document(text).map_err(|e| format!("{what}: {e}"))
