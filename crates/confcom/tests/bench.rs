@@ -1,4 +1,5 @@
-//! `confcom bench quote-helper` from the binary: a short run prints the table, bad flags are refused.
+//! `confcom bench quote-helper` and `confcom bench pccs` from the binary: a short run prints the
+//! table, bad flags are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
@@ -42,12 +43,35 @@ fn a_short_quote_helper_run_prints_every_point() {
 }
 
 #[test]
+fn a_short_pccs_run_prints_both_comparisons() {
+    let (ok, stdout, stderr) = confcom(&["bench", "pccs", "--secs", "0.1", "--clients", "2"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    for (row, unit) in [
+        ("cached TCB info requests/s", "× /healthz"),
+        ("verify with local files", "quotes/s"),
+        ("verify with fetch", "× local files"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} row:\n{stdout}"));
+        assert!(line.contains(unit), "{line}");
+        let rate: f64 = line[row.len()..]
+            .split_whitespace()
+            .find_map(|w| w.parse().ok())
+            .unwrap();
+        assert!(rate > 0.0, "{line}");
+    }
+}
+
+#[test]
 fn bad_flags_are_refused_with_a_reason() {
     for args in [
         &["bench", "quote-helper", "--rounds", "0"][..],
         &["bench", "quote-helper", "--clients", "1,0"],
         &["bench", "quote-helper", "--secs", "0"],
         &["bench", "quote-helper", "--secs", "NaN"],
+        &["bench", "pccs", "--secs", "0"],
     ] {
         let (ok, _, stderr) = confcom(args);
         assert!(!ok, "{args:?} was accepted");
