@@ -349,3 +349,127 @@ fn upstream_errors_refusals_and_silence_end_in_clear_errors() {
         all_output(&out)
     );
 }
+
+// --- a PCCS in front of an upstream service -------------------------------------------------------
+
+fn metric(url: &str, name: &str) -> Option<f64> {
+    let (_, body) = http_get(&format!("{url}/metrics"));
+    String::from_utf8(body).unwrap().lines().find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        (key == name).then(|| value.parse().ok())?
+    })
+}
+
+fn verify_sample(pccs: &str) -> Output {
+    let sample = vectors().join("dcap-qvl/sgx_quote");
+    confcom(&[
+        "verify",
+        sample.to_str().unwrap(),
+        "--pccs",
+        pccs,
+        "--now",
+        SAMPLE_NOW,
+    ])
+}
+
+#[test]
+fn an_upstream_is_cached_lazily_and_survives_outages_and_restarts() {
+    let collateral = tempfile::tempdir().unwrap();
+    sample_collateral_dir(collateral.path());
+    let upstream = Pccs::start(&["--offline-dir", collateral.path().to_str().unwrap()]);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let front = |max_age: &str, upstream: &str| {
+        Pccs::start(&[
+            "--upstream",
+            upstream,
+            "--cache-dir",
+            cache_dir,
+            "--max-age-secs",
+            max_age,
+            "--upstream-timeout-secs",
+            "2",
+        ])
+    };
+
+    // max-age 0: every request goes upstream while it answers.
+    let pccs = front("0", &upstream.url);
+    let out = verify_sample(&pccs.url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let ok = "confcom_pccs_upstream_fetches_total{result=\"ok\"}";
+    assert_eq!(
+        metric(&pccs.url, ok),
+        Some(4.0),
+        "pckcrl, tcb, qe identity, root CRL"
+    );
+    assert_eq!(metric(&pccs.url, "confcom_pccs_upstream_up"), Some(1.0));
+    // An FMSPC the upstream does not know is its 404, passed on.
+    let (head, body) = http_get(&format!(
+        "{}/sgx/certification/v4/tcb?fmspc=00906ED50000",
+        pccs.url
+    ));
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert_eq!(body, b"No cache data for this platform.");
+
+    // The upstream goes away: the last good collateral is served, and /metrics says so.
+    drop(upstream);
+    let out = verify_sample(&pccs.url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert_eq!(metric(&pccs.url, "confcom_pccs_upstream_up"), Some(0.0));
+    assert!(
+        metric(&pccs.url, "confcom_pccs_upstream_stale_served_total").unwrap() >= 4.0,
+        "every document came from the cache"
+    );
+
+    // A restart keeps the cache: a new server with the upstream still down serves it.
+    drop(pccs);
+    let pccs = front("86400", "http://127.0.0.1:1");
+    let out = verify_sample(&pccs.url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert_eq!(
+        metric(&pccs.url, ok),
+        None,
+        "nothing was fetched: the cache was fresh"
+    );
+}
+
+#[test]
+fn an_upstream_failure_with_nothing_cached_is_a_502() {
+    for (upstream_url, why) in [
+        (
+            upstream(Some(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )),
+            "5xx",
+        ),
+        (upstream(None), "silence"),
+        ("http://127.0.0.1:1".to_owned(), "refused"),
+    ] {
+        let cache = tempfile::tempdir().unwrap();
+        let pccs = Pccs::start(&[
+            "--upstream",
+            &upstream_url,
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--upstream-timeout-secs",
+            "1",
+        ]);
+        let (head, body) = http_get(&format!("{}/sgx/certification/v4/qe/identity", pccs.url));
+        assert!(head.starts_with("HTTP/1.1 502"), "{why}: {head}");
+        assert_eq!(
+            body, b"Unable to retrieve the collateral from the Intel SGX PCS.",
+            "{why}"
+        );
+        assert_eq!(
+            metric(
+                &pccs.url,
+                "confcom_pccs_upstream_fetches_total{result=\"error\"}"
+            ),
+            Some(1.0),
+            "{why}"
+        );
+        // The server still answers other requests while the upstream is silent.
+        let (head, _) = http_get(&format!("{}/healthz", pccs.url));
+        assert!(head.starts_with("HTTP/1.1 200"), "{why}: {head}");
+    }
+}

@@ -10,7 +10,8 @@
 //! | anything else | the caller's [`ExtraRoutes`] if it answers, else `404` |
 //!
 //! The built-in routes ignore the query string; the extra routes see the path and the query (still
-//! percent-encoded), and may add response headers. Request bodies are
+//! percent-encoded), may add response headers, and run on the blocking pool (they may do I/O).
+//! Request bodies are
 //! never read. The server is bounded: at most [`Limits::max_connections`] connections at once (further
 //! clients wait in the listen backlog), request headers must arrive within
 //! [`Limits::header_read_timeout`] and be at most 16 KiB, and a connection lives at most
@@ -206,8 +207,8 @@ pub async fn serve_with_limits(
         };
         let state = Arc::clone(&state);
         let service = service_fn(move |req: Request<Incoming>| {
-            let answer = route(&state, &req);
-            async move { Ok::<_, Infallible>(answer) }
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(route(&state, &req).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -262,7 +263,7 @@ fn is_resource_exhaustion(err: &std::io::Error) -> bool {
     matches!(err.raw_os_error(), Some(12 | 23 | 24 | 105))
 }
 
-fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut resp = reply(405, TEXT, b"method not allowed\n".to_vec());
         resp.headers_mut()
@@ -280,11 +281,7 @@ fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<Bytes>>
                 Err(_) => reply(500, TEXT, b"metrics encoding failed\n".to_vec()),
             }
         }
-        path => match state
-            .extra
-            .as_ref()
-            .and_then(|extra| extra(path, req.uri().query()))
-        {
+        path => match extra_route(state, path, req.uri().query()).await {
             Some(resp) => {
                 let mut out = reply(resp.status, resp.content_type, resp.body);
                 for (name, value) in resp.headers {
@@ -296,6 +293,18 @@ fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<Bytes>>
             }
             None => reply(404, TEXT, b"not found\n".to_vec()),
         },
+    }
+}
+
+/// Runs the caller's extra routes on the blocking pool: they may read files or wait for an upstream
+/// service, which must not stall the connections the runtime's workers serve.
+async fn extra_route(state: &State, path: &str, query: Option<&str>) -> Option<Response> {
+    let extra = Arc::clone(state.extra.as_ref()?);
+    let (path, query) = (path.to_owned(), query.map(str::to_owned));
+    match tokio::task::spawn_blocking(move || extra(&path, query.as_deref())).await {
+        Ok(answer) => answer,
+        // The route panicked: answer as a server error rather than dropping the connection.
+        Err(_) => Some(Response::new(500, TEXT, b"internal error\n".to_vec())),
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! Issuer chains are PEM, percent-encoded. Every reply carries a `Request-ID`. Failures answer as
 //! Intel's PCCS does, in plain text: `400 Invalid request parameters.`, `404 No cache data for this
-//! platform.`, `500 Internal server error occurred.`.
+//! platform.`, `500 Internal server error occurred.`, `502 Unable to retrieve the collateral from
+//! the Intel SGX PCS.`.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +80,8 @@ pub const INVALID_REQUEST: &str = "Invalid request parameters.";
 pub const NO_CACHE_DATA: &str = "No cache data for this platform.";
 /// Intel's PCCS message of `500`.
 pub const INTERNAL_ERROR: &str = "Internal server error occurred.";
+/// Intel's PCCS message of `502`.
+pub const UPSTREAM_ERROR: &str = "Unable to retrieve the collateral from the Intel SGX PCS.";
 
 /// The characters JavaScript's `encodeURIComponent` leaves alone; PCS encodes chains this way.
 const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -228,6 +231,10 @@ pub fn handle(source: &dyn CollateralSource, path: &str, query: Option<&str>) ->
     let reply = match parameters(query).and_then(|params| answer(source, version, route, &params)) {
         Ok(Ok(Some(reply))) => reply,
         Ok(Ok(None)) => Reply::message(404, NO_CACHE_DATA),
+        Ok(Err(e @ SourceError::Upstream(_))) => {
+            tracing::warn!(error = %e, route, "no collateral from the upstream service");
+            Reply::message(502, UPSTREAM_ERROR)
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, route, "collateral source failed");
             Reply::message(500, INTERNAL_ERROR)

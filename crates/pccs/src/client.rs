@@ -79,6 +79,7 @@ pub struct PccsClient {
     version: ApiVersion,
     intel_pcs: bool,
     agent: ureq::Agent,
+    options: ClientOptions,
 }
 
 impl PccsClient {
@@ -109,6 +110,7 @@ impl PccsClient {
             base,
             version,
             agent,
+            options: ClientOptions::default(),
         })
     }
 
@@ -122,8 +124,8 @@ impl PccsClient {
         self.version
     }
 
-    /// One GET; returns the body and a header lookup.
-    fn get(&self, url: &str) -> Result<Reply, FetchError> {
+    /// One GET, whatever its status: the status, the headers (lower-case names) and the body.
+    pub fn fetch(&self, url: &str) -> Result<RawReply, FetchError> {
         let transport = |reason: String| FetchError::Transport {
             url: url.to_owned(),
             reason,
@@ -145,21 +147,34 @@ impl PccsClient {
             .limit(MAX_BODY)
             .read_to_vec()
             .map_err(|e| transport(e.to_string()))?;
-        if status != 200 {
-            let message = std::str::from_utf8(&body)
-                .map(|t| t.trim().chars().take(200).collect())
-                .unwrap_or_default();
-            return Err(FetchError::Status {
-                url: url.to_owned(),
-                status,
-                message,
-            });
-        }
-        Ok(Reply {
-            url: url.to_owned(),
+        Ok(RawReply {
+            status,
             headers,
             body,
         })
+    }
+
+    /// One GET that must answer 200.
+    fn get(&self, url: &str) -> Result<Reply, FetchError> {
+        let raw = self.fetch(url)?;
+        if raw.status != 200 {
+            return Err(raw.status_error(url));
+        }
+        Ok(Reply {
+            url: url.to_owned(),
+            headers: raw.headers,
+            body: raw.body,
+        })
+    }
+
+    /// The URL of the root CA CRL: the PCCS's `rootcacrl`, or on Intel's PCS the root
+    /// certificate's CRL distribution point.
+    pub fn root_ca_crl_url(&self) -> String {
+        if self.intel_pcs {
+            INTEL_ROOT_CA_CRL_URL.to_owned()
+        } else {
+            format!("{}rootcacrl", self.base)
+        }
     }
 
     /// Fetches the collateral of a quote whose PCK certificate has `fmspc` and was issued by `ca`.
@@ -181,17 +196,250 @@ impl PccsClient {
         let tcb_info = tcb.signed(&[HEADER_TCB_INFO_CHAIN_V4, HEADER_TCB_INFO_CHAIN_V3])?;
         let qe = self.get(&format!("{}qe/identity", self.base))?;
         let qe_identity = qe.signed(&[HEADER_IDENTITY_CHAIN])?;
-        let root_ca_crl = if self.intel_pcs {
-            self.get(INTEL_ROOT_CA_CRL_URL)?.crl()?
-        } else {
-            self.get(&format!("{}rootcacrl", self.base))?.crl()?
-        };
+        let root_ca_crl = self.get(&self.root_ca_crl_url())?.crl()?;
         Ok(FetchedCollateral {
             tcb_info,
             qe_identity,
             pck_crl,
             root_ca_crl,
         })
+    }
+}
+
+/// An answer of any status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawReply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl RawReply {
+    /// The [`FetchError::Status`] of this answer to `url`.
+    pub fn status_error(&self, url: &str) -> FetchError {
+        let message = std::str::from_utf8(&self.body)
+            .map(|t| t.trim().chars().take(200).collect())
+            .unwrap_or_default();
+        FetchError::Status {
+            url: url.to_owned(),
+            status: self.status,
+            message,
+        }
+    }
+}
+
+// ---- single documents (quote provider library) ----
+
+/// What `GET pckcert` asks for: the platform's identity and its raw TCB.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PckCertRequest {
+    /// The QE id (16 bytes from Intel's quoting enclave).
+    pub qe_id: Vec<u8>,
+    /// The platform's raw CPUSVN.
+    pub cpu_svn: [u8; 16],
+    /// The platform's PCESVN (sent little-endian).
+    pub pce_svn: u16,
+    /// The PCE id (sent little-endian).
+    pub pce_id: u16,
+    /// The encrypted PPID (384 bytes for RSA-3072); left out of the request when absent.
+    pub encrypted_ppid: Option<Vec<u8>>,
+}
+
+/// The answer of `GET pckcert`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedPckCert {
+    /// The leaf certificate, PEM, as served.
+    pub cert_pem: String,
+    /// The PCK CA then the root, PEM (decoded from `SGX-PCK-Certificate-Issuer-Chain`).
+    pub issuer_chain: String,
+    /// `SGX-TCBm`: the TCB the certificate was issued for, CPUSVN (16 bytes) then PCESVN
+    /// (little-endian).
+    pub tcbm: [u8; 18],
+    /// `SGX-FMSPC`, when present and well-formed.
+    pub fmspc: Option<[u8; 6]>,
+    /// `SGX-PCK-Certificate-CA-Type`, when present and known.
+    pub ca: Option<CaType>,
+}
+
+/// How a client retries and checks TLS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Further attempts after a transport failure or a `5xx` answer (0: none).
+    pub retries: u32,
+    /// The pause before each retry: fixed, or `None` for 1 s doubling at each retry.
+    pub retry_delay: Option<Duration>,
+    /// Accept any server certificate over HTTPS. Off unless asked for: only for a PCCS with a
+    /// self-signed certificate (Intel's `use_secure_cert: false`).
+    pub accept_invalid_certs: bool,
+}
+
+impl ClientOptions {
+    /// The pause before retry number `retry` (1-based).
+    pub fn delay_before(&self, retry: u32) -> Duration {
+        match self.retry_delay {
+            Some(fixed) => fixed,
+            None => Duration::from_secs(1u64 << retry.saturating_sub(1).min(10)),
+        }
+    }
+}
+
+/// Each document alone, as a quote provider library fetches them, with the retries of
+/// [`ClientOptions`].
+impl PccsClient {
+    /// As [`PccsClient::new`], with retries and TLS settings.
+    pub fn with_options(
+        url: &str,
+        timeout: Duration,
+        options: ClientOptions,
+    ) -> Result<Self, FetchError> {
+        let mut client = Self::new(url, timeout)?;
+        let tls = ureq::tls::TlsConfig::builder()
+            .disable_verification(options.accept_invalid_certs)
+            .build();
+        client.agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .build()
+            .into();
+        client.options = options;
+        Ok(client)
+    }
+
+    /// The retry and TLS settings.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Whether the base URL is Intel's PCS.
+    pub fn is_intel_pcs(&self) -> bool {
+        self.intel_pcs
+    }
+
+    /// One GET that must answer 200, retried after transport failures and `5xx` answers.
+    fn get_retrying(&self, url: &str) -> Result<Reply, FetchError> {
+        let mut retry = 0;
+        loop {
+            match self.get(url) {
+                Err(e) if retry < self.options.retries && retryable(&e) => {
+                    retry += 1;
+                    std::thread::sleep(self.options.delay_before(retry));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `GET pckcrl?ca=…&encoding=der`: the CRL of a PCK CA, DER, and its chain.
+    pub fn pck_crl(&self, ca: CaType) -> Result<Crl, FetchError> {
+        let reply = self.get_retrying(&format!(
+            "{}pckcrl?ca={}&encoding=der",
+            self.base,
+            ca.as_str()
+        ))?;
+        Ok(Crl {
+            der: reply.crl()?,
+            issuer_chain: reply.chain(&[HEADER_PCK_CRL_CHAIN])?,
+        })
+    }
+
+    /// `GET tcb?fmspc=…`: the TCB info of an FMSPC.
+    pub fn tcb_info(&self, fmspc: &[u8; 6]) -> Result<Signed, FetchError> {
+        self.get_retrying(&format!(
+            "{}tcb?fmspc={}",
+            self.base,
+            hex::encode_upper(fmspc)
+        ))?
+        .signed(&[HEADER_TCB_INFO_CHAIN_V4, HEADER_TCB_INFO_CHAIN_V3])
+    }
+
+    /// `GET qe/identity`.
+    pub fn qe_identity(&self) -> Result<Signed, FetchError> {
+        self.get_retrying(&format!("{}qe/identity", self.base))?
+            .signed(&[HEADER_IDENTITY_CHAIN])
+    }
+
+    /// `GET qve/identity`.
+    pub fn qve_identity(&self) -> Result<Signed, FetchError> {
+        self.get_retrying(&format!("{}qve/identity", self.base))?
+            .signed(&[HEADER_IDENTITY_CHAIN])
+    }
+
+    /// The root CA CRL, DER: `rootcacrl` on a PCCS, the root certificate's CRL distribution point
+    /// on Intel's PCS.
+    pub fn root_ca_crl(&self) -> Result<Vec<u8>, FetchError> {
+        let url = if self.intel_pcs {
+            INTEL_ROOT_CA_CRL_URL.to_owned()
+        } else {
+            format!("{}rootcacrl", self.base)
+        };
+        self.get_retrying(&url)?.crl()
+    }
+
+    /// `GET pckcert?qeid=…&encrypted_ppid=…&cpusvn=…&pcesvn=…&pceid=…` (upper-case hex; PCESVN
+    /// and PCE id little-endian, as the PCS API defines them). `SGX-TCBm` must be 36 hex digits.
+    pub fn pck_cert(&self, request: &PckCertRequest) -> Result<FetchedPckCert, FetchError> {
+        let mut url = format!(
+            "{}pckcert?qeid={}",
+            self.base,
+            hex::encode_upper(&request.qe_id)
+        );
+        if let Some(ppid) = &request.encrypted_ppid {
+            url.push_str("&encrypted_ppid=");
+            url.push_str(&hex::encode_upper(ppid));
+        }
+        url.push_str(&format!(
+            "&cpusvn={}&pcesvn={}&pceid={}",
+            hex::encode_upper(request.cpu_svn),
+            hex::encode_upper(request.pce_svn.to_le_bytes()),
+            hex::encode_upper(request.pce_id.to_le_bytes()),
+        ));
+        let reply = self.get_retrying(&url)?;
+        let cert_pem = std::str::from_utf8(&reply.body)
+            .map_err(|_| reply.bad("the certificate is not text"))?
+            .to_owned();
+        sgx_types::pck::parse_pem_chain(cert_pem.as_bytes())
+            .map_err(|e| reply.bad(format!("certificate: {e}")))?;
+        let issuer_chain = reply.chain(&[crate::api::HEADER_PCK_CHAIN])?;
+        let header = |name: &str| {
+            reply
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim())
+        };
+        let tcbm_name = crate::api::HEADER_TCBM;
+        let mut tcbm = [0u8; 18];
+        hex::decode_to_slice(
+            header(tcbm_name).ok_or_else(|| reply.bad(format!("no {tcbm_name} header")))?,
+            &mut tcbm,
+        )
+        .map_err(|_| reply.bad(format!("{tcbm_name} is not 36 hex digits")))?;
+        let fmspc = header(crate::api::HEADER_FMSPC).and_then(|text| {
+            let mut fmspc = [0u8; 6];
+            hex::decode_to_slice(text, &mut fmspc).ok()?;
+            Some(fmspc)
+        });
+        let ca = header(crate::api::HEADER_PCK_CA_TYPE).and_then(CaType::parse);
+        Ok(FetchedPckCert {
+            cert_pem,
+            issuer_chain,
+            tcbm,
+            fmspc,
+            ca,
+        })
+    }
+}
+
+/// Whether a failed GET may succeed when repeated.
+fn retryable(error: &FetchError) -> bool {
+    match error {
+        FetchError::Transport { .. } => true,
+        FetchError::Status { status, .. } => *status >= 500,
+        FetchError::BadUrl(_) | FetchError::BadReply { .. } => false,
     }
 }
 
@@ -327,5 +575,75 @@ mod tests {
         let long = [&[0x30, 0x81, 0x80][..], &[0u8; 0x80]].concat();
         assert_eq!(crl_der(&long), Some(long.clone()));
         assert_eq!(crl_der(b""), None);
+    }
+
+    /// A server that answers every connection with `status` and counts them.
+    fn counting_server(
+        status: &'static str,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/sgx/certification/v4/",
+            listener.local_addr().unwrap()
+        );
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = std::sync::Arc::clone(&count);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        (url, count)
+    }
+
+    #[test]
+    fn retries_after_5xx_but_not_after_404() {
+        let options = ClientOptions {
+            retries: 2,
+            retry_delay: Some(Duration::ZERO),
+            accept_invalid_certs: false,
+        };
+        let (url, count) = counting_server("503 Service Unavailable");
+        let client =
+            PccsClient::with_options(&url, Duration::from_secs(10), options.clone()).unwrap();
+        let error = client.qve_identity().unwrap_err();
+        assert!(
+            matches!(error, FetchError::Status { status: 503, .. }),
+            "{error}"
+        );
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        let (url, count) = counting_server("404 Not Found");
+        let client = PccsClient::with_options(&url, Duration::from_secs(10), options).unwrap();
+        let error = client.qe_identity().unwrap_err();
+        assert!(
+            matches!(error, FetchError::Status { status: 404, .. }),
+            "{error}"
+        );
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn default_options_verify_tls_and_retry_delay_doubles_from_one_second() {
+        let options = ClientOptions::default();
+        assert_eq!(options.retries, 0);
+        assert!(!options.accept_invalid_certs);
+        assert_eq!(options.delay_before(1), Duration::from_secs(1));
+        assert_eq!(options.delay_before(3), Duration::from_secs(4));
+        let fixed = ClientOptions {
+            retry_delay: Some(Duration::from_secs(10)),
+            ..ClientOptions::default()
+        };
+        assert_eq!(fixed.delay_before(5), Duration::from_secs(10));
+        let client = PccsClient::new("http://127.0.0.1:1/", Duration::from_secs(1)).unwrap();
+        assert_eq!(client.options(), &ClientOptions::default());
     }
 }

@@ -7,6 +7,8 @@
 //! - [`source`]: where the collateral comes from: [`SimSource`] (a simulated platform, so that a
 //!   simulated cluster has a real PCCS endpoint) and [`DirSource`] (an offline directory in the
 //!   layout `confcom sim collateral` writes).
+//! - [`upstream`]: [`UpstreamSource`], collateral from an upstream PCS/PCCS/THIM, cached in LAZY
+//!   mode in a [`store::Store`] that survives restarts.
 //! - [`client`]: fetching a quote's collateral from a PCCS or Intel's PCS.
 //!
 //! ```
@@ -23,6 +25,9 @@
 pub mod api;
 pub mod client;
 pub mod source;
+pub mod store;
+pub mod upstream;
 
 pub use api::{ApiVersion, Reply, handle};
 pub use source::{CaType, CollateralSource, DirSource, PckCert, Signed, SimSource, SourceError};
+pub use upstream::UpstreamSource;

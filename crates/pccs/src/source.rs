@@ -67,6 +67,9 @@ pub enum SourceError {
     /// The simulated platform could not issue its collateral.
     #[error("cannot issue the simulated collateral: {0}")]
     Sim(#[from] sgx_sim::SimError),
+    /// The upstream service failed and nothing is cached (the server answers `502`).
+    #[error("the upstream collateral service failed: {0}")]
+    Upstream(String),
 }
 
 /// A signed document as PCS serves it: the whole body (`{"tcbInfo":…,"signature":…}`) and the PEM

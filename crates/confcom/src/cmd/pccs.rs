@@ -1,22 +1,25 @@
 //! `confcom pccs`: a collateral service speaking Intel's PCCS REST API (`/sgx/certification/v3/` and
 //! `/v4/`: `pckcert`, `pckcrl`, `tcb`, `qe/identity`, `qve/identity`, `rootcacrl`) for relying
-//! parties, Intel's quote provider library, dcap-qvl and Open Enclave, from a simulated platform or
-//! an offline directory. `/metrics`, `/healthz` and `/readyz` are served on the same listener.
+//! parties, Intel's quote provider library, dcap-qvl and Open Enclave, from a simulated platform, an
+//! offline directory, or an upstream PCS/PCCS/THIM cached in LAZY mode. `/metrics`, `/healthz` and
+//! `/readyz` are served on the same listener.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use pccs::{CollateralSource, DirSource, SimSource};
+use pccs::store::Store;
+use pccs::{CollateralSource, DirSource, SimSource, UpstreamSource};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use sgx_sim::SimPlatform;
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["sim_state", "offline_dir"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["sim_state", "offline_dir", "upstream"])))]
 pub struct Args {
     /// Serve the collateral of this simulated platform (a `confcom sim init` or quote-helper state
     /// directory); TCB info v2 on API v3, v3 on API v4.
@@ -26,6 +29,26 @@ pub struct Args {
     /// optional pck_cert_chain.pem and qve_identity.json); files are read at every request.
     #[arg(long, env = "CONFCOM_PCCS_OFFLINE_DIR", value_name = "DIR")]
     pub offline_dir: Option<PathBuf>,
+    /// Serve collateral from this upstream service (Intel's PCS
+    /// `https://api.trustedservices.intel.com/sgx/certification/v4/`, another PCCS, Azure's THIM),
+    /// cached in --cache-dir: fetched on a miss, served from the cache, fetched again before its
+    /// nextUpdate; while the upstream fails, the cached copy is served.
+    #[arg(long, env = "CONFCOM_PCCS_UPSTREAM", value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Directory of the collateral cache of --upstream (a crash-safe database file in it).
+    #[arg(
+        long,
+        env = "CONFCOM_PCCS_CACHE_DIR",
+        default_value = "/var/cache/confcom-pccs"
+    )]
+    pub cache_dir: PathBuf,
+    /// Longest time a cached answer is served before it is fetched again, in seconds (0: fetch for
+    /// every request, and serve the cache only while the upstream fails).
+    #[arg(long, env = "CONFCOM_PCCS_MAX_AGE_SECS", default_value_t = 86_400)]
+    pub max_age_secs: u64,
+    /// Timeout of each upstream request, in seconds.
+    #[arg(long, env = "CONFCOM_PCCS_UPSTREAM_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub upstream_timeout_secs: u64,
     /// Address of the API (plain HTTP), /metrics, /healthz and /readyz.
     #[arg(long, env = "CONFCOM_PCCS_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,
@@ -36,7 +59,22 @@ struct RequestLabels {
     status: u16,
 }
 
-fn source(args: &Args) -> Result<Arc<dyn CollateralSource>> {
+fn source(
+    args: &Args,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Result<Arc<dyn CollateralSource>> {
+    if let Some(url) = &args.upstream {
+        std::fs::create_dir_all(&args.cache_dir)
+            .with_context(|| format!("cannot create --cache-dir {}", args.cache_dir.display()))?;
+        let path = args.cache_dir.join(CACHE_FILE);
+        let store = Store::open(&path)
+            .with_context(|| format!("cannot open the collateral cache {}", path.display()))?;
+        let source =
+            UpstreamSource::new(url, store, Duration::from_secs(args.upstream_timeout_secs))?
+                .with_max_age(Duration::from_secs(args.max_age_secs));
+        source.register_metrics(registry);
+        return Ok(Arc::new(source));
+    }
     match (&args.sim_state, &args.offline_dir) {
         (Some(state), _) => {
             let platform = SimPlatform::open(state).with_context(|| {
@@ -55,7 +93,7 @@ fn source(args: &Args) -> Result<Arc<dyn CollateralSource>> {
             }
             Ok(Arc::new(DirSource::new(dir)))
         }
-        (None, None) => bail!("give --sim-state DIR or --offline-dir DIR"),
+        (None, None) => bail!("give --sim-state DIR, --offline-dir DIR or --upstream URL"),
     }
 }
 
@@ -83,8 +121,12 @@ pub fn routes(
     })
 }
 
+/// The database file of the collateral cache in `--cache-dir`.
+pub const CACHE_FILE: &str = "collateral.redb";
+
 pub fn run(args: Args) -> Result<ExitCode> {
-    let source = source(&args)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let source = source(&args, &mut registry)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -95,16 +137,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
         let addr = listener.local_addr().unwrap_or(args.listen);
-        let mut registry = prometheus_client::registry::Registry::default();
         let routes = routes(source, &mut registry);
         let readiness = ops_http::Readiness::new();
         readiness.set_ready(true);
         tracing::info!(
             listen = %addr,
-            source = %match (&args.sim_state, &args.offline_dir) {
-                (Some(state), _) => format!("simulated platform {}", state.display()),
-                (None, Some(dir)) => format!("offline directory {}", dir.display()),
-                (None, None) => String::new(),
+            source = %match (&args.sim_state, &args.offline_dir, &args.upstream) {
+                (Some(state), _, _) => format!("simulated platform {}", state.display()),
+                (None, Some(dir), _) => format!("offline directory {}", dir.display()),
+                (None, None, Some(url)) => {
+                    format!("upstream {url}, cached in {}", args.cache_dir.display())
+                }
+                (None, None, None) => String::new(),
             },
             "PCCS serving /sgx/certification/v3/ and /v4/"
         );

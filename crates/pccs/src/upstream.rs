@@ -1,0 +1,377 @@
+//! [`UpstreamSource`]: collateral from an upstream PCS, PCCS or caching service (Intel's PCS, another
+//! PCCS, Azure's THIM), cached in a [`Store`] the way Intel's PCCS does in its LAZY mode: fetched on
+//! a miss, served from the cache, fetched again once due (before the collateral's `nextUpdate`),
+//! and, while the upstream fails, the last good copy is served and the failure counted in the
+//! metrics. An upstream `404` is passed on as "no data"; any other failure with nothing cached is a
+//! `502`, as Intel's PCCS answers it.
+
+use std::sync::atomic::AtomicI64;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::api::{
+    ApiVersion, HEADER_IDENTITY_CHAIN, HEADER_PCK_CHAIN, HEADER_PCK_CRL_CHAIN,
+    HEADER_TCB_INFO_CHAIN_V3, HEADER_TCB_INFO_CHAIN_V4,
+};
+use crate::client::{PccsClient, crl_der};
+use crate::source::{CaType, CollateralSource, Crl, PckCert, PckCertQuery, Signed, SourceError};
+use crate::store::{Entry, Store};
+
+/// How long an answer is served before it is fetched again, at most.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How long before the collateral's `nextUpdate` it is fetched again.
+const BEFORE_NEXT_UPDATE: u64 = 3600;
+/// The shortest time an answer is served before it is fetched again (unless the maximum age is
+/// shorter): collateral past its `nextUpdate` is not fetched in a tight loop.
+const MIN_AGE: u64 = 60;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchLabels {
+    result: &'static str,
+}
+
+/// The upstream's health, for `/metrics`.
+#[derive(Debug, Default)]
+struct UpstreamMetrics {
+    fetches: Family<FetchLabels, Counter>,
+    stale_served: Counter,
+    up: Gauge<i64, AtomicI64>,
+}
+
+/// Collateral from an upstream service, cached.
+#[derive(Debug)]
+pub struct UpstreamSource {
+    v4: PccsClient,
+    v3: PccsClient,
+    store: Store,
+    max_age: Duration,
+    metrics: UpstreamMetrics,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// When an answer fetched at `now` is due again: after `max_age`, or an hour before the
+/// collateral's own `next_update` if that comes first, but not sooner than a minute (or `max_age`
+/// when that is shorter).
+fn refresh_at(now: u64, max_age: Duration, next_update: Option<u64>) -> u64 {
+    let max_age = max_age.as_secs();
+    let latest = now.saturating_add(max_age);
+    next_update
+        .map_or(latest, |next| {
+            latest.min(next.saturating_sub(BEFORE_NEXT_UPDATE))
+        })
+        .max(now.saturating_add(MIN_AGE.min(max_age)))
+}
+
+/// The `nextUpdate` (Unix seconds) of a signed JSON document.
+fn json_next_update(body: &[u8]) -> Option<u64> {
+    let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let inner = doc.get("tcbInfo").or_else(|| doc.get("enclaveIdentity"))?;
+    let text = inner.get("nextUpdate")?.as_str()?;
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
+}
+
+/// The `nextUpdate` (Unix seconds) of a CRL body.
+fn crl_next_update(body: &[u8]) -> Option<u64> {
+    use x509_cert::der::Decode;
+    let der = crl_der(body)?;
+    let crl = <x509_cert::crl::CertificateList>::from_der(&der).ok()?;
+    let next = crl.tbs_cert_list.next_update?;
+    Some(next.to_unix_duration().as_secs())
+}
+
+impl UpstreamSource {
+    /// A source fetching from `url` (a base of API v4 or v3, or a server root; the other version
+    /// is reached by the same host) and caching in `store`; each request waits at most `timeout`.
+    pub fn new(url: &str, store: Store, timeout: Duration) -> Result<Self, SourceError> {
+        let upstream = |e: crate::client::FetchError| SourceError::Upstream(e.to_string());
+        let given = PccsClient::new(url, timeout).map_err(upstream)?;
+        let other_base = match given.version() {
+            ApiVersion::V4 => given
+                .base()
+                .replace(ApiVersion::V4.prefix(), ApiVersion::V3.prefix()),
+            ApiVersion::V3 => given
+                .base()
+                .replace(ApiVersion::V3.prefix(), ApiVersion::V4.prefix()),
+        };
+        let other = PccsClient::new(&other_base, timeout).map_err(upstream)?;
+        let (v4, v3) = match given.version() {
+            ApiVersion::V4 => (given, other),
+            ApiVersion::V3 => (other, given),
+        };
+        Ok(Self {
+            v4,
+            v3,
+            store,
+            max_age: DEFAULT_MAX_AGE,
+            metrics: UpstreamMetrics::default(),
+        })
+    }
+
+    /// Sets how long an answer is served before it is fetched again, at most (`0`: fetch for every
+    /// request, and serve the cache only while the upstream fails).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Registers the upstream metrics: `confcom_pccs_upstream_fetches_total{result}`,
+    /// `confcom_pccs_upstream_stale_served_total`, `confcom_pccs_upstream_up` (0 while the last
+    /// fetch failed, and cached collateral is served in its place).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "confcom_pccs_upstream_fetches",
+            "Requests to the upstream collateral service, by result (ok, not_found, error)",
+            self.metrics.fetches.clone(),
+        );
+        registry.register(
+            "confcom_pccs_upstream_stale_served",
+            "Answers served from the cache because the upstream failed",
+            self.metrics.stale_served.clone(),
+        );
+        registry.register(
+            "confcom_pccs_upstream_up",
+            "1 while the last upstream request succeeded, 0 while it fails",
+            self.metrics.up.clone(),
+        );
+    }
+
+    fn client(&self, version: ApiVersion) -> &PccsClient {
+        match version {
+            ApiVersion::V3 => &self.v3,
+            ApiVersion::V4 => &self.v4,
+        }
+    }
+
+    fn count(&self, result: &'static str) {
+        self.metrics
+            .fetches
+            .get_or_create(&FetchLabels { result })
+            .inc();
+        self.metrics.up.set(i64::from(result != "error"));
+    }
+
+    /// The cached answer under `key`, fetched from `url` when missing or due. `next_update` reads
+    /// the collateral's own expiry from a body.
+    fn cached(
+        &self,
+        key: &str,
+        url: &str,
+        next_update: fn(&[u8]) -> Option<u64>,
+    ) -> Result<Option<Entry>, SourceError> {
+        let now = now();
+        let stored = match self.store.get(key) {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(error = %e, key, "cannot read the collateral cache; fetching");
+                None
+            }
+        };
+        if let Some(entry) = &stored
+            && now < entry.refresh_at
+        {
+            return Ok(stored);
+        }
+        let failed = |reason: String| -> Result<Option<Entry>, SourceError> {
+            self.count("error");
+            match &stored {
+                Some(_) => {
+                    self.metrics.stale_served.inc();
+                    tracing::warn!(url, %reason, "upstream failed: serving the cached collateral");
+                    Ok(stored.clone())
+                }
+                None => Err(SourceError::Upstream(reason)),
+            }
+        };
+        let reply = match self.v4.fetch(url) {
+            Ok(reply) => reply,
+            Err(e) => return failed(e.to_string()),
+        };
+        match reply.status {
+            200 => {
+                self.count("ok");
+                let refresh_at = refresh_at(now, self.max_age, next_update(&reply.body));
+                let entry = Entry {
+                    fetched_at: now,
+                    refresh_at,
+                    headers: reply.headers,
+                    body: reply.body,
+                };
+                if let Err(e) = self.store.put(key, &entry) {
+                    tracing::warn!(error = %e, key, "cannot write the collateral cache");
+                }
+                Ok(Some(entry))
+            }
+            404 => {
+                self.count("not_found");
+                Ok(None)
+            }
+            _ => failed(reply.status_error(url).to_string()),
+        }
+    }
+
+    fn signed(
+        &self,
+        key: &str,
+        url: &str,
+        chain_headers: &[&str],
+    ) -> Result<Option<Signed>, SourceError> {
+        let Some(entry) = self.cached(key, url, json_next_update)? else {
+            return Ok(None);
+        };
+        let issuer_chain = chain(&entry, chain_headers)?;
+        Ok(Some(Signed {
+            body: entry.body,
+            issuer_chain,
+        }))
+    }
+}
+
+/// The first of `names` in `entry`'s headers, percent-decoded.
+fn chain(entry: &Entry, names: &[&str]) -> Result<String, SourceError> {
+    let corrupt = |reason: String| SourceError::Corrupt {
+        what: "an upstream issuer chain",
+        reason,
+    };
+    let value = names
+        .iter()
+        .find_map(|name| entry.header(name))
+        .ok_or_else(|| corrupt(format!("no {} header", names.join(" or "))))?;
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+impl CollateralSource for UpstreamSource {
+    fn pck_cert(&self, query: &PckCertQuery) -> Result<Option<PckCert>, SourceError> {
+        let cpu_svn = hex::encode_upper(query.cpu_svn);
+        let pce_svn = hex::encode_upper(query.pce_svn.to_le_bytes());
+        let pce_id = hex::encode_upper(query.pce_id);
+        let key = format!("pckcert/{}/{cpu_svn}/{pce_svn}/{pce_id}", query.qe_id);
+        let mut url = format!(
+            "{}pckcert?cpusvn={cpu_svn}&pcesvn={pce_svn}&pceid={pce_id}&qeid={}",
+            self.v4.base(),
+            query.qe_id
+        );
+        if let Some(ppid) = &query.encrypted_ppid {
+            url.push_str(&format!("&encrypted_ppid={}", hex::encode_upper(ppid)));
+        }
+        let Some(entry) = self.cached(&key, &url, |_| None)? else {
+            return Ok(None);
+        };
+        let issuer_chain = chain(&entry, &[HEADER_PCK_CHAIN])?;
+        let mut whole = entry.body;
+        whole.extend_from_slice(issuer_chain.as_bytes());
+        PckCert::from_chain_pem(&whole).map(Some)
+    }
+
+    fn pck_crl(&self, ca: CaType) -> Result<Option<Crl>, SourceError> {
+        let url = format!("{}pckcrl?ca={}&encoding=der", self.v4.base(), ca.as_str());
+        let Some(entry) = self.cached(&format!("pckcrl/{}", ca.as_str()), &url, crl_next_update)?
+        else {
+            return Ok(None);
+        };
+        let issuer_chain = chain(&entry, &[HEADER_PCK_CRL_CHAIN])?;
+        let der = crl_der(&entry.body).ok_or_else(|| SourceError::Corrupt {
+            what: "the upstream PCK CRL",
+            reason: "not a CRL".into(),
+        })?;
+        Ok(Some(Crl { der, issuer_chain }))
+    }
+
+    fn tcb_info(
+        &self,
+        version: ApiVersion,
+        fmspc: &[u8; 6],
+    ) -> Result<Option<Signed>, SourceError> {
+        let fmspc = hex::encode_upper(fmspc);
+        let client = self.client(version);
+        self.signed(
+            &format!("{version:?}/tcb/{fmspc}"),
+            &format!("{}tcb?fmspc={fmspc}", client.base()),
+            &[HEADER_TCB_INFO_CHAIN_V4, HEADER_TCB_INFO_CHAIN_V3],
+        )
+    }
+
+    fn qe_identity(&self, version: ApiVersion) -> Result<Option<Signed>, SourceError> {
+        self.signed(
+            &format!("{version:?}/qe"),
+            &format!("{}qe/identity", self.client(version).base()),
+            &[HEADER_IDENTITY_CHAIN],
+        )
+    }
+
+    fn qve_identity(&self, version: ApiVersion) -> Result<Option<Signed>, SourceError> {
+        self.signed(
+            &format!("{version:?}/qve"),
+            &format!("{}qve/identity", self.client(version).base()),
+            &[HEADER_IDENTITY_CHAIN],
+        )
+    }
+
+    fn root_ca_crl(&self) -> Result<Option<Vec<u8>>, SourceError> {
+        let url = self.v4.root_ca_crl_url();
+        let Some(entry) = self.cached("rootcacrl", &url, crl_next_update)? else {
+            return Ok(None);
+        };
+        crl_der(&entry.body)
+            .map(Some)
+            .ok_or_else(|| SourceError::Corrupt {
+                what: "the upstream root CA CRL",
+                reason: "not a CRL".into(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_fetched_again_before_the_collateral_expires() {
+        let day = Duration::from_secs(86_400);
+        let now = 1_000_000;
+        // No expiry known: the maximum age.
+        assert_eq!(refresh_at(now, day, None), now + 86_400);
+        // Expiry in 30 days: still the maximum age.
+        assert_eq!(refresh_at(now, day, Some(now + 30 * 86_400)), now + 86_400);
+        // Expiry in 3 hours: an hour before it.
+        assert_eq!(refresh_at(now, day, Some(now + 3 * 3600)), now + 2 * 3600);
+        // Already expired: not before a minute has passed.
+        assert_eq!(refresh_at(now, day, Some(now - 10)), now + 60);
+        // Maximum age 0: due at once.
+        assert_eq!(refresh_at(now, Duration::ZERO, Some(now + 3600 * 5)), now);
+    }
+
+    #[test]
+    fn expiry_is_read_from_signed_documents_and_crls() {
+        let doc = br#"{"tcbInfo":{"nextUpdate":"2025-08-03T10:28:44Z"},"signature":"00"}"#;
+        assert_eq!(json_next_update(doc), Some(1_754_216_924));
+        let doc = br#"{"enclaveIdentity":{"nextUpdate":"2025-08-03T10:28:44Z"},"signature":"00"}"#;
+        assert_eq!(json_next_update(doc), Some(1_754_216_924));
+        assert_eq!(json_next_update(b"{}"), None);
+        assert_eq!(json_next_update(b"not json"), None);
+        let dir = tempfile::tempdir().unwrap();
+        let platform = sgx_sim::SimPlatform::open_or_init(dir.path(), &Default::default()).unwrap();
+        let collateral = platform.collateral(&Default::default()).unwrap();
+        let next = crl_next_update(&collateral.pck_crl).unwrap();
+        assert!(next > now(), "a fresh CRL expires in the future");
+        assert_eq!(
+            crl_next_update(hex::encode(&collateral.pck_crl).as_bytes()),
+            Some(next)
+        );
+        assert_eq!(crl_next_update(b"garbage"), None);
+    }
+}
