@@ -1,0 +1,660 @@
+//! The settings: Intel's QCNL configuration file and the az-dcap-client environment variables,
+//! read at every call (so that a changed file applies to the next call without a restart).
+//!
+//! The file is `$QCNL_CONF_PATH`, else `/etc/sgx_default_qcnl.conf`; a missing file means the
+//! defaults. Like Intel's loader, the text is read as JSON first (`//` and `/* */` comments allowed
+//! outside strings); text that fails to parse is an error when it starts with `{`
+//! (`SGX_QL_CONFIG_INVALID_JSON`), and otherwise read in the legacy `KEY=value` format (all
+//! whitespace removed from each line, `#` lines skipped, unknown keys ignored).
+//!
+//! | JSON key | legacy key | default | meaning |
+//! |---|---|---|---|
+//! | `pccs_url` | `PCCS_URL` | `https://localhost:8081/sgx/certification/v4/` | PCK certificates; also collateral unless `collateral_service` is set |
+//! | `collateral_service` | `COLLATERAL_SERVICE` | – | CRLs, TCB info, QE/QvE identity |
+//! | `use_secure_cert` | `USE_SECURE_CERT` | `true` | `false`: accept any TLS certificate of the service (logged as a warning at every call) |
+//! | `retry_times` | `RETRY_TIMES` | 0 | further attempts after a network failure or a `5xx` |
+//! | `retry_delay` | `RETRY_DELAY` | 0 | seconds between attempts; 0: 1 s doubling |
+//! | `local_cache_only` | – | `false` | serve from the cache only, never the network |
+//! | `pccs_api_version` | `PCCS_API_VERSION` | `3.1` | `3.1`: CRLs as DER; `3.0`: CRLs as hex text |
+//! | `pck_cache_expire_hours` | `PCK_CACHE_EXPIRE_HOURS` | 0 | cache PCK certificates this long (0: not at all; at most 2160) |
+//! | `verify_collateral_cache_expire_hours` | `VERIFY_COLLATERAL_CACHE_EXPIRE_HOURS` | 0 | the same for verification collateral |
+//!
+//! A known key with a value of the wrong type or range is an error naming the key. Other keys of
+//! Intel's file (`tcb_update_type`, `local_pck_url`, `custom_request_options`) are ignored.
+//!
+//! Environment (az-dcap-client's names): `AZDCAP_BASE_CERT_URL` replaces both URLs with
+//! `<base>/<version>/` (`AZDCAP_COLLATERAL_VERSION`, `v3` or `v4`, default `v3`; a base already
+//! ending in `/v3` or `/v4` is taken as it is). The cache directory is `.dcap-qcnl` under the first
+//! usable of `$AZDCAP_CACHE`, `$XDG_CACHE_HOME`, `$HOME`, `$TMPDIR`, `/tmp` ([`cache_candidates`]).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// Where Intel's library reads its configuration.
+pub const DEFAULT_CONF_PATH: &str = "/etc/sgx_default_qcnl.conf";
+/// The built-in service URL.
+pub const DEFAULT_PCCS_URL: &str = "https://localhost:8081/sgx/certification/v4/";
+/// The longest cache lifetime Intel's library allows.
+pub const CACHE_MAX_EXPIRY_HOURS: u32 = 2160;
+/// The cache's directory name under the chosen parent.
+pub const CACHE_DIR_NAME: &str = ".dcap-qcnl";
+/// The largest configuration file read.
+const MAX_CONF_SIZE: u64 = 1 << 20;
+
+/// Why the settings are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file starts with `{` but is not JSON.
+    #[error("{} is not valid JSON: {reason}", path.display())]
+    InvalidJson {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A setting has a value of the wrong type or range.
+    #[error("{}: {key}: {reason}", path.display())]
+    BadValue {
+        /// The file (or `environment`).
+        path: PathBuf,
+        /// The key or variable.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the CRLs travel in the collateral, and so its version field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrlEncoding {
+    /// Collateral version 3.0: hex text of the DER.
+    Hex,
+    /// Collateral version 3.1: raw DER.
+    Der,
+}
+
+/// The settings of one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where PCK certificates come from.
+    pub pccs_url: String,
+    /// Where collateral comes from, when not `pccs_url`.
+    pub collateral_service: Option<String>,
+    /// Verify the service's TLS certificate.
+    pub use_secure_cert: bool,
+    /// Further attempts after a network failure or a `5xx`.
+    pub retry_times: u32,
+    /// Seconds between attempts (0: 1 s doubling).
+    pub retry_delay_secs: u64,
+    /// Never use the network.
+    pub local_cache_only: bool,
+    /// The CRL encoding (`pccs_api_version`).
+    pub crl_encoding: CrlEncoding,
+    /// Cache lifetime of PCK certificates, hours (0: no caching).
+    pub pck_cache_expire_hours: u32,
+    /// Cache lifetime of verification collateral, hours (0: no caching).
+    pub verify_collateral_cache_expire_hours: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            pccs_url: DEFAULT_PCCS_URL.to_owned(),
+            collateral_service: None,
+            use_secure_cert: true,
+            retry_times: 0,
+            retry_delay_secs: 0,
+            local_cache_only: false,
+            crl_encoding: CrlEncoding::Der,
+            pck_cache_expire_hours: 0,
+            verify_collateral_cache_expire_hours: 0,
+        }
+    }
+}
+
+impl Config {
+    /// The settings from the file and the environment of this process.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load(&|name| std::env::var(name).ok())
+    }
+
+    /// The settings with `env` as the environment (`QCNL_CONF_PATH`, `AZDCAP_*`).
+    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let path = env("QCNL_CONF_PATH")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from(DEFAULT_CONF_PATH), PathBuf::from);
+        let mut config = match read_limited(&path) {
+            Ok(Some(text)) => Self::parse(&path, &text)?,
+            Ok(None) => Self::default(),
+            Err(reason) => return Err(ConfigError::Read { path, reason }),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    /// Reads the text of a configuration file (`path` names it in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        match serde_json::from_str::<Value>(&strip_comments(text)) {
+            Ok(Value::Object(map)) => Self::from_json(path, &map),
+            Ok(_) => Self::from_legacy(path, text),
+            Err(e) if text.trim_start().starts_with('{') => Err(ConfigError::InvalidJson {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+            Err(_) => Self::from_legacy(path, text),
+        }
+    }
+
+    fn from_json(path: &Path, map: &serde_json::Map<String, Value>) -> Result<Self, ConfigError> {
+        let bad = |key: &str, reason: &str| ConfigError::BadValue {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let string = |key: &str| -> Result<Option<String>, ConfigError> {
+            match map.get(key) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(bad(key, "not a string")),
+            }
+        };
+        let boolean = |key: &str| -> Result<Option<bool>, ConfigError> {
+            match map.get(key) {
+                None => Ok(None),
+                Some(Value::Bool(b)) => Ok(Some(*b)),
+                Some(_) => Err(bad(key, "not true or false")),
+            }
+        };
+        let number = |key: &str| -> Result<Option<u64>, ConfigError> {
+            match map.get(key) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| bad(key, "not a whole number ≥ 0")),
+            }
+        };
+        let mut config = Self::default();
+        if let Some(url) = string("pccs_url")? {
+            config.pccs_url = url;
+        }
+        config.collateral_service = string("collateral_service")?.filter(|s| !s.is_empty());
+        if let Some(secure) = boolean("use_secure_cert")? {
+            config.use_secure_cert = secure;
+        }
+        if let Some(n) = number("retry_times")? {
+            config.retry_times = u32::try_from(n).map_err(|_| bad("retry_times", "too large"))?;
+        }
+        if let Some(n) = number("retry_delay")? {
+            config.retry_delay_secs = n;
+        }
+        if let Some(only) = boolean("local_cache_only")? {
+            config.local_cache_only = only;
+        }
+        if let Some(version) = string("pccs_api_version")? {
+            config.crl_encoding = api_version(&version).ok_or_else(|| {
+                bad(
+                    "pccs_api_version",
+                    &format!("{version:?} is not \"3.0\" or \"3.1\""),
+                )
+            })?;
+        }
+        if let Some(n) = number("pck_cache_expire_hours")? {
+            config.pck_cache_expire_hours = hours(n);
+        }
+        if let Some(n) = number("verify_collateral_cache_expire_hours")? {
+            config.verify_collateral_cache_expire_hours = hours(n);
+        }
+        Ok(config)
+    }
+
+    fn from_legacy(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::BadValue {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            reason,
+        };
+        let number = |key: &str, value: &str| -> Result<u64, ConfigError> {
+            value
+                .parse::<u64>()
+                .map_err(|_| bad(key, format!("{value:?} is not a whole number ≥ 0")))
+        };
+        let mut config = Self::default();
+        for line in text.lines() {
+            let line: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            match key {
+                "PCCS_URL" => config.pccs_url = value.to_owned(),
+                "COLLATERAL_SERVICE" => {
+                    config.collateral_service = Some(value.to_owned()).filter(|v| !v.is_empty());
+                }
+                // Only an explicit false turns verification off, as in Intel's loader.
+                "USE_SECURE_CERT" if value == "FALSE" || value == "false" => {
+                    config.use_secure_cert = false;
+                }
+                "RETRY_TIMES" => {
+                    config.retry_times = u32::try_from(number(key, value)?)
+                        .map_err(|_| bad(key, "too large".into()))?;
+                }
+                "RETRY_DELAY" => config.retry_delay_secs = number(key, value)?,
+                "PCCS_API_VERSION" => {
+                    config.crl_encoding = api_version(value)
+                        .ok_or_else(|| bad(key, format!("{value:?} is not \"3.0\" or \"3.1\"")))?;
+                }
+                "PCK_CACHE_EXPIRE_HOURS" => {
+                    config.pck_cache_expire_hours = hours(number(key, value)?)
+                }
+                "VERIFY_COLLATERAL_CACHE_EXPIRE_HOURS" => {
+                    config.verify_collateral_cache_expire_hours = hours(number(key, value)?);
+                }
+                _ => {}
+            }
+        }
+        Ok(config)
+    }
+
+    /// `AZDCAP_BASE_CERT_URL` and `AZDCAP_COLLATERAL_VERSION`.
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let Some(base) = env("AZDCAP_BASE_CERT_URL").filter(|b| !b.is_empty()) else {
+            return Ok(());
+        };
+        let version = env("AZDCAP_COLLATERAL_VERSION")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "v3".to_owned());
+        if version != "v3" && version != "v4" {
+            return Err(ConfigError::BadValue {
+                path: PathBuf::from("environment"),
+                key: "AZDCAP_COLLATERAL_VERSION".into(),
+                reason: format!("{version:?} is not v3 or v4"),
+            });
+        }
+        let base = base.trim_end_matches('/');
+        let url = if base.ends_with("/v3") || base.ends_with("/v4") {
+            format!("{base}/")
+        } else {
+            format!("{base}/{version}/")
+        };
+        self.pccs_url = url;
+        self.collateral_service = None;
+        Ok(())
+    }
+
+    /// Where collateral comes from.
+    pub fn collateral_url(&self) -> &str {
+        self.collateral_service.as_deref().unwrap_or(&self.pccs_url)
+    }
+
+    /// The `version` field of the collateral this configuration produces.
+    pub fn collateral_version(&self) -> u32 {
+        match self.crl_encoding {
+            CrlEncoding::Hex => crate::types::SGX_QL_QVE_COLLATERAL_VERSION_3_0,
+            CrlEncoding::Der => crate::types::SGX_QL_QVE_COLLATERAL_VERSION_3_1,
+        }
+    }
+}
+
+fn api_version(text: &str) -> Option<CrlEncoding> {
+    match text {
+        "3.0" => Some(CrlEncoding::Hex),
+        "3.1" => Some(CrlEncoding::Der),
+        _ => None,
+    }
+}
+
+fn hours(n: u64) -> u32 {
+    u32::try_from(n.min(u64::from(CACHE_MAX_EXPIRY_HOURS))).unwrap_or(CACHE_MAX_EXPIRY_HOURS)
+}
+
+/// The file's text; `None` when it does not exist.
+fn read_limited(path: &Path) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut text = String::new();
+    file.take(MAX_CONF_SIZE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_CONF_SIZE {
+        return Err(format!("larger than {MAX_CONF_SIZE} bytes"));
+    }
+    Ok(Some(text))
+}
+
+/// `text` with `//` line comments and `/* */` block comments outside strings replaced by spaces
+/// (so that positions in parse errors stay meaningful).
+pub fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => {
+                    if let Some(escaped) = chars.next() {
+                        out.push(escaped);
+                    }
+                }
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                for next in chars.by_ref() {
+                    if next == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut last = ' ';
+                for next in chars.by_ref() {
+                    if last == '*' && next == '/' {
+                        break;
+                    }
+                    out.push(if next == '\n' { '\n' } else { ' ' });
+                    last = next;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The cache directory candidates in their order: `.dcap-qcnl` under `$AZDCAP_CACHE`,
+/// `$XDG_CACHE_HOME`, `$HOME`, `$TMPDIR` (each when set and not empty), then `/tmp`.
+pub fn cache_candidates(env: &dyn Fn(&str) -> Option<String>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = ["AZDCAP_CACHE", "XDG_CACHE_HOME", "HOME", "TMPDIR"]
+        .iter()
+        .filter_map(|name| env(name).filter(|v| !v.is_empty()))
+        .map(|parent| Path::new(&parent).join(CACHE_DIR_NAME))
+        .collect();
+    out.push(Path::new("/tmp").join(CACHE_DIR_NAME));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/sgx_default_qcnl.conf"), text)
+    }
+
+    #[test]
+    fn json_with_comments_and_every_key() {
+        let text = r#"
+{
+  // a comment line before the first key
+  //the service for PCK certificates
+  "pccs_url": "https://pccs.example:8081/sgx/certification/v4/",
+
+  // a self-signed test server
+  "use_secure_cert": false,
+
+  // collateral from elsewhere
+  "collateral_service": "https://api.trustedservices.intel.com/sgx/certification/v4/",
+
+  /* hex CRLs */
+  "pccs_api_version": "3.0",
+
+  "retry_times": 6,
+  "retry_delay": 10,
+  "pck_cache_expire_hours": 168,
+  "verify_collateral_cache_expire_hours": 168,
+  "local_cache_only": false,
+  "custom_request_options" : { "get_cert" : { "headers": { "head1": "value1" } } }
+}
+"#;
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config,
+            Config {
+                pccs_url: "https://pccs.example:8081/sgx/certification/v4/".into(),
+                collateral_service: Some(
+                    "https://api.trustedservices.intel.com/sgx/certification/v4/".into()
+                ),
+                use_secure_cert: false,
+                retry_times: 6,
+                retry_delay_secs: 10,
+                local_cache_only: false,
+                crl_encoding: CrlEncoding::Hex,
+                pck_cache_expire_hours: 168,
+                verify_collateral_cache_expire_hours: 168,
+            }
+        );
+        assert_eq!(
+            config.collateral_url(),
+            "https://api.trustedservices.intel.com/sgx/certification/v4/"
+        );
+        assert_eq!(config.collateral_version(), 0x0000_0003);
+    }
+
+    #[test]
+    fn comment_markers_inside_strings_stay() {
+        let text = r#"{"pccs_url": "https://a//b/*c*/", "collateral_service": "x\"//y"} // end"#;
+        let config = parse(text).unwrap();
+        assert_eq!(config.pccs_url, "https://a//b/*c*/");
+        assert_eq!(config.collateral_service.as_deref(), Some("x\"//y"));
+    }
+
+    #[test]
+    fn empty_json_means_the_defaults() {
+        let config = parse("{}").unwrap();
+        assert_eq!(config, Config::default());
+        assert!(config.use_secure_cert);
+        assert_eq!(config.collateral_version(), 0x0001_0003);
+        assert_eq!(config.collateral_url(), DEFAULT_PCCS_URL);
+    }
+
+    #[test]
+    fn broken_json_is_an_error_naming_the_file() {
+        let error = parse("{\"pccs_url\": \"https://x\",, }").unwrap_err();
+        assert!(matches!(error, ConfigError::InvalidJson { .. }), "{error}");
+        assert!(error.to_string().contains("/etc/sgx_default_qcnl.conf"));
+        let error = parse("  {\"pccs_url\": ").unwrap_err();
+        assert!(matches!(error, ConfigError::InvalidJson { .. }), "{error}");
+    }
+
+    #[test]
+    fn json_values_of_the_wrong_type_name_their_key() {
+        for (text, key) in [
+            (r#"{"retry_times": "six"}"#, "retry_times"),
+            (r#"{"retry_times": -1}"#, "retry_times"),
+            (r#"{"use_secure_cert": "false"}"#, "use_secure_cert"),
+            (r#"{"pccs_url": 8081}"#, "pccs_url"),
+            (r#"{"pccs_api_version": "4.0"}"#, "pccs_api_version"),
+            (
+                r#"{"pck_cache_expire_hours": 1.5}"#,
+                "pck_cache_expire_hours",
+            ),
+            (r#"{"local_cache_only": 1}"#, "local_cache_only"),
+        ] {
+            match parse(text) {
+                Err(ConfigError::BadValue { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn cache_hours_are_capped() {
+        let config = parse(r#"{"verify_collateral_cache_expire_hours": 100000}"#).unwrap();
+        assert_eq!(config.verify_collateral_cache_expire_hours, 2160);
+    }
+
+    #[test]
+    fn legacy_key_value_format() {
+        let text = "# PCCS server address\n\
+                    PCCS_URL = https://pccs.legacy:8081/sgx/certification/v3/\n\
+                    USE_SECURE_CERT=FALSE\n\
+                    RETRY_TIMES=3\n\
+                    PCK_CACHE_EXPIRE_HOURS = 24\n\
+                    UNKNOWN_KEY=whatever\n\
+                    not a setting\n";
+        let config = parse(text).unwrap();
+        assert_eq!(
+            config.pccs_url,
+            "https://pccs.legacy:8081/sgx/certification/v3/"
+        );
+        assert!(!config.use_secure_cert);
+        assert_eq!(config.retry_times, 3);
+        assert_eq!(config.pck_cache_expire_hours, 24);
+        assert_eq!(config.crl_encoding, CrlEncoding::Der);
+    }
+
+    #[test]
+    fn legacy_secure_cert_turns_off_only_with_false() {
+        assert!(parse("USE_SECURE_CERT=no\n").unwrap().use_secure_cert);
+        assert!(parse("USE_SECURE_CERT=0\n").unwrap().use_secure_cert);
+        assert!(!parse("USE_SECURE_CERT=false\n").unwrap().use_secure_cert);
+    }
+
+    #[test]
+    fn legacy_bad_numbers_name_their_key() {
+        match parse("RETRY_DELAY=ten\n") {
+            Err(ConfigError::BadValue { key, .. }) => assert_eq!(key, "RETRY_DELAY"),
+            other => panic!("{other:?}"),
+        }
+        match parse("PCCS_API_VERSION=2\n") {
+            Err(ConfigError::BadValue { key, .. }) => assert_eq!(key, "PCCS_API_VERSION"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn file_from_qcnl_conf_path_and_missing_file_means_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qcnl.conf");
+        let missing = env_of(&[("QCNL_CONF_PATH", path.to_str().unwrap())]);
+        assert_eq!(Config::load(&missing).unwrap(), Config::default());
+        std::fs::write(
+            &path,
+            r#"{"pccs_url": "http://127.0.0.1:1/sgx/certification/v3/"}"#,
+        )
+        .unwrap();
+        let config = Config::load(&missing).unwrap();
+        assert_eq!(config.pccs_url, "http://127.0.0.1:1/sgx/certification/v3/");
+    }
+
+    #[test]
+    fn azdcap_base_url_overrides_both_services() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qcnl.conf");
+        std::fs::write(
+            &path,
+            r#"{"pccs_url": "https://a/sgx/certification/v4/", "collateral_service": "https://b/"}"#,
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let config = Config::load(&env_of(&[
+            ("QCNL_CONF_PATH", p),
+            (
+                "AZDCAP_BASE_CERT_URL",
+                "https://cache.example/sgx/certification",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.pccs_url,
+            "https://cache.example/sgx/certification/v3/"
+        );
+        assert_eq!(config.collateral_url(), config.pccs_url);
+        let config = Config::load(&env_of(&[
+            ("QCNL_CONF_PATH", p),
+            (
+                "AZDCAP_BASE_CERT_URL",
+                "https://cache.example/sgx/certification/",
+            ),
+            ("AZDCAP_COLLATERAL_VERSION", "v4"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.pccs_url,
+            "https://cache.example/sgx/certification/v4/"
+        );
+        let config = Config::load(&env_of(&[
+            ("QCNL_CONF_PATH", p),
+            (
+                "AZDCAP_BASE_CERT_URL",
+                "http://pccs:8081/sgx/certification/v4",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(config.pccs_url, "http://pccs:8081/sgx/certification/v4/");
+        let error = Config::load(&env_of(&[
+            ("QCNL_CONF_PATH", p),
+            ("AZDCAP_BASE_CERT_URL", "https://x"),
+            ("AZDCAP_COLLATERAL_VERSION", "v9"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("AZDCAP_COLLATERAL_VERSION"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn cache_directories_in_the_documented_order() {
+        let all = cache_candidates(&env_of(&[
+            ("AZDCAP_CACHE", "/az"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/u"),
+            ("TMPDIR", "/scratch"),
+        ]));
+        let names: Vec<&str> = all.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "/az/.dcap-qcnl",
+                "/xdg/.dcap-qcnl",
+                "/home/u/.dcap-qcnl",
+                "/scratch/.dcap-qcnl",
+                "/tmp/.dcap-qcnl"
+            ]
+        );
+        let none = cache_candidates(&env_of(&[("HOME", "")]));
+        assert_eq!(none, [PathBuf::from("/tmp/.dcap-qcnl")]);
+    }
+}

@@ -1,0 +1,337 @@
+//! What each C function fetches, as Rust values: the PCK certificate, the verification collateral,
+//! the QvE identity and the root CA CRL, from the cache when it has a fresh entry, else from the
+//! service (then stored in the cache). The exported functions in `lib.rs` only check pointers and
+//! copy these values into `malloc`ed C buffers.
+//!
+//! Cache keys name the service URL and the request (the PCK certificate key leaves out the
+//! encrypted PPID, as az-dcap-client's does). Lifetimes: `pck_cache_expire_hours` for PCK
+//! certificates, `verify_collateral_cache_expire_hours` for the rest, 0 meaning "not cached"; an
+//! entry of collateral also ends at the earliest `nextUpdate` of its TCB info, identities and
+//! CRLs. With `local_cache_only`, entries are served whatever their age (still not past
+//! `nextUpdate`) and a miss is the "not found" code of the document.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pccs::client::{ClientOptions, FetchError, PccsClient, PckCertRequest};
+use pccs::{CaType, Signed};
+
+use crate::cache::{self, Cache, Entry};
+use crate::config::{Config, CrlEncoding, cache_candidates};
+use crate::error::{Document, QplError};
+use crate::log;
+use crate::types::{SGX_QL_LOG_DEBUG, SGX_QL_LOG_ERROR, SGX_QL_LOG_INFO};
+
+/// Each request's time limit.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The PCK certificate data of `sgx_ql_get_quote_config`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteConfig {
+    /// The certificate's CPUSVN (from `SGX-TCBm`).
+    pub cert_cpu_svn: [u8; 16],
+    /// The certificate's PCESVN (from `SGX-TCBm`).
+    pub cert_pce_isv_svn: u16,
+    /// PEM leaf ‖ PEM issuer chain (without the trailing NUL the C buffer adds).
+    pub cert_data: Vec<u8>,
+}
+
+/// The verification collateral, each part as the C structure carries it (without the trailing
+/// NUL the C buffer adds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collateral {
+    /// The `version` field.
+    pub version: u32,
+    /// The PCK CRL's issuer chain, PEM.
+    pub pck_crl_issuer_chain: Vec<u8>,
+    /// The root CA CRL, DER or hex.
+    pub root_ca_crl: Vec<u8>,
+    /// The PCK CRL, DER or hex.
+    pub pck_crl: Vec<u8>,
+    /// The TCB info's issuer chain, PEM.
+    pub tcb_info_issuer_chain: Vec<u8>,
+    /// The TCB info document as served.
+    pub tcb_info: Vec<u8>,
+    /// The QE identity's issuer chain, PEM.
+    pub qe_identity_issuer_chain: Vec<u8>,
+    /// The QE identity document as served.
+    pub qe_identity: Vec<u8>,
+}
+
+/// One call's settings, cache and clients.
+#[derive(Debug)]
+pub struct Provider {
+    config: Config,
+    cache: Option<Cache>,
+}
+
+impl Provider {
+    /// The settings of this process (file and environment), and its cache directory.
+    pub fn from_env() -> Result<Self, QplError> {
+        let env = |name: &str| std::env::var(name).ok();
+        let config = Config::load(&env)?;
+        Ok(Self::new(config, Cache::open(&cache_candidates(&env))))
+    }
+
+    /// A provider with explicit settings and cache.
+    pub fn new(config: Config, cache: Option<Cache>) -> Self {
+        if cache.is_none() {
+            log::log(
+                SGX_QL_LOG_INFO,
+                "no writable cache directory: nothing is cached",
+            );
+        }
+        Self { config, cache }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The cache, when a directory was usable.
+    pub fn cache(&self) -> Option<&Cache> {
+        self.cache.as_ref()
+    }
+
+    fn client(&self, url: &str, document: Document) -> Result<PccsClient, QplError> {
+        if !self.config.use_secure_cert {
+            log::log(
+                SGX_QL_LOG_ERROR,
+                &format!(
+                    "warning: use_secure_cert is false: the TLS certificate of {url} is not verified"
+                ),
+            );
+        }
+        let options = ClientOptions {
+            retries: self.config.retry_times,
+            retry_delay: (self.config.retry_delay_secs > 0)
+                .then(|| Duration::from_secs(self.config.retry_delay_secs)),
+            accept_invalid_certs: !self.config.use_secure_cert,
+        };
+        PccsClient::with_options(url, REQUEST_TIMEOUT, options)
+            .map_err(|source| QplError::Fetch { document, source })
+    }
+
+    /// The cached entry of `key` or a fresh fetch (stored when `hours` > 0).
+    fn cached(
+        &self,
+        key: &str,
+        document: Document,
+        hours: u32,
+        fetch: impl FnOnce() -> Result<Entry, FetchError>,
+    ) -> Result<Entry, QplError> {
+        let max_age = u64::from(hours) * 3600;
+        if let Some(cache) = &self.cache {
+            let limit = (!self.config.local_cache_only).then_some(max_age);
+            if (hours > 0 || self.config.local_cache_only)
+                && let Some(entry) = cache.get(key, cache::now(), limit)
+            {
+                log::log(
+                    SGX_QL_LOG_DEBUG,
+                    &format!(
+                        "{document} served from the cache in {}",
+                        cache.dir().display()
+                    ),
+                );
+                return Ok(entry);
+            }
+        }
+        if self.config.local_cache_only {
+            return Err(QplError::NotCached(document));
+        }
+        let entry = fetch().map_err(|source| QplError::Fetch { document, source })?;
+        if hours > 0
+            && let Some(cache) = &self.cache
+            && let Err(e) = cache.put(key, &entry)
+        {
+            log::log(
+                SGX_QL_LOG_INFO,
+                &format!("cannot cache {document} in {}: {e}", cache.dir().display()),
+            );
+        }
+        Ok(entry)
+    }
+
+    /// `sgx_ql_get_quote_config`: the PCK certificate chain for a platform and its TCB.
+    pub fn quote_config(&self, request: &PckCertRequest) -> Result<QuoteConfig, QplError> {
+        let url = &self.config.pccs_url;
+        let key = format!(
+            "pckcert\n{url}\n{}\n{}\n{:04x}\n{:04x}",
+            hex::encode(&request.qe_id),
+            hex::encode(request.cpu_svn),
+            request.pce_svn,
+            request.pce_id
+        );
+        let entry = self.cached(
+            &key,
+            Document::PckCert,
+            self.config.pck_cache_expire_hours,
+            || {
+                let client = self.client(url, Document::PckCert).map_err(into_fetch)?;
+                let cert = client.pck_cert(request)?;
+                let mut fields = BTreeMap::new();
+                fields.insert(
+                    "cert_data".into(),
+                    [cert.cert_pem, cert.issuer_chain].concat().into_bytes(),
+                );
+                fields.insert("tcbm".into(), cert.tcbm.to_vec());
+                Ok(Entry::new(u64::MAX, fields))
+            },
+        )?;
+        let tcbm = field(&entry, "tcbm")?;
+        let (cpu_svn, pce_svn) = match tcbm.len() {
+            18 => (&tcbm[..16], &tcbm[16..]),
+            _ => return Err(damaged("tcbm")),
+        };
+        let mut cert_cpu_svn = [0u8; 16];
+        cert_cpu_svn.copy_from_slice(cpu_svn);
+        Ok(QuoteConfig {
+            cert_cpu_svn,
+            cert_pce_isv_svn: u16::from_le_bytes([pce_svn[0], pce_svn[1]]),
+            cert_data: field(&entry, "cert_data")?.to_vec(),
+        })
+    }
+
+    /// `sgx_ql_get_quote_verification_collateral`: the collateral of an FMSPC and PCK CA.
+    pub fn collateral(&self, fmspc: &[u8; 6], ca: CaType) -> Result<Collateral, QplError> {
+        let url = self.config.collateral_url();
+        let key = format!("collateral\n{url}\n{}\n{}", hex::encode(fmspc), ca.as_str());
+        let entry = self.cached(
+            &key,
+            Document::Collateral,
+            self.config.verify_collateral_cache_expire_hours,
+            || {
+                let client = self.client(url, Document::Collateral).map_err(into_fetch)?;
+                let fetched = client.collateral(fmspc, ca)?;
+                let not_after = [
+                    json_next_update(&fetched.tcb_info, "tcbInfo"),
+                    json_next_update(&fetched.qe_identity, "enclaveIdentity"),
+                    crl_next_update(&fetched.pck_crl.der),
+                    crl_next_update(&fetched.root_ca_crl),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(u64::MAX);
+                let mut fields = BTreeMap::new();
+                fields.insert("pck_crl".into(), fetched.pck_crl.der);
+                fields.insert(
+                    "pck_crl_issuer_chain".into(),
+                    fetched.pck_crl.issuer_chain.into_bytes(),
+                );
+                fields.insert("root_ca_crl".into(), fetched.root_ca_crl);
+                fields.insert("tcb_info".into(), fetched.tcb_info.body);
+                fields.insert(
+                    "tcb_info_issuer_chain".into(),
+                    fetched.tcb_info.issuer_chain.into_bytes(),
+                );
+                fields.insert("qe_identity".into(), fetched.qe_identity.body);
+                fields.insert(
+                    "qe_identity_issuer_chain".into(),
+                    fetched.qe_identity.issuer_chain.into_bytes(),
+                );
+                Ok(Entry::new(not_after, fields))
+            },
+        )?;
+        let crl = |der: &[u8]| self.encode_crl(der);
+        Ok(Collateral {
+            version: self.config.collateral_version(),
+            pck_crl_issuer_chain: field(&entry, "pck_crl_issuer_chain")?.to_vec(),
+            root_ca_crl: crl(field(&entry, "root_ca_crl")?),
+            pck_crl: crl(field(&entry, "pck_crl")?),
+            tcb_info_issuer_chain: field(&entry, "tcb_info_issuer_chain")?.to_vec(),
+            tcb_info: field(&entry, "tcb_info")?.to_vec(),
+            qe_identity_issuer_chain: field(&entry, "qe_identity_issuer_chain")?.to_vec(),
+            qe_identity: field(&entry, "qe_identity")?.to_vec(),
+        })
+    }
+
+    /// `sgx_ql_get_qve_identity`: the QvE identity document and its issuer chain.
+    pub fn qve_identity(&self) -> Result<Signed, QplError> {
+        let url = self.config.collateral_url();
+        let entry = self.cached(
+            &format!("qveidentity\n{url}"),
+            Document::QveIdentity,
+            self.config.verify_collateral_cache_expire_hours,
+            || {
+                let client = self
+                    .client(url, Document::QveIdentity)
+                    .map_err(into_fetch)?;
+                let signed = client.qve_identity()?;
+                let not_after = json_next_update(&signed, "enclaveIdentity").unwrap_or(u64::MAX);
+                let mut fields = BTreeMap::new();
+                fields.insert("body".into(), signed.body);
+                fields.insert("issuer_chain".into(), signed.issuer_chain.into_bytes());
+                Ok(Entry::new(not_after, fields))
+            },
+        )?;
+        Ok(Signed {
+            body: field(&entry, "body")?.to_vec(),
+            issuer_chain: String::from_utf8(field(&entry, "issuer_chain")?.to_vec())
+                .map_err(|_| damaged("issuer_chain"))?,
+        })
+    }
+
+    /// `sgx_ql_get_root_ca_crl`: the root CA CRL, DER or hex as configured.
+    pub fn root_ca_crl(&self) -> Result<Vec<u8>, QplError> {
+        let url = self.config.collateral_url();
+        let entry = self.cached(
+            &format!("rootcacrl\n{url}"),
+            Document::RootCaCrl,
+            self.config.verify_collateral_cache_expire_hours,
+            || {
+                let client = self.client(url, Document::RootCaCrl).map_err(into_fetch)?;
+                let der = client.root_ca_crl()?;
+                let not_after = crl_next_update(&der).unwrap_or(u64::MAX);
+                let mut fields = BTreeMap::new();
+                fields.insert("der".into(), der);
+                Ok(Entry::new(not_after, fields))
+            },
+        )?;
+        Ok(self.encode_crl(field(&entry, "der")?))
+    }
+
+    fn encode_crl(&self, der: &[u8]) -> Vec<u8> {
+        match self.config.crl_encoding {
+            CrlEncoding::Der => der.to_vec(),
+            CrlEncoding::Hex => hex::encode(der).into_bytes(),
+        }
+    }
+}
+
+/// A client that cannot be made (a bad URL) fails the fetch.
+fn into_fetch(error: QplError) -> FetchError {
+    match error {
+        QplError::Fetch { source, .. } => source,
+        other => FetchError::BadUrl(other.to_string()),
+    }
+}
+
+fn damaged(what: &'static str) -> QplError {
+    QplError::DamagedCacheEntry(what)
+}
+
+fn field<'a>(entry: &'a Entry, name: &'static str) -> Result<&'a [u8], QplError> {
+    entry
+        .fields
+        .get(name)
+        .map(Vec::as_slice)
+        .ok_or_else(|| damaged(name))
+}
+
+/// `nextUpdate` of `{"<member>":{…,"nextUpdate":"…"},…}`, seconds since the epoch.
+pub fn json_next_update(signed: &Signed, member: &str) -> Option<u64> {
+    let doc: serde_json::Value = serde_json::from_slice(&signed.body).ok()?;
+    let text = doc.get(member)?.get("nextUpdate")?.as_str()?;
+    let time =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(time.unix_timestamp()).ok()
+}
+
+/// `nextUpdate` of a DER CRL, seconds since the epoch.
+pub fn crl_next_update(der: &[u8]) -> Option<u64> {
+    use der::Decode;
+    let crl = <x509_cert::crl::CertificateList>::from_der(der).ok()?;
+    Some(crl.tbs_cert_list.next_update?.to_unix_duration().as_secs())
+}
