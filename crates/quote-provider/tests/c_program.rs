@@ -1,0 +1,598 @@
+//! The built `libdcap_quoteprov.so` from C: `tests/c/qpl_client.c`, compiled here with the system C
+//! compiler, loads it with `dlopen("libdcap_quoteprov.so.1", RTLD_LAZY)` + `dlsym` as Intel's DCAP
+//! libraries do, and calls every export against a PCCS served in-process over a simulated
+//! platform. Every buffer is compared byte for byte with what the PCCS serves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{Lines, Pccs, Sim, command, field, lines, run, status};
+use pccs::api::{self, Reply};
+use pccs::source::PckCert;
+
+const SUCCESS: u32 = 0x0000;
+const INVALID_PARAMETER: u32 = 0xE002;
+const NO_PLATFORM_CERT_DATA: u32 = 0xE011;
+const NETWORK_ERROR: u32 = 0xE019;
+const NO_QUOTE_COLLATERAL_DATA: u32 = 0xE01B;
+const NO_QVE_IDENTITY_DATA: u32 = 0xE037;
+
+const QE_ID: &str = "00112233445566778899aabbccddeeff";
+
+/// What the PCCS serves for the simulated platform, fetched through its request handler.
+struct Served {
+    pck: PckCert,
+    pck_cert_body: Vec<u8>,
+    pck_cert_chain: String,
+    parts: Vec<(&'static str, Vec<u8>)>,
+    root_ca_crl_der: Vec<u8>,
+    pck_crl_der: Vec<u8>,
+}
+
+fn get(sim: &Sim, path_and_query: &str) -> Reply {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let reply = api::handle(sim.source.as_ref(), path, Some(query)).unwrap();
+    assert_eq!(reply.status, 200, "{path_and_query}");
+    reply
+}
+
+fn chain(reply: &Reply, name: &str) -> String {
+    percent_encoding::percent_decode_str(reply.header(name).unwrap())
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
+}
+
+fn served(sim: &Sim) -> Served {
+    let pck = PckCert::from_chain_pem(sim.platform.pck_cert_chain()).unwrap();
+    let v4 = "/sgx/certification/v4/";
+    let cert = get(
+        sim,
+        &format!(
+            "{v4}pckcert?qeid={QE_ID}&cpusvn={}&pcesvn={}&pceid={}",
+            hex::encode(&pck.tcbm[..16]),
+            hex::encode(&pck.tcbm[16..]),
+            hex::encode(pck.pce_id)
+        ),
+    );
+    let crl = get(
+        sim,
+        &format!("{v4}pckcrl?ca={}&encoding=der", pck.ca.as_str()),
+    );
+    let tcb = get(sim, &format!("{v4}tcb?fmspc={}", hex::encode(pck.fmspc)));
+    let qe = get(sim, &format!("{v4}qe/identity"));
+    let root_hex = get(sim, &format!("{v4}rootcacrl"));
+    let root_ca_crl_der = hex::decode(&root_hex.body).unwrap();
+    Served {
+        pck_cert_chain: chain(&cert, "SGX-PCK-Certificate-Issuer-Chain"),
+        pck_cert_body: cert.body,
+        parts: vec![
+            (
+                "pck_crl_issuer_chain",
+                chain(&crl, "SGX-PCK-CRL-Issuer-Chain").into_bytes(),
+            ),
+            ("root_ca_crl", root_ca_crl_der.clone()),
+            ("pck_crl", crl.body.clone()),
+            (
+                "tcb_info_issuer_chain",
+                chain(&tcb, "TCB-Info-Issuer-Chain").into_bytes(),
+            ),
+            ("tcb_info", tcb.body),
+            (
+                "qe_identity_issuer_chain",
+                chain(&qe, "SGX-Enclave-Identity-Issuer-Chain").into_bytes(),
+            ),
+            ("qe_identity", qe.body),
+        ],
+        pck_crl_der: crl.body,
+        root_ca_crl_der,
+        pck,
+    }
+}
+
+/// A test's files: the QCNL configuration and the cache parent directory.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cache")).unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        let setup = Self { dir };
+        setup.configure(config);
+        setup
+    }
+
+    fn configure(&self, config: &str) {
+        std::fs::write(self.conf(), config).unwrap();
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("sgx_default_qcnl.conf")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// The program with this test's configuration and `AZDCAP_CACHE`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = command(args);
+        command
+            .env("QCNL_CONF_PATH", self.conf())
+            .env("AZDCAP_CACHE", self.dir.path().join("cache"));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Lines {
+        lines(&run(self.command(args)))
+    }
+}
+
+fn conf(url: &str, extra: &str) -> String {
+    format!("{{\n  // test configuration\n  \"pccs_url\": \"{url}\"{extra}\n}}\n")
+}
+
+fn with_nul(bytes: &[u8]) -> Vec<u8> {
+    [bytes, &[0]].concat()
+}
+
+fn config_args(pck: &PckCert, out: &Path) -> Vec<String> {
+    vec![
+        "config".into(),
+        QE_ID.into(),
+        hex::encode(&pck.tcbm[..16]),
+        u16::from_le_bytes([pck.tcbm[16], pck.tcbm[17]]).to_string(),
+        u16::from_le_bytes(pck.pce_id).to_string(),
+        out.to_str().unwrap().into(),
+    ]
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+fn check_collateral(lines: &Lines, out: &Path, served: &Served) {
+    assert_eq!(status(lines, "collateral"), SUCCESS, "{lines:?}");
+    assert_eq!(field(lines, "collateral", "version"), "0x00010003");
+    assert_eq!(field(lines, "collateral", "major"), "3");
+    assert_eq!(field(lines, "collateral", "minor"), "1");
+    assert_eq!(field(lines, "collateral", "tee_type"), "0");
+    assert_eq!(field(lines, "collateral", "free"), "0x0000");
+    for (name, bytes) in &served.parts {
+        let got = std::fs::read(out.join(name)).unwrap();
+        assert_eq!(got, with_nul(bytes), "{name}");
+        assert_eq!(
+            field(lines, "collateral", &format!("{name}_size")),
+            (bytes.len() + 1).to_string(),
+            "{name}: the size counts the NUL"
+        );
+    }
+}
+
+#[test]
+fn quote_config_is_leaf_then_chain_then_nul_with_the_certificates_tcb() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), ""));
+    let out = setup.out().join("cert_data");
+    let lines = setup.run(&as_strs(&config_args(&served.pck, &out)));
+    assert_eq!(status(&lines, "quote_config"), SUCCESS, "{lines:?}");
+    assert_eq!(field(&lines, "quote_config", "version"), "1");
+    let expected = with_nul(
+        &[
+            served.pck_cert_body.as_slice(),
+            served.pck_cert_chain.as_bytes(),
+        ]
+        .concat(),
+    );
+    let data = std::fs::read(&out).unwrap();
+    assert_eq!(data, expected);
+    assert!(data.starts_with(served.pck.cert_pem.as_bytes()));
+    assert_eq!(
+        field(&lines, "quote_config", "size"),
+        expected.len().to_string()
+    );
+    assert_eq!(field(&lines, "quote_config", "last_byte"), "0");
+    assert_eq!(field(&lines, "quote_config", "data_follows_struct"), "1");
+    assert_eq!(
+        field(&lines, "quote_config", "cpusvn"),
+        hex::encode(&served.pck.tcbm[..16])
+    );
+    assert_eq!(
+        field(&lines, "quote_config", "pcesvn"),
+        u16::from_le_bytes([served.pck.tcbm[16], served.pck.tcbm[17]]).to_string()
+    );
+    assert_eq!(field(&lines, "quote_config", "free"), "0x0000");
+
+    // Another PCE id is not this platform: 404, which is "no platform cert data".
+    let mut args = config_args(&served.pck, &out);
+    args[4] = (u16::from_le_bytes(served.pck.pce_id) ^ 0x5555).to_string();
+    let lines = setup.run(&as_strs(&args));
+    assert_eq!(status(&lines, "quote_config"), NO_PLATFORM_CERT_DATA);
+}
+
+#[test]
+fn collateral_matches_what_the_pccs_serves_byte_for_byte() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), ""));
+    let out = setup.out();
+    let fmspc = hex::encode(served.pck.fmspc);
+    let ca = served.pck.ca.as_str();
+    for mode in ["collateral", "collateral_params"] {
+        let lines = setup.run(&[mode, &fmspc, ca, out.to_str().unwrap()]);
+        check_collateral(&lines, &out, &served);
+    }
+    // The CA name is read without regard to case, as Intel's PCCS reads it.
+    let lines = setup.run(&[
+        "collateral",
+        &fmspc,
+        &ca.to_uppercase(),
+        out.to_str().unwrap(),
+    ]);
+    check_collateral(&lines, &out, &served);
+
+    // Collateral version 3.0: the CRLs as hex text, what Intel's PCCS serves without encoding=der.
+    setup.configure(&conf(&pccs.url(), ",\n  \"pccs_api_version\": \"3.0\""));
+    let lines = setup.run(&["collateral", &fmspc, ca, out.to_str().unwrap()]);
+    assert_eq!(status(&lines, "collateral"), SUCCESS, "{lines:?}");
+    assert_eq!(field(&lines, "collateral", "version"), "0x00000003");
+    assert_eq!(field(&lines, "collateral", "minor"), "0");
+    let hex_crl = get(&sim, &format!("/sgx/certification/v4/pckcrl?ca={ca}")).body;
+    assert_eq!(hex_crl, hex::encode(&served.pck_crl_der).into_bytes());
+    assert_eq!(
+        std::fs::read(out.join("pck_crl")).unwrap(),
+        with_nul(&hex_crl)
+    );
+    let hex_root = get(&sim, "/sgx/certification/v4/rootcacrl").body;
+    assert_eq!(
+        std::fs::read(out.join("root_ca_crl")).unwrap(),
+        with_nul(&hex_root)
+    );
+    assert_eq!(
+        std::fs::read(out.join("tcb_info")).unwrap(),
+        with_nul(&served.parts[4].1)
+    );
+}
+
+#[test]
+fn unknown_fmspc_or_ca_is_no_quote_collateral_data() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), ""));
+    let out = setup.out();
+    let mut other = served.pck.fmspc;
+    other[0] ^= 0xff;
+    let lines = setup.run(&[
+        "collateral",
+        &hex::encode(other),
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&lines, "collateral"), NO_QUOTE_COLLATERAL_DATA);
+    let other_ca = match served.pck.ca {
+        pccs::CaType::Processor => "platform",
+        pccs::CaType::Platform => "processor",
+    };
+    let lines = setup.run(&[
+        "collateral",
+        &hex::encode(served.pck.fmspc),
+        other_ca,
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&lines, "collateral"), NO_QUOTE_COLLATERAL_DATA);
+}
+
+#[test]
+fn root_ca_crl_is_the_der_without_a_nul() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), ""));
+    let out = setup.out().join("root.crl");
+    let lines = setup.run(&["rootcrl", out.to_str().unwrap()]);
+    assert_eq!(status(&lines, "root_ca_crl"), SUCCESS, "{lines:?}");
+    assert_eq!(std::fs::read(&out).unwrap(), served.root_ca_crl_der);
+    assert_eq!(
+        field(&lines, "root_ca_crl", "size"),
+        served.root_ca_crl_der.len().to_string()
+    );
+    assert_eq!(field(&lines, "root_ca_crl", "free"), "0x0000");
+}
+
+#[test]
+fn qve_identity_not_served_is_no_qve_identity_data() {
+    let sim = Sim::new();
+    let pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), ""));
+    let lines = setup.run(&["qve", setup.out().to_str().unwrap()]);
+    assert_eq!(status(&lines, "qve_identity"), NO_QVE_IDENTITY_DATA);
+}
+
+#[test]
+fn qve_identity_from_an_offline_directory_is_json_and_chain_with_nuls() {
+    // An offline directory with a QvE identity: the simulated QE identity stands in for it.
+    let sim = Sim::new();
+    let served = served(&sim);
+    let dir = tempfile::tempdir().unwrap();
+    let qe = &served.parts[6].1;
+    let chain = &served.parts[5].1;
+    std::fs::write(dir.path().join(pccs::source::QVE_IDENTITY_FILE), qe).unwrap();
+    std::fs::write(
+        dir.path().join(sgx_sim::files::QE_IDENTITY_ISSUER_CHAIN),
+        chain,
+    )
+    .unwrap();
+    let pccs = Pccs::start(Arc::new(pccs::DirSource::new(dir.path())));
+    let setup = Setup::new(&conf(&pccs.url(), ""));
+    let out = setup.out();
+    let lines = setup.run(&["qve", out.to_str().unwrap()]);
+    assert_eq!(status(&lines, "qve_identity"), SUCCESS, "{lines:?}");
+    assert_eq!(
+        std::fs::read(out.join("qve_identity")).unwrap(),
+        with_nul(qe)
+    );
+    assert_eq!(
+        std::fs::read(out.join("qve_identity_issuer_chain")).unwrap(),
+        with_nul(chain)
+    );
+    assert_eq!(
+        field(&lines, "qve_identity", "size"),
+        (qe.len() + 1).to_string()
+    );
+    assert_eq!(
+        field(&lines, "qve_identity", "chain_size"),
+        (chain.len() + 1).to_string()
+    );
+}
+
+/// A URL where nothing listens: a server's port after it stopped.
+fn dead_url() -> String {
+    let sim = Sim::new();
+    let mut pccs = Pccs::start(sim.source.clone());
+    let url = pccs.url();
+    pccs.stop();
+    url
+}
+
+#[test]
+fn server_down_is_a_network_error() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let setup = Setup::new(&conf(&dead_url(), ""));
+    let out = setup.out();
+    let lines = setup.run(&as_strs(&config_args(&served.pck, &out.join("c"))));
+    assert_eq!(status(&lines, "quote_config"), NETWORK_ERROR);
+    let lines = setup.run(&[
+        "collateral",
+        &hex::encode(served.pck.fmspc),
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&lines, "collateral"), NETWORK_ERROR);
+    let lines = setup.run(&["qve", out.to_str().unwrap()]);
+    assert_eq!(status(&lines, "qve_identity"), NETWORK_ERROR);
+    let lines = setup.run(&["rootcrl", out.join("r").to_str().unwrap()]);
+    assert_eq!(status(&lines, "root_ca_crl"), NETWORK_ERROR);
+}
+
+/// Runs every fetching mode, expecting success; returns the collateral lines.
+fn fetch_all(setup: &Setup, served: &Served) -> Lines {
+    let out = setup.out();
+    let lines = setup.run(&as_strs(&config_args(&served.pck, &out.join("cert_data"))));
+    assert_eq!(status(&lines, "quote_config"), SUCCESS, "{lines:?}");
+    let lines = setup.run(&["rootcrl", out.join("root.crl").to_str().unwrap()]);
+    assert_eq!(status(&lines, "root_ca_crl"), SUCCESS, "{lines:?}");
+    assert_eq!(
+        std::fs::read(out.join("root.crl")).unwrap(),
+        served.root_ca_crl_der
+    );
+    let lines = setup.run(&[
+        "collateral",
+        &hex::encode(served.pck.fmspc),
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ]);
+    check_collateral(&lines, &out, served);
+    lines
+}
+
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+const CACHING: &str =
+    ",\n  \"pck_cache_expire_hours\": 24,\n  \"verify_collateral_cache_expire_hours\": 24";
+
+#[test]
+fn second_calls_are_served_from_the_cache_with_the_server_stopped() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let mut pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), CACHING));
+    fetch_all(&setup, &served);
+    let cache = setup.dir.path().join("cache/.dcap-qcnl");
+    assert_eq!(
+        entries(&cache),
+        3,
+        "PCK certificate, root CA CRL, collateral"
+    );
+    pccs.stop();
+    fetch_all(&setup, &served);
+
+    // Without caching configured, the stopped server is a network error again.
+    setup.configure(&conf(&pccs.url(), ""));
+    let lines = setup.run(&["rootcrl", setup.out().join("r").to_str().unwrap()]);
+    assert_eq!(status(&lines, "root_ca_crl"), NETWORK_ERROR);
+
+    // local_cache_only serves what the cache holds and never the network.
+    setup.configure(&conf(&pccs.url(), ",\n  \"local_cache_only\": true"));
+    fetch_all(&setup, &served);
+    std::fs::remove_dir_all(&cache).unwrap();
+    let out = setup.out();
+    let lines = setup.run(&as_strs(&config_args(&served.pck, &out.join("c"))));
+    assert_eq!(status(&lines, "quote_config"), NO_PLATFORM_CERT_DATA);
+    let lines = setup.run(&[
+        "collateral",
+        &hex::encode(served.pck.fmspc),
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&lines, "collateral"), NO_QUOTE_COLLATERAL_DATA);
+}
+
+#[test]
+fn no_home_and_a_read_only_azdcap_cache_still_cache_under_tmpdir() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let mut pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), CACHING));
+    let read_only = setup.dir.path().join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    std::fs::set_permissions(
+        &read_only,
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
+    )
+    .unwrap();
+    // Root writes anyway; /proc takes no new directories from anyone.
+    let read_only = if tempfile::tempfile_in(&read_only).is_ok() {
+        PathBuf::from("/proc")
+    } else {
+        read_only
+    };
+    let tmpdir = setup.dir.path().join("tmp");
+    std::fs::create_dir(&tmpdir).unwrap();
+    let run_with = |args: &[&str]| {
+        let mut command = setup.command(args);
+        command
+            .env("AZDCAP_CACHE", &read_only)
+            .env("TMPDIR", &tmpdir);
+        lines(&run(command))
+    };
+    let fmspc = hex::encode(served.pck.fmspc);
+    let out = setup.out();
+    let args = [
+        "collateral",
+        &fmspc,
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ];
+    check_collateral(&run_with(&args), &out, &served);
+    assert_eq!(entries(&tmpdir.join(".dcap-qcnl")), 1);
+    assert_eq!(entries(&read_only.join(".dcap-qcnl")), 0);
+    pccs.stop();
+    check_collateral(&run_with(&args), &out, &served);
+}
+
+#[test]
+fn azdcap_base_cert_url_replaces_the_configured_service() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&dead_url(), ""));
+    let out = setup.out();
+    let mut command = setup.command(&[
+        "collateral",
+        &hex::encode(served.pck.fmspc),
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ]);
+    command
+        .env(
+            "AZDCAP_BASE_CERT_URL",
+            format!("http://{}/sgx/certification", pccs.addr),
+        )
+        .env("AZDCAP_COLLATERAL_VERSION", "v4");
+    check_collateral(&lines(&run(command)), &out, &served);
+}
+
+#[test]
+fn broken_json_configuration_is_config_invalid_json() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let setup = Setup::new("{ \"pccs_url\": ");
+    let out = setup.out();
+    let lines = setup.run(&[
+        "collateral",
+        &hex::encode(served.pck.fmspc),
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&lines, "collateral"), 0xE067);
+}
+
+#[test]
+fn null_arguments_and_bad_sizes_are_invalid_parameters() {
+    let setup = Setup::new(&conf(&dead_url(), ""));
+    let lines = setup.run(&["params"]);
+    let mut checked = 0;
+    for (name, fields) in &lines {
+        let Some(value) = fields.get("status") else {
+            continue;
+        };
+        let expected = if name.starts_with("free_") {
+            "0x0000"
+        } else {
+            "0xe002"
+        };
+        assert_eq!(value, expected, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 24, "{lines:?}");
+    assert_eq!(status(&lines, "config_short_ppid"), INVALID_PARAMETER);
+    assert_eq!(field(&lines, "outputs", "untouched"), "1");
+}
+
+#[test]
+fn logging_callback_receives_messages_in_both_calling_conventions() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let setup = Setup::new(&conf(&dead_url(), ",\n  \"use_secure_cert\": false"));
+    let output = run(setup.command(&["logging", &hex::encode(served.pck.fmspc)]));
+    let lines = lines(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let count = |key: &str| field(&lines, "logging", key).parse::<u32>().unwrap();
+    assert_eq!(field(&lines, "logging", "set2"), "0x0000");
+    assert_eq!(field(&lines, "logging", "status"), "0xe019");
+    assert!(count("after_two_arg") >= 1, "{lines:?}");
+    assert_eq!(field(&lines, "logging", "set1"), "0x0000");
+    assert!(count("after_one_arg") > count("after_two_arg"), "{lines:?}");
+    assert_eq!(field(&lines, "logging", "setfn"), "0x0000");
+    assert!(
+        count("after_function") > count("after_one_arg"),
+        "{lines:?}"
+    );
+    assert_eq!(field(&lines, "logging", "unset"), "0x0000");
+    assert_eq!(
+        count("after_unset"),
+        count("after_function"),
+        "NULL stops the messages"
+    );
+    assert_eq!(count("bad"), 0);
+    assert!(
+        stderr.contains("QPLLOG 0 libdcap_quoteprov: sgx_ql_get_quote_verification_collateral: ")
+            && stderr.contains("-> 0xe019"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("use_secure_cert is false"), "{stderr}");
+}
