@@ -92,7 +92,7 @@ impl QuoteBackend for SimBackend {
 /// The ops-endpoint routes of `cache`: `/collateral/` lists the files, `/collateral/<name>` serves
 /// one (`collateral.json`, `root-ca.pem`, `root-ca.der`, `tcb_info.json`, …).
 pub fn collateral_routes(cache: Arc<CollateralCache>) -> ops_http::ExtraRoutes {
-    Arc::new(move |path: &str, _query: Option<&str>| {
+    ops_http::ExtraRoutes::new(move |path: &str, _query: Option<&str>| {
         let name = path.strip_prefix("/collateral")?;
         let name = name.strip_prefix('/').unwrap_or(name);
         let collateral = match cache.get() {
@@ -166,7 +166,7 @@ mod tests {
             sgx_sim::CollateralOptions::default(),
         ));
         let routes = collateral_routes(Arc::clone(&cache));
-        let routes = |path: &str| routes(path, None);
+        let routes = |path: &str| routes.call(path, None);
         let index = routes("/collateral/").unwrap();
         let names = String::from_utf8(index.body).unwrap();
         assert!(names.lines().any(|l| l == "collateral.json"));

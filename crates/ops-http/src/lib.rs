@@ -10,7 +10,8 @@
 //! | anything else | the caller's [`ExtraRoutes`] if it answers, else `404` |
 //!
 //! The built-in routes ignore the query string; the extra routes see the path and the query (still
-//! percent-encoded), may add response headers, and run on the blocking pool (they may do I/O).
+//! percent-encoded), may add response headers, and run inline or, when they may wait on a remote
+//! service, on the blocking pool ([`ExtraRoutes::blocking`]).
 //! Request bodies are
 //! never read. The server is bounded: at most [`Limits::max_connections`] connections at once (further
 //! clients wait in the listen backlog), request headers must arrive within
@@ -27,7 +28,7 @@
 //! registry.register("confcom_example_requests", "Requests served", requests.clone());
 //! let readiness = ops_http::Readiness::new();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9101").await?;
-//! let extra: ops_http::ExtraRoutes = Arc::new(|path: &str, _query: Option<&str>| {
+//! let extra = ops_http::ExtraRoutes::new(|path: &str, _query: Option<&str>| {
 //!     (path == "/version").then(|| ops_http::Response::ok("text/plain; charset=utf-8", b"1.0\n".to_vec()))
 //! });
 //! readiness.set_ready(true);
@@ -117,9 +118,52 @@ impl Response {
     }
 }
 
+/// The function behind [`ExtraRoutes`].
+pub type RouteFn = dyn Fn(&str, Option<&str>) -> Option<Response> + Send + Sync;
+
 /// Extra GET routes: called with the request path and query string (without `?`); `None` means
-/// "not mine" (`404`).
-pub type ExtraRoutes = Arc<dyn Fn(&str, Option<&str>) -> Option<Response> + Send + Sync>;
+/// "not mine" (`404`). Cheap to clone.
+#[derive(Clone)]
+pub struct ExtraRoutes {
+    handler: Arc<RouteFn>,
+    blocking: bool,
+}
+
+impl ExtraRoutes {
+    /// Routes that answer at once (from memory or local files): called on the connection's task.
+    pub fn new(
+        handler: impl Fn(&str, Option<&str>) -> Option<Response> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            handler: Arc::new(handler),
+            blocking: false,
+        }
+    }
+
+    /// Routes that may wait (on a remote service): called on the blocking pool, so that they never
+    /// stall the other connections. The hop costs a thread switch per request.
+    pub fn blocking(
+        handler: impl Fn(&str, Option<&str>) -> Option<Response> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            handler: Arc::new(handler),
+            blocking: true,
+        }
+    }
+
+    /// Answers `path` (and `query`) directly, on the caller's thread.
+    pub fn call(&self, path: &str, query: Option<&str>) -> Option<Response> {
+        (self.handler)(path, query)
+    }
+}
+
+impl std::fmt::Debug for ExtraRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtraRoutes")
+            .field("blocking", &self.blocking)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Bounds of the server; [`serve`] uses [`Limits::default`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,12 +340,15 @@ async fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<B
     }
 }
 
-/// Runs the caller's extra routes on the blocking pool: they may read files or wait for an upstream
-/// service, which must not stall the connections the runtime's workers serve.
+/// Runs the caller's extra routes: inline, or on the blocking pool when they may wait.
 async fn extra_route(state: &State, path: &str, query: Option<&str>) -> Option<Response> {
-    let extra = Arc::clone(state.extra.as_ref()?);
+    let extra = state.extra.as_ref()?;
+    if !extra.blocking {
+        return extra.call(path, query);
+    }
+    let extra = extra.clone();
     let (path, query) = (path.to_owned(), query.map(str::to_owned));
-    match tokio::task::spawn_blocking(move || extra(&path, query.as_deref())).await {
+    match tokio::task::spawn_blocking(move || extra.call(&path, query.as_deref())).await {
         Ok(answer) => answer,
         // The route panicked: answer as a server error rather than dropping the connection.
         Err(_) => Some(Response::new(500, TEXT, b"internal error\n".to_vec())),

@@ -33,7 +33,7 @@ async fn start(limits: Limits) -> Server {
         counter.clone(),
     );
     let readiness = Readiness::new();
-    let extra: ExtraRoutes = Arc::new(|path: &str, query: Option<&str>| {
+    let extra = ExtraRoutes::new(|path: &str, query: Option<&str>| {
         let name = path.strip_prefix("/collateral/")?;
         match name {
             "teapot" => Some(Response::new(418, "text/plain", b"short\n".to_vec())),
@@ -303,4 +303,40 @@ async fn shutdown_stops_the_server() {
         TcpStream::connect(server.addr).await.is_err(),
         "the listener is closed after shutdown"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_blocking_route_does_not_stall_other_connections() {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Mutex::new(wait);
+    let extra = ExtraRoutes::blocking(move |path: &str, _query: Option<&str>| {
+        (path == "/slow").then(|| {
+            // Holds its thread until the test lets it go, as a silent upstream would.
+            let _ = wait.lock().unwrap().recv();
+            Response::ok("text/plain", b"late\n".to_vec())
+        })
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ops_http::serve(
+        listener,
+        Arc::new(Registry::default()),
+        Readiness::new(),
+        Some(extra),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let slow = tokio::spawn(request(addr, "GET", "/slow"));
+    // With the only worker free, the health check is answered while /slow waits.
+    let health = request(addr, "GET", "/healthz").await;
+    assert_eq!(health.status, 200);
+    assert!(!slow.is_finished());
+    release.send(()).unwrap();
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.status, 200);
+    assert_eq!(slow.body, b"late\n");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
 }

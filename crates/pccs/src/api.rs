@@ -139,6 +139,33 @@ impl Reply {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The answer as the ops endpoint sends it.
+    pub fn into_response(self) -> ops_http::Response {
+        let mut response = ops_http::Response::new(self.status, self.content_type, self.body);
+        response.headers = self.headers;
+        response
+    }
+}
+
+/// The PCCS API as extra routes of an `ops_http` server over `source`; `on_reply` sees each answer
+/// (for metrics). Routes over a source that may wait on a remote service (`may_block`) run on the
+/// blocking pool.
+pub fn routes(
+    source: std::sync::Arc<dyn CollateralSource>,
+    may_block: bool,
+    on_reply: impl Fn(&Reply) + Send + Sync + 'static,
+) -> ops_http::ExtraRoutes {
+    let handler = move |path: &str, query: Option<&str>| {
+        let reply = handle(source.as_ref(), path, query)?;
+        on_reply(&reply);
+        Some(reply.into_response())
+    };
+    if may_block {
+        ops_http::ExtraRoutes::blocking(handler)
+    } else {
+        ops_http::ExtraRoutes::new(handler)
+    }
 }
 
 /// A random request id: 32 hex digits (a UUID without dashes, as Intel's PCCS makes them).

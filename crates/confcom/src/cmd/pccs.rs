@@ -100,6 +100,7 @@ fn source(
 /// The PCCS API as routes of the ops endpoint, counting answers by status in `registry`.
 pub fn routes(
     source: Arc<dyn CollateralSource>,
+    may_block: bool,
     registry: &mut prometheus_client::registry::Registry,
 ) -> ops_http::ExtraRoutes {
     let requests = Family::<RequestLabels, Counter>::default();
@@ -108,16 +109,12 @@ pub fn routes(
         "PCCS API requests answered, by HTTP status",
         requests.clone(),
     );
-    Arc::new(move |path: &str, query: Option<&str>| {
-        let reply = pccs::handle(source.as_ref(), path, query)?;
+    pccs::routes(source, may_block, move |reply| {
         requests
             .get_or_create(&RequestLabels {
                 status: reply.status,
             })
             .inc();
-        let mut response = ops_http::Response::new(reply.status, reply.content_type, reply.body);
-        response.headers = reply.headers;
-        Some(response)
     })
 }
 
@@ -137,7 +134,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
         let addr = listener.local_addr().unwrap_or(args.listen);
-        let routes = routes(source, &mut registry);
+        let routes = routes(source, args.upstream.is_some(), &mut registry);
         let readiness = ops_http::Readiness::new();
         readiness.set_ready(true);
         tracing::info!(

@@ -66,14 +66,7 @@ impl Pccs {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let routes: ops_http::ExtraRoutes =
-                    Arc::new(move |path: &str, query: Option<&str>| {
-                        let reply = pccs::handle(source.as_ref(), path, query)?;
-                        let mut response =
-                            ops_http::Response::new(reply.status, reply.content_type, reply.body);
-                        response.headers = reply.headers;
-                        Some(response)
-                    });
+                let routes = pccs::routes(source, false, |_| {});
                 let readiness = ops_http::Readiness::new();
                 readiness.set_ready(true);
                 ops_http::serve(
