@@ -117,3 +117,7 @@ pub const DEVICE_PLUGIN_SERVICE_ACCOUNT: &str = "sgx-device-plugin";
 pub const DEVICE_PLUGIN_CLUSTER_ROLE: &str = "confcom-sgx-device-plugin";
 /// Environment variable the device plugin reads its node's name from (set from `spec.nodeName`).
 pub const ENV_NODE_NAME: &str = "NODE_NAME";
+/// Name of the PCCS Deployment, its Service and its TLS Secret's prefix.
+pub const PCCS_NAME: &str = "sgx-pccs";
+/// Port of the PCCS (Intel's PCCS listens on 8081).
+pub const PCCS_PORT: u16 = 8081;

@@ -473,3 +473,65 @@ fn an_upstream_failure_with_nothing_cached_is_a_502() {
         assert!(head.starts_with("HTTP/1.1 200"), "{why}: {head}");
     }
 }
+
+#[test]
+fn https_with_generated_certificates() {
+    let node = demo();
+    let certs = tempfile::tempdir().unwrap();
+    let out = confcom(&[
+        "pccs",
+        "certs",
+        "--out",
+        certs.path().to_str().unwrap(),
+        "--namespace",
+        "attest",
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let pccs = Pccs::start(&[
+        "--sim-state",
+        node.path().join("state").to_str().unwrap(),
+        "--tls-cert",
+        certs.path().join("tls.crt").to_str().unwrap(),
+        "--tls-key",
+        certs.path().join("tls.key").to_str().unwrap(),
+    ]);
+    let addr = pccs.url.strip_prefix("http://").unwrap().to_owned();
+
+    // A client that trusts the generated CA and asks for the Service's name.
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pki_types::CertificateDer::pem_file_iter(certs.path().join("ca.crt")).unwrap()
+    {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("sgx-pccs.attest.svc").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, std::net::TcpStream::connect(&addr).unwrap());
+    write!(
+        tls,
+        "GET /sgx/certification/v4/rootcacrl HTTP/1.1\r\nHost: sgx-pccs.attest.svc\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body = text.split("\r\n\r\n").nth(1).unwrap();
+    assert!(hex::decode(body.trim()).unwrap().starts_with(&[0x30]));
+
+    // Plain HTTP on the TLS port gets no answer.
+    let mut plain = std::net::TcpStream::connect(&addr).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = write!(plain, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/1.1 200"));
+}

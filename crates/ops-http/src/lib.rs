@@ -225,6 +225,42 @@ pub async fn serve_with_limits(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_inner(listener, None, registry, readiness, extra, limits, shutdown).await
+}
+
+/// [`serve_with_limits`] over TLS (rustls): the handshake must complete within
+/// [`Limits::header_read_timeout`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    extra: Option<ExtraRoutes>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_inner(
+        listener,
+        Some(acceptor),
+        registry,
+        readiness,
+        extra,
+        limits,
+        shutdown,
+    )
+    .await
+}
+
+async fn serve_inner(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    extra: Option<ExtraRoutes>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let state = Arc::new(State {
         registry,
         readiness,
@@ -250,25 +286,30 @@ pub async fn serve_with_limits(
             Err(err) => return Err(err),
         };
         let state = Arc::clone(&state);
-        let service = service_fn(move |req: Request<Incoming>| {
-            let state = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(route(&state, &req).await) }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        let lifetime = limits.connection_timeout;
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            match tokio::time::timeout(lifetime, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    tracing::debug!(error = %err, "ops-http: connection ended with an error")
+            let started = tokio::time::Instant::now();
+            let lifetime = limits.connection_timeout;
+            let header_timeout = limits.header_read_timeout;
+            match tls {
+                None => {
+                    let conn = serve_connection(stream, state, watcher, header_timeout);
+                    finish(conn, lifetime).await;
                 }
-                Err(_) => tracing::debug!("ops-http: connection closed after its maximum lifetime"),
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let conn = serve_connection(stream, state, watcher, header_timeout);
+                            finish(conn, lifetime.saturating_sub(started.elapsed())).await;
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(error = %err, "ops-http: TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!("ops-http: TLS handshake too slow"),
+                    }
+                }
             }
         });
     }
@@ -280,6 +321,37 @@ pub async fn serve_with_limits(
         }
     }
     Ok(())
+}
+
+/// Drives one connection for at most `lifetime`.
+async fn finish(conn: impl Future<Output = hyper::Result<()>>, lifetime: Duration) {
+    match tokio::time::timeout(lifetime, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::debug!(error = %err, "ops-http: connection ended with an error"),
+        Err(_) => tracing::debug!("ops-http: connection closed after its maximum lifetime"),
+    }
+}
+
+/// One HTTP/1.1 connection over `stream`, watched for graceful shutdown.
+fn serve_connection<S>(
+    stream: S,
+    state: Arc<State>,
+    watcher: hyper_util::server::graceful::Watcher,
+    header_read_timeout: Duration,
+) -> impl Future<Output = hyper::Result<()>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(route(&state, &req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    watcher.watch(conn)
 }
 
 async fn accept_with_slot(

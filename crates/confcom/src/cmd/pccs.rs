@@ -18,9 +18,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use sgx_sim::SimPlatform;
 
-#[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["sim_state", "offline_dir", "upstream"])))]
+#[derive(clap::Args)]
+#[command(
+    group(clap::ArgGroup::new("source").required(true).args(["sim_state", "offline_dir", "upstream"])),
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Serve the collateral of this simulated platform (a `confcom sim init` or quote-helper state
     /// directory); TCB info v2 on API v3, v3 on API v4.
     #[arg(long, env = "CONFCOM_PCCS_SIM_STATE", value_name = "DIR")]
@@ -49,9 +55,32 @@ pub struct Args {
     /// Timeout of each upstream request, in seconds.
     #[arg(long, env = "CONFCOM_PCCS_UPSTREAM_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub upstream_timeout_secs: u64,
-    /// Address of the API (plain HTTP), /metrics, /healthz and /readyz.
+    /// Address of the API, /metrics, /healthz and /readyz.
     #[arg(long, env = "CONFCOM_PCCS_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); plain HTTP without.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CONFCOM_PCCS_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CONFCOM_PCCS_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Create a private CA (ca.crt) and a serving certificate (tls.crt, tls.key) for the PCCS
+    /// Service `sgx-pccs.<namespace>.svc`; clients trust ca.crt.
+    Certs(super::webhook::CertsArgs),
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -122,6 +151,15 @@ pub fn routes(
 pub const CACHE_FILE: &str = "collateral.redb";
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(Command::Certs(certs)) = args.command {
+        return super::webhook::certs_cmd(certs, addon::names::PCCS_NAME);
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(addon::server::tls_config_from_pem_files(
+            cert, key,
+        )?)),
+        _ => None,
+    };
     let mut registry = prometheus_client::registry::Registry::default();
     let source = source(&args, &mut registry)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -147,16 +185,37 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 }
                 (None, None, None) => String::new(),
             },
+            https = tls.is_some(),
             "PCCS serving /sgx/certification/v3/ and /v4/"
         );
-        ops_http::serve(
-            listener,
-            Arc::new(registry),
-            readiness,
-            Some(routes),
-            crate::daemon::shutdown_signal(),
-        )
-        .await
+        let shutdown = crate::daemon::shutdown_signal();
+        let limits = ops_http::Limits::default();
+        let registry = Arc::new(registry);
+        match tls {
+            Some(tls) => {
+                ops_http::serve_tls(
+                    listener,
+                    tls,
+                    registry,
+                    readiness,
+                    Some(routes),
+                    limits,
+                    shutdown,
+                )
+                .await
+            }
+            None => {
+                ops_http::serve_with_limits(
+                    listener,
+                    registry,
+                    readiness,
+                    Some(routes),
+                    limits,
+                    shutdown,
+                )
+                .await
+            }
+        }
         .context("the PCCS server failed")?;
         tracing::info!("PCCS stopped");
         Ok::<_, anyhow::Error>(())

@@ -66,7 +66,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct CertsArgs {
+pub struct CertsArgs {
     /// Output directory (created if missing): ca.crt, tls.crt, tls.key.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -83,7 +83,7 @@ struct CertsArgs {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     if let Some(Command::Certs(certs)) = args.command {
-        return certs_cmd(certs);
+        return certs_cmd(certs, WEBHOOK_NAME);
     }
     let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) else {
         bail!("--tls-cert and --tls-key are required");
@@ -142,10 +142,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn certs_cmd(args: CertsArgs) -> Result<ExitCode> {
+/// Creates a private CA and a serving certificate for the Service `service` in `--namespace`.
+pub fn certs_cmd(args: CertsArgs, service: &str) -> Result<ExitCode> {
     let request = CertRequest {
         namespace: args.namespace,
-        service: WEBHOOK_NAME.to_owned(),
+        service: service.to_owned(),
         days: args.days,
     };
     let outcome = addon::certs::ensure_dir(
