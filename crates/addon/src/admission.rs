@@ -6,7 +6,7 @@
 //!
 //! - **Intel's resources**, for every container and init container that requests
 //!   `sgx.intel.com/epc` (as Intel's SGX webhook does): `sgx.intel.com/enclave: 1` in its limits
-//!   (the device node), `sgx.intel.com/provision: 1` too when the pod annotation
+//!   and, where it lists requests, its requests (the device node), `sgx.intel.com/provision: 1` too when the pod annotation
 //!   `sgx.intel.com/quote-provider` names the container, the annotation
 //!   `epc-limit.nri.io/container.<name>` with its EPC in bytes, and on the pod the annotation
 //!   `sgx.intel.com/epc` with the pod's EPC in binary-SI form. A quantity that cannot be read is
@@ -399,26 +399,39 @@ fn intel_resources(
             bytes.to_string(),
         );
 
-        let limits = container.resources.as_ref().and_then(|r| r.limits.as_ref());
+        let resources = container.resources.as_ref();
+        let limits = resources.and_then(|r| r.limits.as_ref());
+        let requests = resources.and_then(|r| r.requests.as_ref());
         let mut wanted = vec![RESOURCE_ENCLAVE];
         if quote_provider == Some(container.name.as_str()) {
             wanted.push(RESOURCE_PROVISION);
         }
-        wanted.retain(|r| !limits.is_some_and(|l| l.contains_key(*r)));
-        let limits_path = format!("{}/resources/limits", slot.path);
-        match limits {
-            Some(_) => out.ops.extend(wanted.iter().map(|r| PatchOp {
-                op: "add",
-                path: format!("{limits_path}/{}", pointer_escape(r)),
-                value: json!("1"),
-            })),
-            None if !wanted.is_empty() => out.ops.push(PatchOp {
-                op: "add",
-                path: limits_path,
-                value: wanted.iter().map(|r| (r.to_string(), json!("1"))).collect(),
-            }),
-            None => {}
-        }
+        // Limits and requests of an extended resource must be equal: a value already in one of
+        // them is the value for the other, else 1.
+        let wanted: Vec<(&str, String)> = wanted
+            .into_iter()
+            .map(|r| {
+                let given = limits
+                    .and_then(|l| l.get(r))
+                    .or_else(|| requests.and_then(|q| q.get(r)));
+                (r, given.map_or_else(|| "1".to_owned(), |q| q.0.clone()))
+            })
+            .collect();
+        add_missing(
+            &mut out.ops,
+            &format!("{}/resources/limits", slot.path),
+            limits,
+            &wanted,
+            true,
+        );
+        // Requests absent are defaulted from limits by the API server; present, they are completed.
+        add_missing(
+            &mut out.ops,
+            &format!("{}/resources/requests", slot.path),
+            requests,
+            &wanted,
+            false,
+        );
     }
     if !out.users.is_empty() {
         out.annotations.insert(
@@ -427,6 +440,37 @@ fn intel_resources(
         );
     }
     Ok(out)
+}
+
+/// Adds each of `wanted` that `map` (the resource list at `path`) lacks; creates the list when it
+/// is absent and `create` is set.
+fn add_missing(
+    ops: &mut Vec<PatchOp>,
+    path: &str,
+    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    wanted: &[(&str, String)],
+    create: bool,
+) {
+    let missing: Vec<&(&str, String)> = wanted
+        .iter()
+        .filter(|(r, _)| !map.is_some_and(|m| m.contains_key(*r)))
+        .collect();
+    match map {
+        Some(_) => ops.extend(missing.iter().map(|(r, v)| PatchOp {
+            op: "add",
+            path: format!("{path}/{}", pointer_escape(r)),
+            value: json!(v),
+        })),
+        None if create && !missing.is_empty() => ops.push(PatchOp {
+            op: "add",
+            path: path.to_owned(),
+            value: missing
+                .iter()
+                .map(|(r, v)| (r.to_string(), json!(v)))
+                .collect(),
+        }),
+        None => {}
+    }
 }
 
 /// `SGX_AESM_ADDR=1` and the `/var/run/aesmd` mount for `targets`, and the volume when one is

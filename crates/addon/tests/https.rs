@@ -71,6 +71,17 @@ async fn send(sender: &mut Sender, method: &str, path: &str, body: Vec<u8>) -> (
     (status, body)
 }
 
+/// The review's pod with the reply's JSONPatch applied.
+fn patched(review: &serde_json::Value, reply: &serde_json::Value) -> serde_json::Value {
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(reply["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut pod = review["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).unwrap();
+    pod
+}
+
 #[tokio::test]
 async fn webhook_serves_admission_reviews_over_verified_tls() {
     let dir = tempfile::tempdir().unwrap();
@@ -131,12 +142,7 @@ async fn webhook_serves_admission_reviews_over_verified_tls() {
     let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(reply["response"]["uid"], review["request"]["uid"]);
     assert_eq!(reply["response"]["allowed"], true);
-    let patch = base64::engine::general_purpose::STANDARD
-        .decode(reply["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
-    let mut pod = review["request"]["object"].clone();
-    json_patch::patch(&mut pod, &patch).unwrap();
+    let pod = patched(&review, &reply);
     let env = &pod["spec"]["containers"][0]["env"];
     assert!(
         env.as_array()
@@ -180,12 +186,7 @@ async fn webhook_serves_admission_reviews_over_verified_tls() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let reply: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let patch = base64::engine::general_purpose::STANDARD
-        .decode(reply["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
-    let mut pod = intel["request"]["object"].clone();
-    json_patch::patch(&mut pod, &patch).unwrap();
+    let pod = patched(&intel, &reply);
     let limits = &pod["spec"]["containers"][0]["resources"]["limits"];
     assert_eq!(limits["sgx.intel.com/enclave"], "1");
     assert_eq!(pod["metadata"]["annotations"]["sgx.intel.com/epc"], "5Mi");

@@ -463,7 +463,11 @@ fn an_intel_epc_pod_gets_the_enclave_device_and_the_epc_annotations() {
     let review = intel_fixture();
     let pod = admit_intel(&review);
     let mut expected = review["request"]["object"].clone();
-    expected["spec"]["containers"][0]["resources"]["limits"]["sgx.intel.com/enclave"] = json!("1");
+    let resources = &mut expected["spec"]["containers"][0]["resources"];
+    resources["limits"]["sgx.intel.com/enclave"] = json!("1");
+    // The pod lists requests too: they get the same, as limits and requests of an extended
+    // resource must be equal.
+    resources["requests"]["sgx.intel.com/enclave"] = json!("1");
     expected["metadata"]["annotations"] = json!({
         "sgx.intel.com/epc": "5Mi",
         "epc-limit.nri.io/container.sgx-quote-demo": "5242880",
@@ -597,6 +601,17 @@ fn quantities_in_any_form_add_up_as_the_scheduler_counts_them() {
     ]);
     let pod = admit_intel(&review);
     assert_eq!(pod["metadata"]["annotations"]["sgx.intel.com/epc"], "1Gi");
+}
+
+#[test]
+fn an_enclave_count_already_in_requests_is_copied_to_limits() {
+    let mut review = intel_fixture();
+    let c = &mut object(&mut review)["spec"]["containers"][0];
+    c["resources"]["requests"]["sgx.intel.com/enclave"] = json!("2");
+    let pod = admit_intel(&review);
+    let resources = &pod["spec"]["containers"][0]["resources"];
+    assert_eq!(resources["limits"]["sgx.intel.com/enclave"], "2");
+    assert_eq!(resources["requests"]["sgx.intel.com/enclave"], "2");
 }
 
 #[test]

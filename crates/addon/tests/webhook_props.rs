@@ -206,9 +206,11 @@ fn all_containers(pod: &Value) -> Vec<Value> {
 /// The container without what the webhook may add to it.
 fn without_additions(c: &Value) -> Value {
     let mut c = c.clone();
-    if let Some(limits) = c["resources"]["limits"].as_object_mut() {
-        limits.remove("sgx.intel.com/enclave");
-        limits.remove("sgx.intel.com/provision");
+    for list in ["limits", "requests"] {
+        if let Some(map) = c["resources"][list].as_object_mut() {
+            map.remove("sgx.intel.com/enclave");
+            map.remove("sgx.intel.com/provision");
+        }
     }
     if c["resources"]["limits"] == json!({}) && c["resources"]["requests"].is_null() {
         c["resources"].as_object_mut().unwrap().remove("limits");
@@ -285,6 +287,13 @@ proptest! {
                     prop_assert_eq!(without_additions(before), without_additions(&after));
                     if intel_epc(before).is_some() {
                         prop_assert!(after["resources"]["limits"]["sgx.intel.com/enclave"].is_string());
+                        // Requests, where listed, carry the same.
+                        if before["resources"]["requests"].is_object() {
+                            prop_assert_eq!(
+                                &after["resources"]["requests"]["sgx.intel.com/enclave"],
+                                &after["resources"]["limits"]["sgx.intel.com/enclave"]
+                            );
+                        }
                         let nri = &annotations[format!("epc-limit.nri.io/container.{name}")];
                         prop_assert!(nri.as_str().is_some_and(|b| b.parse::<u64>().is_ok()));
                     } else {
