@@ -535,3 +535,76 @@ fn https_with_generated_certificates() {
     let _ = plain.read_to_end(&mut answer);
     assert!(!answer.starts_with(b"HTTP/1.1 200"));
 }
+
+#[test]
+fn one_pccs_serves_every_node_of_a_simulated_cluster_under_one_ca() {
+    let dir = tempfile::Builder::new()
+        .prefix("pc")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let ca = dir.path().join("ca");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    // The cluster's CA, as an operator makes it once.
+    let out = confcom(&[
+        "sim",
+        "init",
+        "--ca-dir",
+        ca.to_str().unwrap(),
+        "--state-dir",
+        &path("seed"),
+    ]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    // A node: its quote helper under the CA, and an app that quotes through it (started first, it
+    // waits for the socket).
+    let socket = path("aesmd/aesm.socket");
+    let mut helper = Command::new(env!("CARGO_BIN_EXE_confcom"))
+        .args([
+            "quote-helper",
+            "--backend",
+            "sim",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--socket", &socket, "--state-dir", &path("node")])
+        .args(["--sim-ca-dir", ca.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let quote = path("quote.bin");
+    let out = confcom(&[
+        "quote",
+        "--socket",
+        &socket,
+        "--report-data",
+        "01",
+        "--out",
+        &quote,
+        "--wait-secs",
+        "60",
+    ]);
+    let _ = helper.kill();
+    let _ = helper.wait();
+    assert!(out.status.success(), "{}", all_output(&out));
+    // The cluster's PCCS: a platform of its own under the same CA.
+    let pccs = Pccs::start(&[
+        "--sim-state",
+        &path("pccs"),
+        "--sim-ca-dir",
+        ca.to_str().unwrap(),
+    ]);
+    let out = confcom(&[
+        "verify",
+        &quote,
+        "--pccs",
+        &pccs.url,
+        "--root",
+        ca.join("root-ca.pem").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("UpToDate"),
+        "{}",
+        all_output(&out)
+    );
+}

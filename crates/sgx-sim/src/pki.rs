@@ -283,7 +283,15 @@ impl CaSet {
     }
 
     /// Loads the CA set of a CA directory, creating it when the directory holds none of its files.
+    /// A complete directory is only read, so it may be read-only (a Kubernetes Secret).
     pub(crate) fn load_or_create(dir: &Path, rng: &SystemRandom) -> Result<Self, SimError> {
+        let complete = CA_FILES
+            .iter()
+            .flat_map(|(c, k, _)| [*c, *k])
+            .all(|f| dir.join(f).exists());
+        if complete {
+            return Self::load(dir);
+        }
         fsutil::ensure_dir(dir, 0o755)?;
         let _lock = fsutil::lock_dir(dir)?;
         let present: Vec<_> = CA_FILES

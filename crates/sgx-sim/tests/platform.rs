@@ -309,6 +309,46 @@ fn an_interrupted_init_is_redone() {
 }
 
 #[test]
+fn a_complete_ca_dir_is_only_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = dir.path().join("made");
+    let opts = |ca: &std::path::Path| InitOptions {
+        ca_dir: Some(ca.to_owned()),
+        ..InitOptions::default()
+    };
+    SimPlatform::open_or_init(&dir.path().join("node-a"), &opts(&made)).unwrap();
+    // The CA files alone, as a Secret mounts them: nothing is written next to them.
+    let mounted = dir.path().join("mounted");
+    std::fs::create_dir(&mounted).unwrap();
+    for entry in std::fs::read_dir(&made).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != ".lock" {
+            std::fs::copy(entry.path(), mounted.join(entry.file_name())).unwrap();
+        }
+    }
+    let before: Vec<_> = std::fs::read_dir(&mounted)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let b = SimPlatform::open_or_init(&dir.path().join("node-b"), &opts(&mounted)).unwrap();
+    let after: Vec<_> = std::fs::read_dir(&mounted)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "no lock or other file was created"
+    );
+    assert_eq!(
+        b.root_ca_der(),
+        std::fs::read(made.join(sgx_sim::ROOT_CERT_DER_FILE))
+            .unwrap()
+            .as_slice()
+    );
+}
+
+#[test]
 fn platforms_under_one_ca_dir_share_the_root() {
     let dir = tempfile::tempdir().unwrap();
     let ca_dir = dir.path().join("ca");

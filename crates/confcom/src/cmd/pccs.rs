@@ -31,6 +31,16 @@ pub struct Args {
     /// directory); TCB info v2 on API v3, v3 on API v4.
     #[arg(long, env = "CONFCOM_PCCS_SIM_STATE", value_name = "DIR")]
     pub sim_state: Option<PathBuf>,
+    /// With --sim-state: the cluster-wide simulated CA the nodes' quote helpers use
+    /// (`quote-helper --sim-ca-dir`); the platform is created under it when --sim-state is empty,
+    /// and its collateral then verifies every node's quotes.
+    #[arg(
+        long,
+        env = "CONFCOM_SIM_CA_DIR",
+        value_name = "DIR",
+        requires = "sim_state"
+    )]
+    pub sim_ca_dir: Option<PathBuf>,
     /// Serve an offline directory in the layout `confcom sim collateral --out` writes (plus an
     /// optional pck_cert_chain.pem and qve_identity.json); files are read at every request.
     #[arg(long, env = "CONFCOM_PCCS_OFFLINE_DIR", value_name = "DIR")]
@@ -106,7 +116,17 @@ fn source(
     }
     match (&args.sim_state, &args.offline_dir) {
         (Some(state), _) => {
-            let platform = SimPlatform::open(state).with_context(|| {
+            let platform = match &args.sim_ca_dir {
+                Some(ca) => SimPlatform::open_or_init(
+                    state,
+                    &sgx_sim::InitOptions {
+                        ca_dir: Some(ca.clone()),
+                        ..sgx_sim::InitOptions::default()
+                    },
+                ),
+                None => SimPlatform::open(state),
+            }
+            .with_context(|| {
                 format!("cannot open the simulated platform in {}", state.display())
             })?;
             let source = SimSource::new(Arc::new(platform));

@@ -49,8 +49,8 @@ pub struct Args {
     /// Where to write the quote (binary, trimmed to its real length).
     #[arg(long)]
     pub out: PathBuf,
-    /// How long each request waits for a quote helper that is not up yet (socket absent or
-    /// refusing), in seconds; 0 fails at once.
+    /// How long to wait for a quote helper that is not up yet (socket absent or refusing, simulated
+    /// CPU material not published), in seconds; 0 fails at once.
     #[arg(long, env = quote_client::SERVICE_WAIT_ENV, default_value_t = quote_client::DEFAULT_SERVICE_WAIT.as_secs())]
     pub wait_secs: u64,
 }
@@ -90,6 +90,14 @@ impl Args {
             .cpu_dir
             .clone()
             .unwrap_or_else(|| sim_dir_for_socket(&self.socket));
+        // A helper that is still starting publishes the material when it listens: wait for it as
+        // for the socket.
+        let deadline = std::time::Instant::now() + Duration::from_secs(self.wait_secs);
+        let mut pause = Duration::from_millis(10);
+        while !dir.join(sgx_sim::CPU_FILE).exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
         SimCpu::load(&dir).with_context(|| {
             format!(
                 "cannot load the simulated CPU from {} (is a simulated quote helper serving {}?)",

@@ -48,6 +48,11 @@ pub struct Args {
         default_value = "/var/lib/confcom/quote-helper"
     )]
     pub state_dir: PathBuf,
+    /// A cluster-wide simulated CA (root, PCK CA, TCB signer; `confcom sim init --ca-dir`, or the
+    /// Secret `addon render --enable-pccs --simulate` makes): the platform is created under it, so
+    /// that one trust anchor and one PCCS serve every node. Read only.
+    #[arg(long, env = "CONFCOM_SIM_CA_DIR", value_name = "DIR")]
+    pub sim_ca_dir: Option<PathBuf>,
     /// Address of /metrics, /healthz, /readyz and /collateral/<name>.
     #[arg(long, env = "CONFCOM_METRICS_ADDR", default_value = "0.0.0.0:9102")]
     pub metrics_addr: SocketAddr,
@@ -102,6 +107,21 @@ pub fn sgx_device_nodes(dev_root: &Path) -> Vec<PathBuf> {
         .map(|node| dev_root.join(node))
         .filter(|path| path.exists())
         .collect()
+}
+
+/// A state directory made before `--sim-ca-dir` keeps its own root: say so, since its quotes do not
+/// verify under the cluster's CA.
+fn warn_if_other_root(platform: &SimPlatform, ca_dir: &Path) {
+    let ca_root = std::fs::read(ca_dir.join(sgx_sim::ROOT_CERT_DER_FILE)).unwrap_or_default();
+    if platform.root_ca_der() != ca_root.as_slice() {
+        tracing::warn!(
+            state_dir = %platform.state_dir().display(),
+            sim_ca_dir = %ca_dir.display(),
+            "the simulated platform was created under another root than --sim-ca-dir's: its \
+             quotes do not verify under the cluster's CA; remove the state directory to create \
+             the platform anew under it"
+        );
+    }
 }
 
 /// Decides which backend serves on this node: [`Backend::Sim`] or [`Backend::Dcap`].
@@ -180,15 +200,21 @@ pub async fn serve_until(
                 None,
             ),
             _ => {
+                let init = InitOptions {
+                    ca_dir: args.sim_ca_dir.clone(),
+                    ..InitOptions::default()
+                };
                 let platform = Arc::new(
-                    SimPlatform::open_or_init(&args.state_dir, &InitOptions::default())
-                        .with_context(|| {
-                            format!(
-                                "cannot open the simulated platform in {}",
-                                args.state_dir.display()
-                            )
-                        })?,
+                    SimPlatform::open_or_init(&args.state_dir, &init).with_context(|| {
+                        format!(
+                            "cannot open the simulated platform in {}",
+                            args.state_dir.display()
+                        )
+                    })?,
                 );
+                if let Some(ca) = &args.sim_ca_dir {
+                    warn_if_other_root(&platform, ca);
+                }
                 (
                     Arc::new(SimBackend::new(Arc::clone(&platform))),
                     Some(platform),
