@@ -17,6 +17,8 @@ pub const COMPONENT_DEVICE_PLUGIN: &str = "device-plugin";
 pub const COMPONENT_QUOTE_HELPER: &str = "quote-helper";
 /// Component value of the admission webhook objects.
 pub const COMPONENT_WEBHOOK: &str = "webhook";
+/// Component value of the PCCS objects.
+pub const COMPONENT_PCCS: &str = "pccs";
 
 /// Annotation stating why a container runs as uid 0 (YAML comments cannot come from typed objects).
 pub const ANNOTATION_RUNS_AS_ROOT: &str = "confcom.sgx/runs-as-root";
@@ -121,3 +123,8 @@ pub const ENV_NODE_NAME: &str = "NODE_NAME";
 pub const PCCS_NAME: &str = "sgx-pccs";
 /// Port of the PCCS (Intel's PCCS listens on 8081).
 pub const PCCS_PORT: u16 = 8081;
+/// Name of the Secret holding a simulated cluster's shared CA (`--sim-ca`).
+pub const SIM_CA_SECRET_NAME: &str = "sgx-sim-ca";
+/// Intel's public Provisioning Certification Service, API v4: the in-cluster PCCS's default
+/// upstream.
+pub const INTEL_PCS_URL: &str = "https://api.trustedservices.intel.com/sgx/certification/v4/";

@@ -88,6 +88,24 @@ fn combinations() -> Vec<(&'static str, RenderOptions)> {
             },
         ),
         (
+            "pccs-hardware",
+            RenderOptions {
+                enable_quote_helper: true,
+                enable_pccs: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "pccs-simulated",
+            RenderOptions {
+                simulate: true,
+                enable_quote_helper: true,
+                enable_pccs: true,
+                sim_ca: Some(sim_ca()),
+                ..base.clone()
+            },
+        ),
+        (
             "everything-simulated-custom",
             RenderOptions {
                 namespace: "confcom-sgx".to_owned(),
@@ -103,6 +121,19 @@ fn combinations() -> Vec<(&'static str, RenderOptions)> {
             },
         ),
     ]
+}
+
+/// The files of a simulated CA directory, as `confcom sim init --ca-dir` writes them.
+fn sim_ca() -> BTreeMap<String, Vec<u8>> {
+    addon::render::SIM_CA_FILES
+        .iter()
+        .map(|name| {
+            (
+                (*name).to_owned(),
+                format!("contents of {name}").into_bytes(),
+            )
+        })
+        .collect()
 }
 
 fn render_all() -> Vec<(&'static str, RenderOptions, Vec<Object>)> {
@@ -225,7 +256,8 @@ fn every_object_carries_the_add_on_labels_and_namespace() {
                 [
                     COMPONENT_DEVICE_PLUGIN,
                     COMPONENT_QUOTE_HELPER,
-                    COMPONENT_WEBHOOK
+                    COMPONENT_WEBHOOK,
+                    COMPONENT_PCCS
                 ]
                 .contains(&component.as_str()),
                 "{name}: {} has component {component}",
@@ -638,7 +670,16 @@ fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
             Some("/readyz")
         );
 
-        match &opts.pccs_url {
+        // The quote provider's PCCS: --pccs-url, else the in-cluster PCCS on hardware.
+        let pccs_url = opts.pccs_url.clone().or_else(|| {
+            (opts.enable_pccs && !opts.simulate).then(|| {
+                format!(
+                    "http://sgx-pccs.{}.svc:8081/sgx/certification/v4/",
+                    opts.namespace
+                )
+            })
+        });
+        match &pccs_url {
             Some(url) => {
                 let Some(Object::ConfigMap(cm)) = config_map else {
                     panic!("{name}: --pccs-url needs the qcnl ConfigMap");
@@ -819,10 +860,119 @@ fn assert_cel_selects_intel_epc_pods(expression: &str) {
     )));
 }
 
+fn find<'a, T>(objects: &'a [Object], pick: impl Fn(&'a Object) -> Option<&'a T>) -> &'a T {
+    objects
+        .iter()
+        .find_map(pick)
+        .expect("the object is rendered")
+}
+
+#[test]
+fn the_pccs_serves_the_cluster_and_the_quote_helpers_use_it() {
+    // Hardware: a cache of Intel's PCS, and the quote provider pointed at it.
+    let hw = render(&RenderOptions {
+        enable_quote_helper: true,
+        enable_pccs: true,
+        ..RenderOptions::default()
+    })
+    .unwrap();
+    let deployment = find(&hw, |o| match o {
+        Object::Deployment(d) if d.metadata.name.as_deref() == Some("sgx-pccs") => Some(d),
+        _ => None,
+    });
+    let pod = deployment.spec.template.spec.as_ref().unwrap();
+    let container = &pod.containers[0];
+    assert_eq!(args(container)[0], "pccs");
+    assert_eq!(
+        flag(container, "--upstream"),
+        Some("https://api.trustedservices.intel.com/sgx/certification/v4/")
+    );
+    assert_eq!(flag(container, "--listen"), Some("0.0.0.0:8081"));
+    assert!(flag(container, "--cache-dir").is_some());
+    assert!(host_paths(pod).is_empty(), "the cache is an emptyDir");
+    let service = find(&hw, |o| match o {
+        Object::Service(s) if s.metadata.name.as_deref() == Some("sgx-pccs") => Some(s),
+        _ => None,
+    });
+    assert_eq!(
+        service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port,
+        8081
+    );
+    let qcnl = find(&hw, |o| match o {
+        Object::ConfigMap(c) => Some(c),
+        _ => None,
+    });
+    let conf: serde_json::Value =
+        serde_json::from_str(&qcnl.data.as_ref().unwrap()["sgx_default_qcnl.conf"]).unwrap();
+    assert_eq!(
+        conf["pccs_url"],
+        "http://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/"
+    );
+    // --pccs-url still names the quote helpers' service; the PCCS stays for relying parties.
+    let own = render(&RenderOptions {
+        enable_quote_helper: true,
+        enable_pccs: true,
+        pccs_url: Some("https://pccs.example:8081/sgx/certification/v4/".into()),
+        ..RenderOptions::default()
+    })
+    .unwrap();
+    let qcnl = find(&own, |o| match o {
+        Object::ConfigMap(c) => Some(c),
+        _ => None,
+    });
+    assert!(qcnl.data.as_ref().unwrap()["sgx_default_qcnl.conf"].contains("pccs.example"));
+
+    // Simulation: one CA for every node's quote helper and for the PCCS.
+    let sim = render(&RenderOptions {
+        simulate: true,
+        enable_quote_helper: true,
+        enable_pccs: true,
+        sim_ca: Some(sim_ca()),
+        ..RenderOptions::default()
+    })
+    .unwrap();
+    let secret = find(&sim, |o| match o {
+        Object::Secret(s) if s.metadata.name.as_deref() == Some("sgx-sim-ca") => Some(s),
+        _ => None,
+    });
+    assert_eq!(secret.data.as_ref().unwrap().len(), 6);
+    assert!(!sim.iter().any(|o| matches!(o, Object::ConfigMap(_))));
+    for template in [
+        daemon_set(&sim, "sgx-quote-helper").unwrap(),
+        &find(&sim, |o| match o {
+            Object::Deployment(d) => Some(d),
+            _ => None,
+        })
+        .spec
+        .template,
+    ] {
+        let pod = pod_spec(template);
+        let container = &pod.containers[0];
+        assert_eq!(flag(container, "--sim-ca-dir"), Some("/etc/confcom/sim-ca"));
+        assert_eq!(
+            mounts(container)["sim-ca"],
+            ("/etc/confcom/sim-ca".to_owned(), true)
+        );
+        let volume = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "sim-ca")
+            .unwrap();
+        assert_eq!(
+            volume.secret.as_ref().unwrap().secret_name.as_deref(),
+            Some("sgx-sim-ca")
+        );
+    }
+}
+
 #[test]
 fn bad_options_are_typed_errors() {
     let pccs = Some("https://pccs.example/".to_owned());
     type Check = fn(&RenderError) -> bool;
+    let mut partial_ca = sim_ca();
+    partial_ca.remove("tcb-signing.key");
     let cases: Vec<(RenderOptions, Check)> = vec![
         (
             RenderOptions {
@@ -830,6 +980,39 @@ fn bad_options_are_typed_errors() {
                 ..RenderOptions::default()
             },
             |e| matches!(e, RenderError::PccsUrlWithoutQuoteHelper),
+        ),
+        (
+            RenderOptions {
+                simulate: true,
+                enable_pccs: true,
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::PccsWithoutSimCa),
+        ),
+        (
+            RenderOptions {
+                enable_pccs: true,
+                pccs_upstream: "http://pcs.example/".to_owned(),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::InvalidPccsUpstream(_)),
+        ),
+        (
+            RenderOptions {
+                enable_quote_helper: true,
+                sim_ca: Some(sim_ca()),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::SimCaUnused),
+        ),
+        (
+            RenderOptions {
+                simulate: true,
+                enable_quote_helper: true,
+                sim_ca: Some(partial_ca),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::IncompleteSimCa("tcb-signing.key")),
         ),
         (
             RenderOptions {

@@ -26,13 +26,62 @@ fn pod_specs(objects: &[Object]) -> Vec<PodSpec> {
 #[test]
 fn every_rendered_confcom_command_line_parses() {
     let mut checked = Vec::new();
-    for manifest in [
+    let mut manifests: Vec<(String, String)> = [
         "confcom.yaml",
         "confcom-quote-helper.yaml",
         "confcom-simulate.yaml",
+    ]
+    .iter()
+    .map(|m| {
+        let text = std::fs::read_to_string(repo().join("deploy/manifests").join(m)).unwrap();
+        ((*m).to_owned(), text)
+    })
+    .collect();
+    // The PCCS, on hardware and in a simulated cluster under one CA.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let init = Command::new(env!("CARGO_BIN_EXE_confcom"))
+        .args([
+            "sim",
+            "init",
+            "--ca-dir",
+            ca.to_str().unwrap(),
+            "--state-dir",
+        ])
+        .arg(dir.path().join("seed"))
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    for (label, extra) in [
+        ("render --enable-pccs", vec![]),
+        (
+            "render --enable-pccs --simulate",
+            vec!["--simulate", "--sim-ca", ca.to_str().unwrap()],
+        ),
     ] {
-        let text = std::fs::read_to_string(repo().join("deploy/manifests").join(manifest)).unwrap();
-        let objects = from_yaml(&text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_confcom"))
+            .args([
+                "addon",
+                "render",
+                "--enable-sgxquotehelper",
+                "--enable-pccs",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        manifests.push((label.to_owned(), String::from_utf8(out.stdout).unwrap()));
+    }
+    for (manifest, text) in &manifests {
+        let objects = from_yaml(text).unwrap();
         for spec in pod_specs(&objects) {
             let containers = spec
                 .containers
@@ -62,7 +111,7 @@ fn every_rendered_confcom_command_line_parses() {
             }
         }
     }
-    for subcommand in ["device-plugin", "quote-helper"] {
+    for subcommand in ["device-plugin", "quote-helper", "pccs"] {
         assert!(checked.iter().any(|s| s == subcommand), "{checked:?}");
     }
 }

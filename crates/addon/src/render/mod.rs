@@ -18,12 +18,14 @@ use crate::names::*;
 
 mod node_daemons;
 mod parts;
+mod pccs;
 mod webhook;
 
 use node_daemons::{
     device_plugin, device_plugin_cluster_role, device_plugin_cluster_role_binding,
     device_plugin_service_account, qcnl_config_map, quote_helper,
 };
+use pccs::{pccs_deployment, pccs_service, sim_ca_secret};
 use webhook::{webhook_configuration, webhook_deployment, webhook_secret, webhook_service};
 
 /// Errors in the render options.
@@ -55,6 +57,22 @@ pub enum RenderError {
     /// The PCCS URL is not an https URL.
     #[error("--pccs-url {0:?} must be an https:// URL without whitespace or quotes")]
     InvalidPccsUrl(String),
+    /// The upstream of the in-cluster PCCS is not an https URL.
+    #[error("--pccs-upstream {0:?} must be an https:// URL without whitespace or quotes")]
+    InvalidPccsUpstream(String),
+    /// A simulated cluster's PCCS needs the CA every node shares.
+    #[error(
+        "--enable-pccs with --simulate needs --sim-ca DIR, the cluster's simulated CA (create one with `confcom sim init --ca-dir DIR --state-dir $(mktemp -d)`)"
+    )]
+    PccsWithoutSimCa,
+    /// `--sim-ca` outside simulation, or without a quote helper or PCCS to use it.
+    #[error(
+        "--sim-ca is for simulated clusters: add --simulate and --enable-sgxquotehelper or --enable-pccs"
+    )]
+    SimCaUnused,
+    /// The simulated CA directory lacks a file.
+    #[error("--sim-ca lacks {0} (a directory made by `confcom sim init --ca-dir`)")]
+    IncompleteSimCa(&'static str),
     /// The serving certificate does not name the webhook Service in the chosen namespace.
     #[error(
         "the webhook certificate does not name {expected}; create certificates for this namespace with `confcom webhook certs --namespace {namespace}`"
@@ -90,6 +108,13 @@ pub struct RenderOptions {
     pub node_selector: BTreeMap<String, String>,
     /// PCCS (or caching service) URL for the hardware quote provider.
     pub pccs_url: Option<String>,
+    /// Render the in-cluster PCCS (`--enable-pccs`); on hardware the quote helpers use it unless
+    /// `pccs_url` names another.
+    pub enable_pccs: bool,
+    /// The in-cluster PCCS's upstream on hardware (`--pccs-upstream`).
+    pub pccs_upstream: String,
+    /// A simulated cluster's shared CA: the files of a `confcom sim init --ca-dir` directory.
+    pub sim_ca: Option<BTreeMap<String, Vec<u8>>>,
     /// Webhook certificates; `Some` renders the webhook objects (`--enable-webhook`).
     pub webhook: Option<CertBundle>,
 }
@@ -105,6 +130,9 @@ impl Default for RenderOptions {
             epc_mib: None,
             node_selector: BTreeMap::new(),
             pccs_url: None,
+            enable_pccs: false,
+            pccs_upstream: INTEL_PCS_URL.to_owned(),
+            sim_ca: None,
             webhook: None,
         }
     }
@@ -240,14 +268,24 @@ impl RenderOptions {
             if self.simulate {
                 return Err(RenderError::PccsUrlInSimulation);
             }
-            let rest = url.strip_prefix("https://").unwrap_or_default();
-            if rest.is_empty()
-                || rest.starts_with('/')
-                || url
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\'))
-            {
+            if !is_https_url(url) {
                 return Err(RenderError::InvalidPccsUrl(url.clone()));
+            }
+        }
+        if self.enable_pccs {
+            if self.simulate && self.sim_ca.is_none() {
+                return Err(RenderError::PccsWithoutSimCa);
+            }
+            if !is_https_url(&self.pccs_upstream) {
+                return Err(RenderError::InvalidPccsUpstream(self.pccs_upstream.clone()));
+            }
+        }
+        if let Some(files) = &self.sim_ca {
+            if !self.simulate || !(self.enable_quote_helper || self.enable_pccs) {
+                return Err(RenderError::SimCaUnused);
+            }
+            if let Some(missing) = SIM_CA_FILES.iter().find(|f| !files.contains_key(**f)) {
+                return Err(RenderError::IncompleteSimCa(missing));
             }
         }
         if let Some(certs) = &self.webhook {
@@ -262,6 +300,17 @@ impl RenderOptions {
         Ok(())
     }
 
+    /// The PCCS the hardware quote helpers' quote provider uses: `--pccs-url`, else the in-cluster
+    /// PCCS when rendered.
+    fn quote_helper_pccs_url(&self) -> Option<String> {
+        if self.simulate {
+            return None;
+        }
+        self.pccs_url
+            .clone()
+            .or_else(|| self.enable_pccs.then(|| pccs::in_cluster_url(self)))
+    }
+
     fn epc_mib(&self) -> Option<u64> {
         match (self.epc_mib, self.simulate) {
             (Some(n), _) => Some(n),
@@ -269,6 +318,26 @@ impl RenderOptions {
             (None, false) => None,
         }
     }
+}
+
+/// The files of a simulated CA directory (`confcom sim init --ca-dir`).
+pub const SIM_CA_FILES: [&str; 6] = [
+    "root-ca.pem",
+    "root-ca.key",
+    "pck-ca.pem",
+    "pck-ca.key",
+    "tcb-signing.pem",
+    "tcb-signing.key",
+];
+
+/// An `https://` URL with a host, without whitespace, control characters or quotes.
+fn is_https_url(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").unwrap_or_default();
+    !(rest.is_empty()
+        || rest.starts_with('/')
+        || url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\')))
 }
 
 /// Whether the PEM certificate carries `dns_name` as a subjectAltName dNSName. The name's bytes
@@ -302,9 +371,16 @@ pub fn render(opts: &RenderOptions) -> Result<Vec<Object>, RenderError> {
         Object::ClusterRoleBinding(device_plugin_cluster_role_binding(opts)),
         Object::DaemonSet(device_plugin(opts)),
     ];
+    if let Some(files) = &opts.sim_ca {
+        objects.push(Object::Secret(sim_ca_secret(opts, files)));
+    }
+    if opts.enable_pccs {
+        objects.push(Object::Service(pccs_service(opts)));
+        objects.push(Object::Deployment(pccs_deployment(opts)));
+    }
     if opts.enable_quote_helper {
-        if let Some(url) = &opts.pccs_url {
-            objects.push(Object::ConfigMap(qcnl_config_map(opts, url)));
+        if let Some(url) = opts.quote_helper_pccs_url() {
+            objects.push(Object::ConfigMap(qcnl_config_map(opts, &url)));
         }
         objects.push(Object::DaemonSet(quote_helper(opts)));
     }

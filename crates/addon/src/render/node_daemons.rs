@@ -246,7 +246,7 @@ pub(super) fn qcnl_config_map(opts: &RenderOptions, pccs_url: &str) -> ConfigMap
 
 pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
     let backend = if opts.simulate { "sim" } else { "dcap" };
-    let args = vec![
+    let mut args = vec![
         s("quote-helper"),
         s("--socket"),
         s(AESMD_SOCKET),
@@ -266,6 +266,11 @@ pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
         host_path_volume("state", QUOTE_HELPER_STATE_DIR, "DirectoryOrCreate"),
     ];
     let mut env = None;
+    if opts.simulate && opts.sim_ca.is_some() {
+        args.extend([s("--sim-ca-dir"), s(super::pccs::SIM_CA_MOUNT)]);
+        mounts.push(mount("sim-ca", super::pccs::SIM_CA_MOUNT, true));
+        volumes.push(super::pccs::sim_ca_volume());
+    }
     if !opts.simulate {
         // Intel's quote provider caches collateral under $HOME; give it a writable scratch dir.
         mounts.push(mount("tmp", "/tmp", false));
@@ -279,7 +284,7 @@ pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
             value: Some(s("/tmp")),
             ..EnvVar::default()
         }]);
-        if opts.pccs_url.is_some() {
+        if opts.quote_helper_pccs_url().is_some() {
             mounts.push(VolumeMount {
                 sub_path: Some(s(QCNL_CONF_KEY)),
                 ..mount("qcnl", QCNL_CONF_PATH, true)

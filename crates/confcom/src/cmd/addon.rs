@@ -20,7 +20,7 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Print the complete, ready-to-apply YAML (deterministic: same flags, same bytes).
-    Render(RenderArgs),
+    Render(Box<RenderArgs>),
     /// Remove sgx.intel.com/epc from the nodes' status capacity, where the device plugin put it
     /// (uninstall step: run it after deleting the device plugin DaemonSet).
     #[command(after_help = "\
@@ -70,6 +70,19 @@ struct RenderArgs {
     /// PCCS URL for the hardware quote provider (renders a ConfigMap with sgx_default_qcnl.conf).
     #[arg(long, value_name = "URL")]
     pccs_url: Option<String>,
+    /// Also install a PCCS for the cluster (Deployment and Service `sgx-pccs`, port 8081): on
+    /// hardware it caches --pccs-upstream and the quote helpers use it; with --simulate it serves
+    /// the collateral of the cluster's simulated CA (--sim-ca).
+    #[arg(long)]
+    enable_pccs: bool,
+    /// Upstream of the in-cluster PCCS on hardware (Intel's PCS by default).
+    #[arg(long, value_name = "URL", default_value = addon::names::INTEL_PCS_URL, requires = "enable_pccs")]
+    pccs_upstream: String,
+    /// A simulated cluster's CA directory (`confcom sim init --ca-dir DIR`): rendered as the
+    /// Secret sgx-sim-ca, under which every node's quote helper and the PCCS create their
+    /// platforms. The YAML then carries the CA's private keys.
+    #[arg(long, value_name = "DIR")]
+    sim_ca: Option<PathBuf>,
     /// Write the YAML to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     out: Option<PathBuf>,
@@ -84,7 +97,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
-        Command::Render(args) => render_cmd(args),
+        Command::Render(args) => render_cmd(*args),
         Command::RemoveCapacity(args) => remove_capacity_cmd(args),
     }
 }
@@ -134,6 +147,21 @@ fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
         ),
         _ => None,
     };
+    let sim_ca = match &args.sim_ca {
+        Some(dir) => {
+            let mut files = BTreeMap::new();
+            for name in addon::render::SIM_CA_FILES {
+                let path = dir.join(name);
+                if let Ok(bytes) = std::fs::read(&path) {
+                    files.insert(name.to_owned(), bytes);
+                } else if path.exists() {
+                    anyhow::bail!("cannot read {}", path.display());
+                }
+            }
+            Some(files)
+        }
+        None => None,
+    };
     let options = RenderOptions {
         namespace: args.namespace,
         image: args.image,
@@ -143,6 +171,9 @@ fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
         epc_mib: args.epc_mib,
         node_selector: args.node_selector.into_iter().collect::<BTreeMap<_, _>>(),
         pccs_url: args.pccs_url,
+        enable_pccs: args.enable_pccs,
+        pccs_upstream: args.pccs_upstream,
+        sim_ca,
         webhook,
     };
     let yaml = to_yaml(&render(&options)?)?;
