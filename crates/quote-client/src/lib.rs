@@ -116,20 +116,21 @@ pub struct AesmClient {
 }
 
 impl AesmClient {
-    /// A client for the socket at `path` with Intel's 15000 ms timeout, waiting for the service as
-    /// long as [`service_wait_from_env`] says.
+    /// A client for the socket at `path` with Intel's 15000 ms timeout, waiting up to
+    /// [`DEFAULT_SERVICE_WAIT`] for a service that is not up yet.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             timeout: DEFAULT_TIMEOUT,
-            service_wait: service_wait_from_env(),
+            service_wait: DEFAULT_SERVICE_WAIT,
             max_response: DEFAULT_MAX_RESPONSE,
         }
     }
 
-    /// A client for [`default_socket_path`].
+    /// A client for [`default_socket_path`], waiting for the service as long as
+    /// [`service_wait_from_env`] says.
     pub fn from_env() -> Self {
-        Self::new(default_socket_path())
+        Self::new(default_socket_path()).with_service_wait(service_wait_from_env())
     }
 
     /// Sets the timeout of each request (connect + write + read together), clamped to
