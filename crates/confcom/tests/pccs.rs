@@ -608,3 +608,41 @@ fn one_pccs_serves_every_node_of_a_simulated_cluster_under_one_ca() {
         all_output(&out)
     );
 }
+
+#[test]
+fn verify_keeps_fetched_collateral_in_its_cache_dir() {
+    let collateral = tempfile::tempdir().unwrap();
+    sample_collateral_dir(collateral.path());
+    let pccs = Pccs::start(&["--offline-dir", collateral.path().to_str().unwrap()]);
+    let cache = tempfile::tempdir().unwrap();
+    let sample = vectors().join("dcap-qvl/sgx_quote");
+    let verify = |url: &str| {
+        confcom(&[
+            "verify",
+            sample.to_str().unwrap(),
+            "--pccs",
+            url,
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+            "--now",
+            SAMPLE_NOW,
+        ])
+    };
+    let out = verify(&pccs.url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    // The service is gone; the cache answers.
+    let url = pccs.url.clone();
+    drop(pccs);
+    let out = verify(&url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    // Without the cache the same run fails.
+    let out = confcom(&[
+        "verify",
+        sample.to_str().unwrap(),
+        "--pccs",
+        &url,
+        "--now",
+        SAMPLE_NOW,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+}

@@ -23,7 +23,9 @@ use dcap_verify::{
     parse_signed_document,
 };
 use pccs::CaType;
+use pccs::UpstreamSource;
 use pccs::client::{FetchedCollateral, PccsClient};
+use pccs::store::Store;
 use serde::Serialize;
 use sgx_sim::files;
 use sgx_types::pck::{PckExtension, parse_pem_chain};
@@ -54,6 +56,10 @@ pub struct Args {
     /// Timeout of each collateral request, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub fetch_timeout: u64,
+    /// Keep fetched collateral in this directory and use it until it is due again (an hour before
+    /// its nextUpdate, at the latest after a day), or while the service fails.
+    #[arg(long, value_name = "DIR", conflicts_with = "collateral")]
+    pub cache_dir: Option<PathBuf>,
     /// Also write the fetched collateral to this directory, in the PCS layout `--collateral DIR`
     /// reads (one quote only).
     #[arg(long, value_name = "DIR")]
@@ -181,28 +187,60 @@ enum CollateralSource {
     Given(Arc<Collateral>),
     /// Fetched per platform (`--pccs`, `--pcs`).
     Fetched {
-        client: PccsClient,
+        fetcher: Fetcher,
         cache: Mutex<FetchCache>,
         save: Option<PathBuf>,
     },
 }
 
+/// How collateral is fetched: every run anew, or through an on-disk cache (`--cache-dir`) that
+/// serves it until it is due again, as `confcom pccs --upstream` caches.
+enum Fetcher {
+    Direct(PccsClient),
+    Cached {
+        source: Box<UpstreamSource>,
+        version: pccs::ApiVersion,
+    },
+}
+
+impl Fetcher {
+    fn collateral(&self, fmspc: &[u8; 6], ca: CaType) -> Result<FetchedCollateral, String> {
+        let (source, version) = match self {
+            Fetcher::Direct(client) => {
+                return client.collateral(fmspc, ca).map_err(|e| e.to_string());
+            }
+            Fetcher::Cached { source, version } => (source, *version),
+        };
+        use pccs::CollateralSource as _;
+        fn found<T>(what: &str, r: Result<Option<T>, pccs::SourceError>) -> Result<T, String> {
+            r.map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the service has no {what} (HTTP 404)"))
+        }
+        Ok(FetchedCollateral {
+            pck_crl: found("PCK CRL", source.pck_crl(ca))?,
+            tcb_info: found("TCB info", source.tcb_info(version, fmspc))?,
+            qe_identity: found("QE identity", source.qe_identity(version))?,
+            root_ca_crl: found("root CA CRL", source.root_ca_crl())?,
+        })
+    }
+}
+
 impl CollateralSource {
     fn for_quote(&self, quote: &Quote<'_>) -> Result<Arc<Collateral>, String> {
-        let (client, cache, save) = match self {
+        let (fetcher, cache, save) = match self {
             CollateralSource::Given(c) => return Ok(Arc::clone(c)),
             CollateralSource::Fetched {
-                client,
+                fetcher,
                 cache,
                 save,
-            } => (client, cache, save),
+            } => (fetcher, cache, save),
         };
         let (fmspc, ca) = platform_of(quote)?;
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .entry((fmspc, ca))
             .or_insert_with(|| {
-                let fetched = client.collateral(&fmspc, ca).map_err(|e| {
+                let fetched = fetcher.collateral(&fmspc, ca).map_err(|e| {
                     format!(
                         "cannot fetch the collateral of FMSPC {} ({} CA): {e}",
                         hex::encode_upper(fmspc),
@@ -531,8 +569,25 @@ fn run_inner(args: Args) -> Result<ExitCode> {
                 bail!("--save-collateral takes the collateral of one quote");
             }
             let url = url.as_deref().unwrap_or(pccs::client::INTEL_PCS_URL);
+            let timeout = Duration::from_secs(args.fetch_timeout);
+            let client = PccsClient::new(url, timeout)?;
+            let fetcher = match &args.cache_dir {
+                None => Fetcher::Direct(client),
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create --cache-dir {}", dir.display()))?;
+                    let path = dir.join(super::pccs::CACHE_FILE);
+                    let store = Store::open(&path).with_context(|| {
+                        format!("cannot open the collateral cache {}", path.display())
+                    })?;
+                    Fetcher::Cached {
+                        version: client.version(),
+                        source: Box::new(UpstreamSource::new(url, store, timeout)?),
+                    }
+                }
+            };
             CollateralSource::Fetched {
-                client: PccsClient::new(url, Duration::from_secs(args.fetch_timeout))?,
+                fetcher,
                 cache: Mutex::new(HashMap::new()),
                 save: args.save_collateral.clone(),
             }
