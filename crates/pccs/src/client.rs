@@ -126,15 +126,23 @@ impl PccsClient {
 
     /// One GET, whatever its status: the status, the headers (lower-case names) and the body.
     pub fn fetch(&self, url: &str) -> Result<RawReply, FetchError> {
-        let transport = |reason: String| FetchError::Transport {
-            url: url.to_owned(),
-            reason,
+        // Failures that repeating cannot mend (TLS, sizes, the URL) are bad replies; the rest
+        // (refusals, resets, timeouts) are transport failures, worth a retry.
+        let transport = |e: ureq::Error| match e {
+            ureq::Error::Tls(_)
+            | ureq::Error::Rustls(_)
+            | ureq::Error::BodyExceedsLimit(_)
+            | ureq::Error::LargeResponseHeader(..)
+            | ureq::Error::BadUri(_) => FetchError::BadReply {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            },
+            other => FetchError::Transport {
+                url: url.to_owned(),
+                reason: other.to_string(),
+            },
         };
-        let mut response = self
-            .agent
-            .get(url)
-            .call()
-            .map_err(|e| transport(e.to_string()))?;
+        let mut response = self.agent.get(url).call().map_err(transport)?;
         let status = response.status().as_u16();
         let headers: Vec<(String, String)> = response
             .headers()
@@ -146,7 +154,7 @@ impl PccsClient {
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| transport(e.to_string()))?;
+            .map_err(transport)?;
         Ok(RawReply {
             status,
             headers,
@@ -177,31 +185,14 @@ impl PccsClient {
         }
     }
 
-    /// Fetches the collateral of a quote whose PCK certificate has `fmspc` and was issued by `ca`.
+    /// Fetches the collateral of a quote whose PCK certificate has `fmspc` and was issued by `ca`,
+    /// each document with the client's retries.
     pub fn collateral(&self, fmspc: &[u8; 6], ca: CaType) -> Result<FetchedCollateral, FetchError> {
-        let crl = self.get(&format!(
-            "{}pckcrl?ca={}&encoding=der",
-            self.base,
-            ca.as_str()
-        ))?;
-        let pck_crl = Crl {
-            der: crl.crl()?,
-            issuer_chain: crl.chain(&[HEADER_PCK_CRL_CHAIN])?,
-        };
-        let tcb = self.get(&format!(
-            "{}tcb?fmspc={}",
-            self.base,
-            hex::encode_upper(fmspc)
-        ))?;
-        let tcb_info = tcb.signed(&[HEADER_TCB_INFO_CHAIN_V4, HEADER_TCB_INFO_CHAIN_V3])?;
-        let qe = self.get(&format!("{}qe/identity", self.base))?;
-        let qe_identity = qe.signed(&[HEADER_IDENTITY_CHAIN])?;
-        let root_ca_crl = self.get(&self.root_ca_crl_url())?.crl()?;
         Ok(FetchedCollateral {
-            tcb_info,
-            qe_identity,
-            pck_crl,
-            root_ca_crl,
+            pck_crl: self.pck_crl(ca)?,
+            tcb_info: self.tcb_info(fmspc)?,
+            qe_identity: self.qe_identity()?,
+            root_ca_crl: self.root_ca_crl()?,
         })
     }
 }
@@ -371,12 +362,7 @@ impl PccsClient {
     /// The root CA CRL, DER: `rootcacrl` on a PCCS, the root certificate's CRL distribution point
     /// on Intel's PCS.
     pub fn root_ca_crl(&self) -> Result<Vec<u8>, FetchError> {
-        let url = if self.intel_pcs {
-            INTEL_ROOT_CA_CRL_URL.to_owned()
-        } else {
-            format!("{}rootcacrl", self.base)
-        };
-        self.get_retrying(&url)?.crl()
+        self.get_retrying(&self.root_ca_crl_url())?.crl()
     }
 
     /// `GET pckcert?qeid=…&encrypted_ppid=…&cpusvn=…&pcesvn=…&pceid=…` (upper-case hex; PCESVN
@@ -577,9 +563,18 @@ mod tests {
         assert_eq!(crl_der(b""), None);
     }
 
-    /// A server that answers every connection with `status` and counts them.
+    /// A server that answers every connection with `status` and an empty body, and counts them.
     fn counting_server(
         status: &'static str,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        counting_server_raw(format!(
+            "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ))
+    }
+
+    /// A server that answers every connection with `response` and counts them.
+    fn counting_server_raw(
+        response: String,
     ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -595,10 +590,7 @@ mod tests {
                 seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
+                let _ = stream.write_all(response.as_bytes());
             }
         });
         (url, count)
@@ -622,12 +614,31 @@ mod tests {
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
 
         let (url, count) = counting_server("404 Not Found");
-        let client = PccsClient::with_options(&url, Duration::from_secs(10), options).unwrap();
+        let client =
+            PccsClient::with_options(&url, Duration::from_secs(10), options.clone()).unwrap();
         let error = client.qe_identity().unwrap_err();
         assert!(
             matches!(error, FetchError::Status { status: 404, .. }),
             "{error}"
         );
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // The collateral as a whole is fetched with the same retries.
+        let (url, count) = counting_server("503 Service Unavailable");
+        let client =
+            PccsClient::with_options(&url, Duration::from_secs(10), options.clone()).unwrap();
+        assert!(client.collateral(&[0; 6], CaType::Processor).is_err());
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        // A body over the limit is not worth repeating.
+        let size = MAX_BODY as usize + 1;
+        let (url, count) = counting_server_raw(format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n{}",
+            "x".repeat(size)
+        ));
+        let client = PccsClient::with_options(&url, Duration::from_secs(10), options).unwrap();
+        let error = client.qe_identity().unwrap_err();
+        assert!(matches!(error, FetchError::BadReply { .. }), "{error}");
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
