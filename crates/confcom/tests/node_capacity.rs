@@ -382,3 +382,32 @@ fn addon_remove_capacity_fails_when_a_node_cannot_be_patched() {
     );
     assert_eq!(server.next().method, "PATCH");
 }
+
+#[test]
+fn serving_a_device_resource_named_like_the_capacity_is_refused() {
+    let dir = short_dir();
+    let out = simulated_plugin(dir.path())
+        .args([
+            "--node-name",
+            "sgx-node-1",
+            "--epc-resource",
+            "sgx.intel.com/epc",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--no-node-capacity"), "{stderr}");
+    // Switched off, the name is the operator's to use.
+    let mut child = Running::spawn(simulated_plugin(dir.path()).args([
+        "--epc-resource",
+        "sgx.intel.com/epc",
+        "--no-node-capacity",
+    ]));
+    let lines = child.log_until(REGISTRATION_RETRY);
+    child.stop();
+    assert!(
+        lines.iter().any(|l| l.contains("sgx.intel.com/epc")),
+        "{lines:?}"
+    );
+}

@@ -161,6 +161,7 @@ pub struct Publisher {
     published: Option<u64>,
     initial_backoff: Duration,
     max_backoff: Duration,
+    reassert: Duration,
 }
 
 impl Publisher {
@@ -168,6 +169,10 @@ impl Publisher {
     pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
     /// Longest wait between attempts.
     pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+    /// How often [`Publisher::run`] patches the value again even when it has not changed: the
+    /// entry may have been reset meanwhile (kubelet clears extended resources of a re-created
+    /// node, an operator may have removed it).
+    pub const REASSERT: Duration = Duration::from_secs(600);
 
     /// A publisher of [`EPC_RESOURCE`] on `node`.
     pub fn new(client: Client, node: impl Into<String>) -> Self {
@@ -178,6 +183,7 @@ impl Publisher {
             published: None,
             initial_backoff: Self::INITIAL_BACKOFF,
             max_backoff: Self::MAX_BACKOFF,
+            reassert: Self::REASSERT,
         }
     }
 
@@ -191,6 +197,12 @@ impl Publisher {
     pub fn with_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.initial_backoff = initial;
         self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Patch the unchanged value again every `every` (see [`Publisher::REASSERT`]).
+    pub fn with_reassert(mut self, every: Duration) -> Self {
+        self.reassert = every;
         self
     }
 
@@ -271,16 +283,15 @@ impl Publisher {
                     }
                 }
             }
-            let retry = async {
-                match retry_in {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => std::future::pending().await,
-                }
+            // After a failure: retry soon. Otherwise: patch again later whatever the value.
+            let (wait, reassert) = match retry_in {
+                Some(delay) => (delay, false),
+                None => (self.reassert, true),
             };
             tokio::select! {
                 () = &mut shutdown => return,
                 changed = sizes.changed() => if changed.is_err() { return },
-                () = retry => {}
+                () = tokio::time::sleep(wait) => if reassert { self.forget() },
             }
         }
     }

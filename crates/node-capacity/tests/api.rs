@@ -263,14 +263,41 @@ async fn run_retries_after_a_server_error_and_follows_changes() {
     assert_add_patch(&server.next().await, 64 << 20);
     assert_add_patch(&server.next().await, 64 << 20);
 
-    // The same value again is not re-sent: the next request carries the new value.
+    // The same value again is not re-sent: the next request carries the new value. (The
+    // publisher runs on this thread: yielding lets it take the repeated value before the next.)
     sizes.send_replace(Some(64 << 20));
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
     sizes.send_replace(Some(128 << 20));
     assert_add_patch(&server.next().await, 128 << 20);
 
     let _ = stop.send(());
     task.await.unwrap();
     assert!(server.pending().is_empty());
+}
+
+#[tokio::test]
+async fn run_patches_an_unchanged_value_again_after_a_while() {
+    // Something (kubelet on a re-created node, an operator) may reset the entry: the value is
+    // asserted again periodically, not only when it changes.
+    let mut server = FakeApiServer::start().await;
+    for _ in 0..3 {
+        server.reply(200, node(NODE, json!({})));
+    }
+    let publisher =
+        Publisher::new(server.client.clone(), NODE).with_reassert(Duration::from_millis(20));
+    let (sizes, watched) = watch::channel(Some(32 << 20));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(publisher.run(watched, async move {
+        let _ = stopped.await;
+    }));
+    for _ in 0..3 {
+        assert_add_patch(&server.next().await, 32 << 20);
+    }
+    let _ = stop.send(());
+    task.await.unwrap();
+    drop(sizes);
 }
 
 #[tokio::test]

@@ -199,6 +199,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     config
         .validate()
         .context("invalid device-plugin configuration")?;
+    let served = [
+        &args.epc_resource,
+        &args.enclave_resource,
+        &args.provision_resource,
+    ];
+    if matches!(args.node_capacity(), NodeCapacity::Node(_))
+        && served.iter().any(|r| *r == node_capacity::EPC_RESOURCE)
+    {
+        anyhow::bail!(
+            "{} is the node capacity in bytes this plugin writes into the node's status; serving a \
+             device-plugin resource of the same name makes kubelet overwrite it: choose another \
+             name, or add --no-node-capacity",
+            node_capacity::EPC_RESOURCE
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
