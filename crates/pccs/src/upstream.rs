@@ -53,7 +53,8 @@ pub struct UpstreamSource {
     metrics: UpstreamMetrics,
 }
 
-fn now() -> u64 {
+/// Seconds since the Unix epoch (0 when the clock is set before it).
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -72,8 +73,8 @@ fn refresh_at(now: u64, max_age: Duration, next_update: Option<u64>) -> u64 {
         .max(now.saturating_add(MIN_AGE.min(max_age)))
 }
 
-/// The `nextUpdate` (Unix seconds) of a signed JSON document.
-fn json_next_update(body: &[u8]) -> Option<u64> {
+/// The `nextUpdate` (Unix seconds) of a signed JSON document (`tcbInfo` or `enclaveIdentity`).
+pub fn json_next_update(body: &[u8]) -> Option<u64> {
     let doc: serde_json::Value = serde_json::from_slice(body).ok()?;
     let inner = doc.get("tcbInfo").or_else(|| doc.get("enclaveIdentity"))?;
     let text = inner.get("nextUpdate")?.as_str()?;
@@ -82,8 +83,8 @@ fn json_next_update(body: &[u8]) -> Option<u64> {
     u64::try_from(t.unix_timestamp()).ok()
 }
 
-/// The `nextUpdate` (Unix seconds) of a CRL body.
-fn crl_next_update(body: &[u8]) -> Option<u64> {
+/// The `nextUpdate` (Unix seconds) of a CRL body (DER, hex or PEM).
+pub fn crl_next_update(body: &[u8]) -> Option<u64> {
     use x509_cert::der::Decode;
     let der = crl_der(body)?;
     let crl = <x509_cert::crl::CertificateList>::from_der(&der).ok()?;
