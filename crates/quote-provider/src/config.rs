@@ -12,20 +12,26 @@
 //! | `pccs_url` | `PCCS_URL` | `https://localhost:8081/sgx/certification/v4/` | PCK certificates; also collateral unless `collateral_service` is set |
 //! | `collateral_service` | `COLLATERAL_SERVICE` | – | CRLs, TCB info, QE/QvE identity |
 //! | `use_secure_cert` | `USE_SECURE_CERT` | `true` | `false`: accept any TLS certificate of the service (logged as a warning at every call) |
-//! | `retry_times` | `RETRY_TIMES` | 0 | further attempts after a network failure or a `5xx` |
-//! | `retry_delay` | `RETRY_DELAY` | 0 | seconds between attempts; 0: 1 s doubling |
+//! | `retry_times` | `RETRY_TIMES` | 0 | further attempts after a network failure or a `5xx` (at most 10; at most 6 with doubling pauses, so that no pause exceeds 60 s) |
+//! | `retry_delay` | `RETRY_DELAY` | 0 | seconds between attempts (at most 60); 0: 1 s doubling |
 //! | `local_cache_only` | – | `false` | serve from the cache only, never the network |
-//! | `pccs_api_version` | `PCCS_API_VERSION` | `3.1` | `3.1`: CRLs as DER; `3.0`: CRLs as hex text |
+//! | `pccs_api_version` | `PCCS_API_VERSION` | `3.1` | `3.1`: CRLs as DER; `3.0`: CRLs as hex text; ignored (3.1) when the collateral service is Intel's PCS |
 //! | `pck_cache_expire_hours` | `PCK_CACHE_EXPIRE_HOURS` | 0 | cache PCK certificates this long (0: not at all; at most 2160) |
 //! | `verify_collateral_cache_expire_hours` | `VERIFY_COLLATERAL_CACHE_EXPIRE_HOURS` | 0 | the same for verification collateral |
 //!
-//! A known key with a value of the wrong type or range is an error naming the key. Other keys of
-//! Intel's file (`tcb_update_type`, `local_pck_url`, `custom_request_options`) are ignored.
+//! A known key with a value of the wrong type or range is an error naming the key; a retry count or
+//! delay above its bound is capped, with a notice. Other keys of Intel's file (`tcb_update_type`,
+//! `local_pck_url`, `custom_request_options`) are ignored.
 //!
-//! Environment (az-dcap-client's names): `AZDCAP_BASE_CERT_URL` replaces both URLs with
-//! `<base>/<version>/` (`AZDCAP_COLLATERAL_VERSION`, `v3` or `v4`, default `v3`; a base already
-//! ending in `/v3` or `/v4` is taken as it is). The cache directory is `.dcap-qcnl` under the first
-//! usable of `$AZDCAP_CACHE`, `$XDG_CACHE_HOME`, `$HOME`, `$TMPDIR`, `/tmp` ([`cache_candidates`]).
+//! Environment (az-dcap-client's names): `AZDCAP_BASE_CERT_URL` replaces the collateral service
+//! (not `pccs_url`, which PCK certificates come from) with `<base>/<version>/`
+//! (`AZDCAP_COLLATERAL_VERSION`, `v3` or `v4`, default `v3`, any other value read as `v3` with a
+//! notice; a base already ending in `/v3` or `/v4` is taken as it is). Azure's own path shapes are
+//! not spoken, so the URL must serve the PCCS API; a notice says so. The cache directory is
+//! `.dcap-qcnl` under the first usable of `$AZDCAP_CACHE`, `$XDG_CACHE_HOME`, `$HOME`, `$TMPDIR`,
+//! `/tmp` ([`cache_candidates`]).
+//!
+//! Notices ([`Config::notices`]) are logged at every call through the library's logging callback.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +43,13 @@ pub const DEFAULT_CONF_PATH: &str = "/etc/sgx_default_qcnl.conf";
 pub const DEFAULT_PCCS_URL: &str = "https://localhost:8081/sgx/certification/v4/";
 /// The longest cache lifetime Intel's library allows.
 pub const CACHE_MAX_EXPIRY_HOURS: u32 = 2160;
+/// The most further attempts after a failure.
+pub const MAX_RETRY_TIMES: u32 = 10;
+/// The most further attempts with doubling pauses (1, 2, … 32 s: none longer than
+/// [`MAX_RETRY_DELAY_SECS`]).
+pub const MAX_DOUBLING_RETRY_TIMES: u32 = 6;
+/// The longest pause between attempts, seconds.
+pub const MAX_RETRY_DELAY_SECS: u64 = 60;
 /// The cache's directory name under the chosen parent.
 pub const CACHE_DIR_NAME: &str = ".dcap-qcnl";
 /// The largest configuration file read.
@@ -103,6 +116,9 @@ pub struct Config {
     pub pck_cache_expire_hours: u32,
     /// Cache lifetime of verification collateral, hours (0: no caching).
     pub verify_collateral_cache_expire_hours: u32,
+    /// What was adjusted or deserves a word (capped values, ignored or limited variables), logged
+    /// at every call.
+    pub notices: Vec<String>,
 }
 
 impl Default for Config {
@@ -117,6 +133,7 @@ impl Default for Config {
             crl_encoding: CrlEncoding::Der,
             pck_cache_expire_hours: 0,
             verify_collateral_cache_expire_hours: 0,
+            notices: Vec::new(),
         }
     }
 }
@@ -137,13 +154,20 @@ impl Config {
             Ok(None) => Self::default(),
             Err(reason) => return Err(ConfigError::Read { path, reason }),
         };
-        config.apply_env(env)?;
+        config.apply_env(env);
+        if config.crl_encoding == CrlEncoding::Hex && config.collateral_is_intel_pcs() {
+            config.notices.push(format!(
+                "pccs_api_version 3.0 is ignored: the collateral service {} is Intel's PCS, \
+                 whose CRLs are DER (collateral version 3.1)",
+                config.collateral_url()
+            ));
+        }
         Ok(config)
     }
 
     /// Reads the text of a configuration file (`path` names it in errors).
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        match serde_json::from_str::<Value>(&strip_comments(text)) {
+        let mut config = match serde_json::from_str::<Value>(&strip_comments(text)) {
             Ok(Value::Object(map)) => Self::from_json(path, &map),
             Ok(_) => Self::from_legacy(path, text),
             Err(e) if text.trim_start().starts_with('{') => Err(ConfigError::InvalidJson {
@@ -151,7 +175,50 @@ impl Config {
                 reason: e.to_string(),
             }),
             Err(_) => Self::from_legacy(path, text),
+        }?;
+        config.bound_retries();
+        Ok(config)
+    }
+
+    /// Caps the retry count and delay, with a notice for each capped value.
+    fn bound_retries(&mut self) {
+        if self.retry_delay_secs > MAX_RETRY_DELAY_SECS {
+            self.notices.push(format!(
+                "retry_delay {} s is capped at {MAX_RETRY_DELAY_SECS} s",
+                self.retry_delay_secs
+            ));
+            self.retry_delay_secs = MAX_RETRY_DELAY_SECS;
         }
+        let (max, why) = if self.retry_delay_secs == 0 {
+            (
+                MAX_DOUBLING_RETRY_TIMES,
+                " (retry_delay 0 doubles the pause from 1 s; no pause may exceed 60 s)",
+            )
+        } else {
+            (MAX_RETRY_TIMES, "")
+        };
+        if self.retry_times > max {
+            self.notices.push(format!(
+                "retry_times {} is capped at {max}{why}",
+                self.retry_times
+            ));
+            self.retry_times = max;
+        }
+    }
+
+    /// The retries a client makes: further attempts, and the fixed pause between them (`None`:
+    /// 1 s doubling), within the bounds whatever the fields say.
+    pub fn retries(&self) -> (u32, Option<std::time::Duration>) {
+        let delay = self.retry_delay_secs.min(MAX_RETRY_DELAY_SECS);
+        let max = if delay == 0 {
+            MAX_DOUBLING_RETRY_TIMES
+        } else {
+            MAX_RETRY_TIMES
+        };
+        (
+            self.retry_times.min(max),
+            (delay > 0).then(|| std::time::Duration::from_secs(delay)),
+        )
     }
 
     fn from_json(path: &Path, map: &serde_json::Map<String, Value>) -> Result<Self, ConfigError> {
@@ -267,30 +334,33 @@ impl Config {
         Ok(config)
     }
 
-    /// `AZDCAP_BASE_CERT_URL` and `AZDCAP_COLLATERAL_VERSION`.
-    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    /// `AZDCAP_BASE_CERT_URL` and `AZDCAP_COLLATERAL_VERSION`: the collateral service only (Azure's
+    /// base URL serves collateral, not PCK certificates).
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
         let Some(base) = env("AZDCAP_BASE_CERT_URL").filter(|b| !b.is_empty()) else {
-            return Ok(());
+            return;
         };
-        let version = env("AZDCAP_COLLATERAL_VERSION")
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "v3".to_owned());
-        if version != "v3" && version != "v4" {
-            return Err(ConfigError::BadValue {
-                path: PathBuf::from("environment"),
-                key: "AZDCAP_COLLATERAL_VERSION".into(),
-                reason: format!("{version:?} is not v3 or v4"),
-            });
-        }
+        let version = match env("AZDCAP_COLLATERAL_VERSION").filter(|v| !v.is_empty()) {
+            None => "v3".to_owned(),
+            Some(v) if v == "v3" || v == "v4" => v,
+            Some(other) => {
+                self.notices.push(format!(
+                    "AZDCAP_COLLATERAL_VERSION {other:?} is not spoken (only v3 and v4): v3 is used"
+                ));
+                "v3".to_owned()
+            }
+        };
         let base = base.trim_end_matches('/');
         let url = if base.ends_with("/v3") || base.ends_with("/v4") {
             format!("{base}/")
         } else {
             format!("{base}/{version}/")
         };
-        self.pccs_url = url;
-        self.collateral_service = None;
-        Ok(())
+        self.notices.push(format!(
+            "AZDCAP_BASE_CERT_URL: collateral from {url}; Azure-specific path shapes (qeid, \
+             qveid, pckcrl?uri=) are not spoken, so this URL must serve the PCCS API"
+        ));
+        self.collateral_service = Some(url);
     }
 
     /// Where collateral comes from.
@@ -298,9 +368,25 @@ impl Config {
         self.collateral_service.as_deref().unwrap_or(&self.pccs_url)
     }
 
+    /// Whether collateral comes from Intel's PCS (as Intel's library tells it: the URL names
+    /// `trustedservices.intel.com`).
+    pub fn collateral_is_intel_pcs(&self) -> bool {
+        self.collateral_url().contains("trustedservices.intel.com")
+    }
+
+    /// The CRL encoding of the collateral: DER when it comes from Intel's PCS, whatever
+    /// `pccs_api_version` says (Intel's library does the same), else as configured.
+    pub fn effective_crl_encoding(&self) -> CrlEncoding {
+        if self.collateral_is_intel_pcs() {
+            CrlEncoding::Der
+        } else {
+            self.crl_encoding
+        }
+    }
+
     /// The `version` field of the collateral this configuration produces.
     pub fn collateral_version(&self) -> u32 {
-        match self.crl_encoding {
+        match self.effective_crl_encoding() {
             CrlEncoding::Hex => crate::types::SGX_QL_QVE_COLLATERAL_VERSION_3_0,
             CrlEncoding::Der => crate::types::SGX_QL_QVE_COLLATERAL_VERSION_3_1,
         }
@@ -449,13 +535,100 @@ mod tests {
                 crl_encoding: CrlEncoding::Hex,
                 pck_cache_expire_hours: 168,
                 verify_collateral_cache_expire_hours: 168,
+                notices: Vec::new(),
             }
         );
         assert_eq!(
             config.collateral_url(),
             "https://api.trustedservices.intel.com/sgx/certification/v4/"
         );
-        assert_eq!(config.collateral_version(), 0x0000_0003);
+        // Intel's PCS serves DER CRLs: "3.0" is ignored for it, as Intel's library ignores it.
+        assert!(config.collateral_is_intel_pcs());
+        assert_eq!(config.effective_crl_encoding(), CrlEncoding::Der);
+        assert_eq!(config.collateral_version(), 0x0001_0003);
+    }
+
+    #[test]
+    fn api_version_3_0_applies_to_a_pccs_and_not_to_intels_pcs() {
+        let pccs = parse(
+            r#"{"pccs_url": "https://pccs.example:8081/sgx/certification/v4/",
+                "pccs_api_version": "3.0"}"#,
+        )
+        .unwrap();
+        assert_eq!(pccs.effective_crl_encoding(), CrlEncoding::Hex);
+        assert_eq!(pccs.collateral_version(), 0x0000_0003);
+        let pcs = parse(
+            "PCCS_URL=https://api.trustedservices.intel.com/sgx/certification/v4/\n\
+             PCCS_API_VERSION=3.0\n",
+        )
+        .unwrap();
+        assert_eq!(pcs.crl_encoding, CrlEncoding::Hex, "as configured");
+        assert_eq!(pcs.effective_crl_encoding(), CrlEncoding::Der);
+        assert_eq!(pcs.collateral_version(), 0x0001_0003);
+        // Loaded with the environment, the override is explained in a notice.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qcnl.conf");
+        std::fs::write(
+            &path,
+            r#"{"pccs_url": "https://pccs.example/sgx/certification/v4/",
+                "collateral_service": "https://api.trustedservices.intel.com/sgx/certification/v4/",
+                "pccs_api_version": "3.0"}"#,
+        )
+        .unwrap();
+        let config = Config::load(&env_of(&[("QCNL_CONF_PATH", path.to_str().unwrap())])).unwrap();
+        assert_eq!(config.collateral_version(), 0x0001_0003);
+        assert_eq!(config.notices.len(), 1, "{:?}", config.notices);
+        assert!(config.notices[0].contains("pccs_api_version 3.0 is ignored"));
+    }
+
+    #[test]
+    fn retries_are_bounded_with_a_notice() {
+        let config = parse(r#"{"retry_times": 1000, "retry_delay": 3600}"#).unwrap();
+        assert_eq!(config.retry_times, 10);
+        assert_eq!(config.retry_delay_secs, 60);
+        assert_eq!(config.notices.len(), 2, "{:?}", config.notices);
+        assert!(
+            config
+                .notices
+                .iter()
+                .any(|n| n.contains("retry_times 1000"))
+        );
+        assert!(
+            config
+                .notices
+                .iter()
+                .any(|n| n.contains("retry_delay 3600"))
+        );
+        assert_eq!(
+            config.retries(),
+            (10, Some(std::time::Duration::from_secs(60)))
+        );
+        // Doubling pauses from 1 s: six retries wait 1 + 2 + … + 32 s, a seventh would wait 64 s.
+        let config = parse("RETRY_TIMES=20\n").unwrap();
+        assert_eq!(config.retry_times, 6);
+        assert_eq!(config.retries(), (6, None));
+        assert!(
+            config.notices[0].contains("retry_times 20"),
+            "{:?}",
+            config.notices
+        );
+        // Values within the bounds are kept, without notices.
+        let config = parse(r#"{"retry_times": 6, "retry_delay": 10}"#).unwrap();
+        assert_eq!(
+            config.retries(),
+            (6, Some(std::time::Duration::from_secs(10)))
+        );
+        assert!(config.notices.is_empty());
+        // A configuration built directly is bounded too.
+        let direct = Config {
+            retry_times: u32::MAX,
+            retry_delay_secs: u64::MAX,
+            ..Config::default()
+        };
+        assert_eq!(
+            direct.retries(),
+            (10, Some(std::time::Duration::from_secs(60)))
+        );
     }
 
     #[test]
@@ -579,7 +752,7 @@ mod tests {
     }
 
     #[test]
-    fn azdcap_base_url_overrides_both_services() {
+    fn azdcap_base_url_replaces_only_the_collateral_service() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("qcnl.conf");
         std::fs::write(
@@ -596,11 +769,17 @@ mod tests {
             ),
         ]))
         .unwrap();
+        assert_eq!(config.pccs_url, "https://a/sgx/certification/v4/");
         assert_eq!(
-            config.pccs_url,
+            config.collateral_url(),
             "https://cache.example/sgx/certification/v3/"
         );
-        assert_eq!(config.collateral_url(), config.pccs_url);
+        assert_eq!(config.notices.len(), 1, "{:?}", config.notices);
+        assert!(
+            config.notices[0].contains("must serve the PCCS API"),
+            "{:?}",
+            config.notices
+        );
         let config = Config::load(&env_of(&[
             ("QCNL_CONF_PATH", p),
             (
@@ -611,7 +790,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            config.pccs_url,
+            config.collateral_url(),
             "https://cache.example/sgx/certification/v4/"
         );
         let config = Config::load(&env_of(&[
@@ -622,17 +801,32 @@ mod tests {
             ),
         ]))
         .unwrap();
-        assert_eq!(config.pccs_url, "http://pccs:8081/sgx/certification/v4/");
-        let error = Config::load(&env_of(&[
-            ("QCNL_CONF_PATH", p),
-            ("AZDCAP_BASE_CERT_URL", "https://x"),
-            ("AZDCAP_COLLATERAL_VERSION", "v9"),
-        ]))
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("AZDCAP_COLLATERAL_VERSION"),
-            "{error}"
+        assert_eq!(
+            config.collateral_url(),
+            "http://pccs:8081/sgx/certification/v4/"
         );
+        assert_eq!(config.pccs_url, "https://a/sgx/certification/v4/");
+    }
+
+    #[test]
+    fn other_azdcap_collateral_versions_mean_v3_with_a_notice() {
+        for version in ["v1", "v2", "v9"] {
+            let config = Config::load(&env_of(&[
+                ("QCNL_CONF_PATH", "/nonexistent/qcnl.conf"),
+                ("AZDCAP_BASE_CERT_URL", "https://x/sgx/certification"),
+                ("AZDCAP_COLLATERAL_VERSION", version),
+            ]))
+            .unwrap();
+            assert_eq!(config.collateral_url(), "https://x/sgx/certification/v3/");
+            assert!(
+                config
+                    .notices
+                    .iter()
+                    .any(|n| n.contains("AZDCAP_COLLATERAL_VERSION") && n.contains(version)),
+                "{version}: {:?}",
+                config.notices
+            );
+        }
     }
 
     #[test]

@@ -8,15 +8,18 @@
 //! certificates, `verify_collateral_cache_expire_hours` for the rest, 0 meaning "not cached"; an
 //! entry of collateral also ends at the earliest `nextUpdate` of its TCB info, identities and
 //! CRLs. With `local_cache_only`, entries are served whatever their age (still not past
-//! `nextUpdate`) and a miss is the "not found" code of the document.
+//! `nextUpdate`) and a miss is the "not found" code of the document. An entry that lacks a part
+//! (written by another version, or damaged) is a miss: the document is fetched again and the entry
+//! replaced.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pccs::client::{ClientOptions, FetchError, PccsClient, PckCertRequest};
+use pccs::upstream::{crl_next_update, json_next_update};
 use pccs::{CaType, Signed};
 
-use crate::cache::{self, Cache, Entry};
+use crate::cache::{Cache, Entry};
 use crate::config::{Config, CrlEncoding, cache_candidates};
 use crate::error::{Document, QplError};
 use crate::log;
@@ -81,6 +84,9 @@ impl Provider {
                 "no writable cache directory: nothing is cached",
             );
         }
+        for notice in &config.notices {
+            log::log(SGX_QL_LOG_INFO, notice);
+        }
         Self { config, cache }
     }
 
@@ -103,44 +109,55 @@ impl Provider {
                 ),
             );
         }
+        let (retries, retry_delay) = self.config.retries();
         let options = ClientOptions {
-            retries: self.config.retry_times,
-            retry_delay: (self.config.retry_delay_secs > 0)
-                .then(|| Duration::from_secs(self.config.retry_delay_secs)),
+            retries,
+            retry_delay,
             accept_invalid_certs: !self.config.use_secure_cert,
         };
         PccsClient::with_options(url, REQUEST_TIMEOUT, options)
             .map_err(|source| QplError::Fetch { document, source })
     }
 
-    /// The cached entry of `key` or a fresh fetch (stored when `hours` > 0).
-    fn cached(
+    /// The value `read` makes of the cached entry of `key`, or of a fresh fetch (stored when
+    /// `hours` > 0). A cached entry `read` cannot use is a miss.
+    fn cached<T>(
         &self,
         key: &str,
         document: Document,
         hours: u32,
         fetch: impl FnOnce() -> Result<Entry, FetchError>,
-    ) -> Result<Entry, QplError> {
+        read: impl Fn(&Entry) -> Result<T, QplError>,
+    ) -> Result<T, QplError> {
         let max_age = u64::from(hours) * 3600;
         if let Some(cache) = &self.cache {
             let limit = (!self.config.local_cache_only).then_some(max_age);
             if (hours > 0 || self.config.local_cache_only)
-                && let Some(entry) = cache.get(key, cache::now(), limit)
+                && let Some(entry) = cache.get(key, pccs::upstream::now(), limit)
             {
-                log::log(
-                    SGX_QL_LOG_DEBUG,
-                    &format!(
-                        "{document} served from the cache in {}",
-                        cache.dir().display()
+                match read(&entry) {
+                    Ok(value) => {
+                        log::log(
+                            SGX_QL_LOG_DEBUG,
+                            &format!(
+                                "{document} served from the cache in {}",
+                                cache.dir().display()
+                            ),
+                        );
+                        return Ok(value);
+                    }
+                    Err(e) => log::log(
+                        SGX_QL_LOG_INFO,
+                        &format!("{e} in {}: a miss for {document}", cache.dir().display()),
                     ),
-                );
-                return Ok(entry);
+                }
             }
         }
         if self.config.local_cache_only {
             return Err(QplError::NotCached(document));
         }
         let entry = fetch().map_err(|source| QplError::Fetch { document, source })?;
+        let value = read(&entry)?;
         if hours > 0
             && let Some(cache) = &self.cache
             && let Err(e) = cache.put(key, &entry)
@@ -150,7 +167,7 @@ impl Provider {
                 &format!("cannot cache {document} in {}: {e}", cache.dir().display()),
             );
         }
-        Ok(entry)
+        Ok(value)
     }
 
     /// `sgx_ql_get_quote_config`: the PCK certificate chain for a platform and its TCB.
@@ -163,7 +180,7 @@ impl Provider {
             request.pce_svn,
             request.pce_id
         );
-        let entry = self.cached(
+        self.cached(
             &key,
             Document::PckCert,
             self.config.pck_cache_expire_hours,
@@ -178,26 +195,28 @@ impl Provider {
                 fields.insert("tcbm".into(), cert.tcbm.to_vec());
                 Ok(Entry::new(u64::MAX, fields))
             },
-        )?;
-        let tcbm = field(&entry, "tcbm")?;
-        let (cpu_svn, pce_svn) = match tcbm.len() {
-            18 => (&tcbm[..16], &tcbm[16..]),
-            _ => return Err(damaged("tcbm")),
-        };
-        let mut cert_cpu_svn = [0u8; 16];
-        cert_cpu_svn.copy_from_slice(cpu_svn);
-        Ok(QuoteConfig {
-            cert_cpu_svn,
-            cert_pce_isv_svn: u16::from_le_bytes([pce_svn[0], pce_svn[1]]),
-            cert_data: field(&entry, "cert_data")?.to_vec(),
-        })
+            |entry| {
+                let tcbm = field(entry, "tcbm")?;
+                let (cpu_svn, pce_svn) = match tcbm.len() {
+                    18 => (&tcbm[..16], &tcbm[16..]),
+                    _ => return Err(damaged("tcbm")),
+                };
+                let mut cert_cpu_svn = [0u8; 16];
+                cert_cpu_svn.copy_from_slice(cpu_svn);
+                Ok(QuoteConfig {
+                    cert_cpu_svn,
+                    cert_pce_isv_svn: u16::from_le_bytes([pce_svn[0], pce_svn[1]]),
+                    cert_data: field(entry, "cert_data")?.to_vec(),
+                })
+            },
+        )
     }
 
     /// `sgx_ql_get_quote_verification_collateral`: the collateral of an FMSPC and PCK CA.
     pub fn collateral(&self, fmspc: &[u8; 6], ca: CaType) -> Result<Collateral, QplError> {
         let url = self.config.collateral_url();
         let key = format!("collateral\n{url}\n{}\n{}", hex::encode(fmspc), ca.as_str());
-        let entry = self.cached(
+        self.cached(
             &key,
             Document::Collateral,
             self.config.verify_collateral_cache_expire_hours,
@@ -205,8 +224,8 @@ impl Provider {
                 let client = self.client(url, Document::Collateral).map_err(into_fetch)?;
                 let fetched = client.collateral(fmspc, ca)?;
                 let not_after = [
-                    json_next_update(&fetched.tcb_info, "tcbInfo"),
-                    json_next_update(&fetched.qe_identity, "enclaveIdentity"),
+                    json_next_update(&fetched.tcb_info.body),
+                    json_next_update(&fetched.qe_identity.body),
                     crl_next_update(&fetched.pck_crl.der),
                     crl_next_update(&fetched.root_ca_crl),
                 ]
@@ -233,24 +252,26 @@ impl Provider {
                 );
                 Ok(Entry::new(not_after, fields))
             },
-        )?;
-        let crl = |der: &[u8]| self.encode_crl(der);
-        Ok(Collateral {
-            version: self.config.collateral_version(),
-            pck_crl_issuer_chain: field(&entry, "pck_crl_issuer_chain")?.to_vec(),
-            root_ca_crl: crl(field(&entry, "root_ca_crl")?),
-            pck_crl: crl(field(&entry, "pck_crl")?),
-            tcb_info_issuer_chain: field(&entry, "tcb_info_issuer_chain")?.to_vec(),
-            tcb_info: field(&entry, "tcb_info")?.to_vec(),
-            qe_identity_issuer_chain: field(&entry, "qe_identity_issuer_chain")?.to_vec(),
-            qe_identity: field(&entry, "qe_identity")?.to_vec(),
-        })
+            |entry| {
+                let crl = |der: &[u8]| self.encode_crl(der);
+                Ok(Collateral {
+                    version: self.config.collateral_version(),
+                    pck_crl_issuer_chain: field(entry, "pck_crl_issuer_chain")?.to_vec(),
+                    root_ca_crl: crl(field(entry, "root_ca_crl")?),
+                    pck_crl: crl(field(entry, "pck_crl")?),
+                    tcb_info_issuer_chain: field(entry, "tcb_info_issuer_chain")?.to_vec(),
+                    tcb_info: field(entry, "tcb_info")?.to_vec(),
+                    qe_identity_issuer_chain: field(entry, "qe_identity_issuer_chain")?.to_vec(),
+                    qe_identity: field(entry, "qe_identity")?.to_vec(),
+                })
+            },
+        )
     }
 
     /// `sgx_ql_get_qve_identity`: the QvE identity document and its issuer chain.
     pub fn qve_identity(&self) -> Result<Signed, QplError> {
         let url = self.config.collateral_url();
-        let entry = self.cached(
+        self.cached(
             &format!("qveidentity\n{url}"),
             Document::QveIdentity,
             self.config.verify_collateral_cache_expire_hours,
@@ -259,24 +280,26 @@ impl Provider {
                     .client(url, Document::QveIdentity)
                     .map_err(into_fetch)?;
                 let signed = client.qve_identity()?;
-                let not_after = json_next_update(&signed, "enclaveIdentity").unwrap_or(u64::MAX);
+                let not_after = json_next_update(&signed.body).unwrap_or(u64::MAX);
                 let mut fields = BTreeMap::new();
                 fields.insert("body".into(), signed.body);
                 fields.insert("issuer_chain".into(), signed.issuer_chain.into_bytes());
                 Ok(Entry::new(not_after, fields))
             },
-        )?;
-        Ok(Signed {
-            body: field(&entry, "body")?.to_vec(),
-            issuer_chain: String::from_utf8(field(&entry, "issuer_chain")?.to_vec())
-                .map_err(|_| damaged("issuer_chain"))?,
-        })
+            |entry| {
+                Ok(Signed {
+                    body: field(entry, "body")?.to_vec(),
+                    issuer_chain: String::from_utf8(field(entry, "issuer_chain")?.to_vec())
+                        .map_err(|_| damaged("issuer_chain"))?,
+                })
+            },
+        )
     }
 
     /// `sgx_ql_get_root_ca_crl`: the root CA CRL, DER or hex as configured.
     pub fn root_ca_crl(&self) -> Result<Vec<u8>, QplError> {
         let url = self.config.collateral_url();
-        let entry = self.cached(
+        self.cached(
             &format!("rootcacrl\n{url}"),
             Document::RootCaCrl,
             self.config.verify_collateral_cache_expire_hours,
@@ -288,12 +311,12 @@ impl Provider {
                 fields.insert("der".into(), der);
                 Ok(Entry::new(not_after, fields))
             },
-        )?;
-        Ok(self.encode_crl(field(&entry, "der")?))
+            |entry| Ok(self.encode_crl(field(entry, "der")?)),
+        )
     }
 
     fn encode_crl(&self, der: &[u8]) -> Vec<u8> {
-        match self.config.crl_encoding {
+        match self.config.effective_crl_encoding() {
             CrlEncoding::Der => der.to_vec(),
             CrlEncoding::Hex => hex::encode(der).into_bytes(),
         }
@@ -318,20 +341,4 @@ fn field<'a>(entry: &'a Entry, name: &'static str) -> Result<&'a [u8], QplError>
         .get(name)
         .map(Vec::as_slice)
         .ok_or_else(|| damaged(name))
-}
-
-/// `nextUpdate` of `{"<member>":{…,"nextUpdate":"…"},…}`, seconds since the epoch.
-pub fn json_next_update(signed: &Signed, member: &str) -> Option<u64> {
-    let doc: serde_json::Value = serde_json::from_slice(&signed.body).ok()?;
-    let text = doc.get(member)?.get("nextUpdate")?.as_str()?;
-    let time =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    u64::try_from(time.unix_timestamp()).ok()
-}
-
-/// `nextUpdate` of a DER CRL, seconds since the epoch.
-pub fn crl_next_update(der: &[u8]) -> Option<u64> {
-    use der::Decode;
-    let crl = <x509_cert::crl::CertificateList>::from_der(der).ok()?;
-    Some(crl.tbs_cert_list.next_update?.to_unix_duration().as_secs())
 }

@@ -1,14 +1,20 @@
 //! The Rust API over an in-process PCCS: without any cache directory every call still succeeds
-//! (from the network), and the cached collateral ends at its `nextUpdate`.
+//! (from the network), the cached collateral ends at its `nextUpdate`, and a cache entry that
+//! lacks a part is fetched again.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use common::{Pccs, Sim};
 use dcap_quoteprov::cache::Cache;
 use dcap_quoteprov::config::Config;
-use dcap_quoteprov::provider::{Provider, crl_next_update, json_next_update};
+use dcap_quoteprov::provider::Provider;
+use pccs::SimSource;
 use pccs::source::PckCert;
+use sgx_sim::CollateralOptions;
 
 fn config(url: String) -> Config {
     Config {
@@ -38,33 +44,85 @@ fn no_usable_cache_directory_means_no_caching_not_a_failure() {
     assert_eq!(error.status(), 0xE019, "{error}");
 }
 
+/// The cache entry files of `dir`, with their JSON.
+fn entries(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let doc = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (p, doc)
+        })
+        .collect()
+}
+
 #[test]
 fn cached_collateral_lives_until_the_earliest_next_update() {
     let sim = Sim::new();
     let pck = PckCert::from_chain_pem(sim.platform.pck_cert_chain()).unwrap();
-    let pccs = Pccs::start(sim.source.clone());
+    // Issued 2024-03-01T12:00:00Z, valid 30 days: TCB info, QE identity and both CRLs say
+    // nextUpdate 2024-03-31T12:00:00Z.
+    let issued = time::OffsetDateTime::from_unix_timestamp(1_709_294_400).unwrap();
+    let source = SimSource::with_options(
+        Arc::clone(&sim.platform),
+        CollateralOptions {
+            issue_time: Some(issued),
+            validity: time::Duration::days(30),
+            ..CollateralOptions::default()
+        },
+    );
+    let pccs = Pccs::start(Arc::new(source));
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
-    let provider = Provider::new(config(pccs.url()), Some(cache.clone()));
-    provider.collateral(&pck.fmspc, pck.ca).unwrap();
+    let provider = Provider::new(config(pccs.url()), Some(cache));
+    let collateral = provider.collateral(&pck.fmspc, pck.ca).unwrap();
+    let tcb_info = String::from_utf8(collateral.tcb_info).unwrap();
+    assert!(
+        tcb_info.contains(r#""nextUpdate":"2024-03-31T12:00:00Z""#),
+        "{tcb_info}"
+    );
+    let entries = entries(dir.path());
+    assert_eq!(entries.len(), 1);
+    // 2024-03-31T12:00:00Z.
+    assert_eq!(entries[0].1["not_after"].as_u64().unwrap(), 1_711_886_400);
+}
 
-    let client =
-        pccs::client::PccsClient::new(&pccs.url(), std::time::Duration::from_secs(10)).unwrap();
-    let fetched = client.collateral(&pck.fmspc, pck.ca).unwrap();
-    let earliest = [
-        json_next_update(&fetched.tcb_info, "tcbInfo").unwrap(),
-        json_next_update(&fetched.qe_identity, "enclaveIdentity").unwrap(),
-        crl_next_update(&fetched.pck_crl.der).unwrap(),
-        crl_next_update(&fetched.root_ca_crl).unwrap(),
-    ]
-    .into_iter()
-    .min()
-    .unwrap();
-    let entry = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(entry).unwrap()).unwrap();
-    assert_eq!(doc["not_after"].as_u64().unwrap(), earliest);
+#[test]
+fn entries_lacking_a_part_are_fetched_again() {
+    let sim = Sim::new();
+    let pck = PckCert::from_chain_pem(sim.platform.pck_cert_chain()).unwrap();
+    let mut pccs = Pccs::start(sim.source.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
+    let provider = Provider::new(config(pccs.url()), Some(cache));
+    let collateral = provider.collateral(&pck.fmspc, pck.ca).unwrap();
+    let root_ca_crl = provider.root_ca_crl().unwrap();
+    let entries_before = entries(dir.path());
+    assert_eq!(entries_before.len(), 2);
+    // Each entry loses one part, as an entry of another version of the library might.
+    for (path, mut doc) in entries_before.clone() {
+        let fields = doc["fields"].as_object_mut().unwrap();
+        let part = if fields.contains_key("der") {
+            "der"
+        } else {
+            "qe_identity"
+        };
+        assert!(fields.remove(part).is_some());
+        std::fs::write(&path, doc.to_string()).unwrap();
+    }
+    assert_eq!(provider.collateral(&pck.fmspc, pck.ca).unwrap(), collateral);
+    assert_eq!(provider.root_ca_crl().unwrap(), root_ca_crl);
+    // Both were fetched again and stored whole.
+    let mut after = entries(dir.path());
+    let mut before = entries_before;
+    after.sort_by(|a, b| a.0.cmp(&b.0));
+    before.sort_by(|a, b| a.0.cmp(&b.0));
+    for ((_, a), (_, b)) in after.iter().zip(&before) {
+        assert_eq!(a["fields"], b["fields"]);
+    }
+    // With the server stopped, the repaired entries serve.
+    pccs.stop();
+    assert_eq!(provider.collateral(&pck.fmspc, pck.ca).unwrap(), collateral);
+    assert_eq!(provider.root_ca_crl().unwrap(), root_ca_crl);
 }
