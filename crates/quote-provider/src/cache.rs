@@ -1,17 +1,23 @@
 //! The on-disk cache of fetched documents, for containers as well as hosts.
 //!
-//! The directory is the first of [`crate::config::cache_candidates`] that can be created and
-//! written (a probe file is created and removed); one that cannot is skipped, and when none can,
-//! nothing is cached and every call goes to the network. Each entry is one JSON file named by the
-//! SHA-256 of its key, written to a temporary file in the same directory and renamed into place,
-//! so readers never see half an entry. An entry records when it was stored and the earliest
-//! `nextUpdate` of what it holds; it is served while younger than the configured hours and not past
-//! that `nextUpdate`. Damaged or unreadable entries are misses.
+//! The directory is the first of [`crate::config::cache_candidates`] that is trusted and can be
+//! written (a probe file is created and removed); one that is not is skipped, and when none is,
+//! nothing is cached and every call goes to the network. A missing directory is created with mode
+//! 0700; an existing one is trusted only if it is a real directory (not a symbolic link) owned by
+//! the effective user and writable by nobody else, since a shared parent such as `/tmp` lets any
+//! user create the name first. Each entry is one JSON file named by the SHA-256 of its key,
+//! written to a temporary file in the same directory and renamed into place, so readers never see
+//! half an entry. Entries are opened without following symbolic links and without blocking (a
+//! FIFO planted under an entry's name is refused, not waited on), must be regular files, and are
+//! read up to a bounded size. An entry records when it was stored and the earliest `nextUpdate`
+//! of what it holds; it is served while younger than the configured hours and not past that
+//! `nextUpdate`. An entry stored in the future (clock skew, or a planted file) is stale. Damaged
+//! or unreadable entries are misses.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
@@ -36,16 +42,19 @@ impl Entry {
     /// A new entry stored now.
     pub fn new(not_after: u64, fields: BTreeMap<String, Vec<u8>>) -> Self {
         Self {
-            stored_at: now(),
+            stored_at: pccs::upstream::now(),
             not_after,
             fields,
         }
     }
 
-    /// Whether the entry may be served at `at`: not past `not_after`, and (unless `max_age` is
-    /// `None`) stored less than `max_age` seconds before.
+    /// Whether the entry may be served at `at`: stored no later than `at` (an entry from the
+    /// future is stale), not past `not_after`, and (unless `max_age` is `None`) stored less than
+    /// `max_age` seconds before.
     pub fn fresh(&self, at: u64, max_age: Option<u64>) -> bool {
-        at < self.not_after && max_age.is_none_or(|age| at < self.stored_at.saturating_add(age))
+        self.stored_at <= at
+            && at < self.not_after
+            && max_age.is_none_or(|age| at < self.stored_at.saturating_add(age))
     }
 
     fn to_json(&self) -> Vec<u8> {
@@ -81,13 +90,6 @@ impl Entry {
     }
 }
 
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A usable cache directory.
 #[derive(Clone, Debug)]
 pub struct Cache {
@@ -95,11 +97,14 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// The first of `candidates` that can be created and written; `None` when none can.
+    /// The first of `candidates` that is trusted (see the module documentation) and can be
+    /// written, created with mode 0700 when missing; `None` when there is none.
     pub fn open(candidates: &[PathBuf]) -> Option<Self> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
         candidates
             .iter()
-            .find(|dir| usable(dir))
+            .find(|dir| usable(dir, euid))
             .map(|dir| Self { dir: dir.clone() })
     }
 
@@ -116,7 +121,16 @@ impl Cache {
 
     /// The entry of `key`, if present and fresh at `at` (see [`Entry::fresh`]).
     pub fn get(&self, key: &str, at: u64, max_age: Option<u64>) -> Option<Entry> {
-        let file = std::fs::File::open(self.path(key)).ok()?;
+        // No symbolic link is followed, and opening a FIFO does not wait for a writer.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.path(key))
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > MAX_ENTRY {
+            return None;
+        }
         let mut bytes = Vec::new();
         file.take(MAX_ENTRY + 1).read_to_end(&mut bytes).ok()?;
         if bytes.len() as u64 > MAX_ENTRY {
@@ -137,9 +151,14 @@ impl Cache {
     }
 }
 
-/// Whether `dir` exists or can be created, and a file can be created in it.
-fn usable(dir: &Path) -> bool {
-    if std::fs::create_dir_all(dir).is_err() || !dir.is_dir() {
+/// Whether `dir` exists or can be created (mode 0700), is trusted by `euid`, and a file can be
+/// created in it.
+fn usable(dir: &Path, euid: u32) -> bool {
+    let created = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    if created.is_err() || !trusted(dir, euid) {
         return false;
     }
     tempfile::Builder::new()
@@ -148,11 +167,21 @@ fn usable(dir: &Path) -> bool {
         .is_ok()
 }
 
+/// Whether `dir` is a directory itself (not a symbolic link to one), owned by `euid`, and not
+/// writable by its group or others.
+fn trusted(dir: &Path, euid: u32) -> bool {
+    std::fs::symlink_metadata(dir).is_ok_and(|meta| {
+        meta.file_type().is_dir() && meta.uid() == euid && meta.mode() & 0o022 == 0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+    use pccs::upstream::now;
+    use std::os::unix::fs::PermissionsExt;
 
     fn entry(not_after: u64) -> Entry {
         let mut fields = BTreeMap::new();
@@ -190,8 +219,10 @@ mod tests {
     fn next_update_ends_an_entry_whatever_the_hours() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
-        let at = now();
-        cache.put("k", &entry(at + 10)).unwrap();
+        let mut stored = entry(0);
+        let at = stored.stored_at;
+        stored.not_after = at + 10;
+        cache.put("k", &stored).unwrap();
         assert!(cache.get("k", at, Some(3600)).is_some());
         assert!(cache.get("k", at + 10, Some(3600)).is_none());
         assert!(cache.get("k", at + 10, None).is_none());
@@ -218,5 +249,93 @@ mod tests {
         assert_eq!(cache.dir(), good);
         assert!(Cache::open(&[file.join(".dcap-qcnl")]).is_none());
         assert!(Cache::open(&[]).is_none());
+    }
+
+    #[test]
+    fn entries_stored_in_the_future_are_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
+        let mut planted = entry(u64::MAX);
+        let at = planted.stored_at;
+        planted.stored_at = at + 3600;
+        cache.put("k", &planted).unwrap();
+        assert_eq!(cache.get("k", at, Some(24 * 3600)), None);
+        assert_eq!(
+            cache.get("k", at, None),
+            None,
+            "not even without an age limit"
+        );
+        assert!(cache.get("k", at + 3600, Some(24 * 3600)).is_some());
+    }
+
+    #[test]
+    fn a_new_directory_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&[dir.path().join("new")]).unwrap();
+        let mode = std::fs::metadata(cache.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
+
+    #[test]
+    fn untrusted_directories_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let group = dir.path().join("group");
+        std::fs::create_dir(&group).unwrap();
+        std::fs::set_permissions(&group, std::fs::Permissions::from_mode(0o770)).unwrap();
+        let own = dir.path().join("own");
+        std::fs::create_dir(&own).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&own, &link).unwrap();
+        let good = dir.path().join("good");
+        let cache = Cache::open(&[shared.clone(), group, link.clone(), good.clone()]).unwrap();
+        assert_eq!(cache.dir(), good);
+        // Nothing was written into the skipped ones.
+        assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&own).unwrap().count(), 0);
+        // Mode 0700 and owned: trusted by its owner, not by anyone else.
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert!(trusted(&own, euid));
+        assert!(!trusted(&own, euid.wrapping_add(1)));
+        assert!(!trusted(&link, euid));
+    }
+
+    #[test]
+    fn symlinked_entries_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
+        cache.put("elsewhere", &entry(u64::MAX)).unwrap();
+        std::os::unix::fs::symlink(cache.path("elsewhere"), cache.path("k")).unwrap();
+        assert!(cache.get("elsewhere", now(), None).is_some());
+        assert!(cache.get("k", now(), None).is_none());
+    }
+
+    #[test]
+    fn a_fifo_entry_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
+        let path =
+            std::ffi::CString::new(cache.path("k").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        // A blocking open would wait here for a writer that never comes.
+        assert!(cache.get("k", now(), None).is_none());
+    }
+
+    #[test]
+    fn oversized_entries_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
+        let stored = entry(u64::MAX);
+        let mut json = stored.to_json();
+        std::fs::write(cache.path("k"), &json).unwrap();
+        assert_eq!(cache.get("k", now(), None), Some(stored));
+        // Still valid JSON, but larger than any entry this library writes.
+        json.resize(usize::try_from(MAX_ENTRY).unwrap() + 1, b' ');
+        std::fs::write(cache.path("k"), &json).unwrap();
+        assert!(cache.get("k", now(), None).is_none());
     }
 }
