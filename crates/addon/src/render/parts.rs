@@ -2,6 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ContainerPort, HTTPGetAction, HostPathVolumeSource, NodeAffinity,
     NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Probe, SeccompProfile,
@@ -181,4 +185,60 @@ pub(super) fn node_placement(opts: &RenderOptions) -> (BTreeMap<String, String>,
         ..Affinity::default()
     };
     (selector, Some(affinity))
+}
+
+/// A Deployment of the add-on's cluster services (webhook, PCCS): one container, non-root, on
+/// Linux nodes, tolerating `CriticalAddonsOnly`, `system-cluster-critical`, no service-account
+/// token.
+pub(super) fn cluster_deployment(
+    opts: &RenderOptions,
+    name: &str,
+    component: &str,
+    container: Container,
+    volumes: Vec<Volume>,
+    replicas: i32,
+    strategy: Option<DeploymentStrategy>,
+) -> Deployment {
+    let spec = PodSpec {
+        containers: vec![container],
+        volumes: Some(volumes),
+        node_selector: Some(BTreeMap::from([(s("kubernetes.io/os"), s("linux"))])),
+        tolerations: Some(vec![Toleration {
+            key: Some(s("CriticalAddonsOnly")),
+            operator: Some(s("Exists")),
+            ..Toleration::default()
+        }]),
+        priority_class_name: Some(s("system-cluster-critical")),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(NONROOT_UID),
+            run_as_group: Some(NONROOT_UID),
+            fs_group: Some(NONROOT_UID),
+            seccomp_profile: Some(runtime_default()),
+            ..PodSecurityContext::default()
+        }),
+        ..PodSpec::default()
+    };
+    Deployment {
+        metadata: meta(name, Some(&opts.namespace), component),
+        spec: DeploymentSpec {
+            replicas: Some(replicas),
+            strategy,
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(component)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(component)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(spec),
+            },
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    }
 }

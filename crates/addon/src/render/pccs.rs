@@ -9,14 +9,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, Secret, SecretVolumeSource, Service, ServicePort, ServiceSpec,
-    Toleration, Volume,
+    Container, EmptyDirVolumeSource, ResourceRequirements, Secret, SecretVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::RenderOptions;
@@ -128,50 +126,18 @@ pub(super) fn pccs_deployment(opts: &RenderOptions) -> Deployment {
         volume_mounts: Some(mounts),
         ..Container::default()
     };
-    let spec = PodSpec {
-        containers: vec![container],
-        volumes: Some(volumes),
-        node_selector: Some(BTreeMap::from([(s("kubernetes.io/os"), s("linux"))])),
-        tolerations: Some(vec![Toleration {
-            key: Some(s("CriticalAddonsOnly")),
-            operator: Some(s("Exists")),
-            ..Toleration::default()
-        }]),
-        priority_class_name: Some(s("system-cluster-critical")),
-        automount_service_account_token: Some(false),
-        enable_service_links: Some(false),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(NONROOT_UID),
-            run_as_group: Some(NONROOT_UID),
-            fs_group: Some(NONROOT_UID),
-            seccomp_profile: Some(runtime_default()),
-            ..PodSecurityContext::default()
-        }),
-        ..PodSpec::default()
+    // One cache file, one writer: the old pod goes before the new one comes.
+    let strategy = DeploymentStrategy {
+        type_: Some(s("Recreate")),
+        ..DeploymentStrategy::default()
     };
-    Deployment {
-        metadata: meta(PCCS_NAME, Some(&opts.namespace), COMPONENT_PCCS),
-        spec: DeploymentSpec {
-            replicas: Some(1),
-            // One cache file, one writer: the old pod goes before the new one comes.
-            strategy: Some(DeploymentStrategy {
-                type_: Some(s("Recreate")),
-                ..DeploymentStrategy::default()
-            }),
-            selector: LabelSelector {
-                match_labels: Some(selector_labels(COMPONENT_PCCS)),
-                ..LabelSelector::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(COMPONENT_PCCS)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(spec),
-            },
-            ..DeploymentSpec::default()
-        },
-        ..Deployment::default()
-    }
+    cluster_deployment(
+        opts,
+        PCCS_NAME,
+        COMPONENT_PCCS,
+        container,
+        volumes,
+        1,
+        Some(strategy),
+    )
 }

@@ -8,14 +8,12 @@ use k8s_openapi::api::admissionregistration::v1::{
     MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
     ServiceReference, WebhookClientConfig,
 };
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Container, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, Secret,
-    SecretVolumeSource, Service, ServicePort, ServiceSpec, Toleration, Volume,
+    Container, ResourceRequirements, Secret, SecretVolumeSource, Service, ServicePort, ServiceSpec,
+    Volume,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    LabelSelector, LabelSelectorRequirement, ObjectMeta,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::RenderOptions;
@@ -91,55 +89,24 @@ pub(super) fn webhook_deployment(opts: &RenderOptions) -> Deployment {
         volume_mounts: Some(vec![mount("tls", cert_dir, true)]),
         ..Container::default()
     };
-    let spec = PodSpec {
-        containers: vec![container],
-        volumes: Some(vec![Volume {
-            name: s("tls"),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(s(WEBHOOK_TLS_SECRET_NAME)),
-                default_mode: Some(0o440),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        }]),
-        node_selector: Some(BTreeMap::from([(s("kubernetes.io/os"), s("linux"))])),
-        tolerations: Some(vec![Toleration {
-            key: Some(s("CriticalAddonsOnly")),
-            operator: Some(s("Exists")),
-            ..Toleration::default()
-        }]),
-        priority_class_name: Some(s("system-cluster-critical")),
-        automount_service_account_token: Some(false),
-        enable_service_links: Some(false),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(NONROOT_UID),
-            run_as_group: Some(NONROOT_UID),
-            fs_group: Some(NONROOT_UID),
-            seccomp_profile: Some(runtime_default()),
-            ..PodSecurityContext::default()
+    let volumes = vec![Volume {
+        name: s("tls"),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(s(WEBHOOK_TLS_SECRET_NAME)),
+            default_mode: Some(0o440),
+            ..SecretVolumeSource::default()
         }),
-        ..PodSpec::default()
-    };
-    Deployment {
-        metadata: meta(WEBHOOK_NAME, Some(&opts.namespace), COMPONENT_WEBHOOK),
-        spec: DeploymentSpec {
-            replicas: Some(2),
-            selector: LabelSelector {
-                match_labels: Some(selector_labels(COMPONENT_WEBHOOK)),
-                ..LabelSelector::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(COMPONENT_WEBHOOK)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(spec),
-            },
-            ..DeploymentSpec::default()
-        },
-        ..Deployment::default()
-    }
+        ..Volume::default()
+    }];
+    cluster_deployment(
+        opts,
+        WEBHOOK_NAME,
+        COMPONENT_WEBHOOK,
+        container,
+        volumes,
+        2,
+        None,
+    )
 }
 
 fn not_own_pods() -> LabelSelectorRequirement {
