@@ -92,35 +92,37 @@ impl QuoteBackend for SimBackend {
 /// The ops-endpoint routes of `cache`: `/collateral/` lists the files, `/collateral/<name>` serves
 /// one (`collateral.json`, `root-ca.pem`, `root-ca.der`, `tcb_info.json`, …).
 pub fn collateral_routes(cache: Arc<CollateralCache>) -> ops_http::ExtraRoutes {
-    ops_http::ExtraRoutes::new(move |path: &str, _query: Option<&str>| {
-        let name = path.strip_prefix("/collateral")?;
-        let name = name.strip_prefix('/').unwrap_or(name);
-        let collateral = match cache.get() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot issue the simulated collateral");
-                return Some(ops_http::Response::new(
-                    500,
+    ops_http::ExtraRoutes::new(
+        move |path: &str, _query: Option<&str>, _headers: &ops_http::HeaderMap| {
+            let name = path.strip_prefix("/collateral")?;
+            let name = name.strip_prefix('/').unwrap_or(name);
+            let collateral = match cache.get() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot issue the simulated collateral");
+                    return Some(ops_http::Response::new(
+                        500,
+                        "text/plain; charset=utf-8",
+                        format!("cannot issue the simulated collateral: {e}\n").into_bytes(),
+                    ));
+                }
+            };
+            if name.is_empty() {
+                let mut index = String::new();
+                for (file, _) in collateral.files() {
+                    index.push_str(file);
+                    index.push('\n');
+                }
+                return Some(ops_http::Response::ok(
                     "text/plain; charset=utf-8",
-                    format!("cannot issue the simulated collateral: {e}\n").into_bytes(),
+                    index.into_bytes(),
                 ));
             }
-        };
-        if name.is_empty() {
-            let mut index = String::new();
-            for (file, _) in collateral.files() {
-                index.push_str(file);
-                index.push('\n');
-            }
-            return Some(ops_http::Response::ok(
-                "text/plain; charset=utf-8",
-                index.into_bytes(),
-            ));
-        }
-        collateral
-            .file(name)
-            .map(|bytes| ops_http::Response::ok(Collateral::content_type(name), bytes.to_vec()))
-    })
+            collateral
+                .file(name)
+                .map(|bytes| ops_http::Response::ok(Collateral::content_type(name), bytes.to_vec()))
+        },
+    )
 }
 
 #[cfg(test)]
@@ -166,7 +168,7 @@ mod tests {
             sgx_sim::CollateralOptions::default(),
         ));
         let routes = collateral_routes(Arc::clone(&cache));
-        let routes = |path: &str| routes.call(path, None);
+        let routes = |path: &str| routes.call(path, None, &ops_http::HeaderMap::new());
         let index = routes("/collateral/").unwrap();
         let names = String::from_utf8(index.body).unwrap();
         assert!(names.lines().any(|l| l == "collateral.json"));

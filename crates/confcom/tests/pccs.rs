@@ -84,21 +84,7 @@ fn demo() -> tempfile::TempDir {
 }
 
 fn http_get(url: &str) -> (String, Vec<u8>) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    (
-        String::from_utf8_lossy(&raw[..split]).into_owned(),
-        raw[split + 4..].to_vec(),
-    )
+    http_get_with(url, None)
 }
 
 #[test]
@@ -645,4 +631,70 @@ fn verify_keeps_fetched_collateral_in_its_cache_dir() {
         SAMPLE_NOW,
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+}
+
+fn http_get_with(url: &str, header: Option<(&str, &str)>) -> (String, Vec<u8>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    let extra = header.map_or(String::new(), |(k, v)| format!("{k}: {v}\r\n"));
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (
+        String::from_utf8_lossy(&raw[..split]).into_owned(),
+        raw[split + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn the_refresh_route_needs_the_admin_token_and_refetches_the_cache() {
+    let collateral = tempfile::tempdir().unwrap();
+    sample_collateral_dir(collateral.path());
+    let upstream = Pccs::start(&["--offline-dir", collateral.path().to_str().unwrap()]);
+    let cache = tempfile::tempdir().unwrap();
+    let hash = hex::encode(ring::digest::digest(&ring::digest::SHA512, b"s3cret"));
+    let pccs = Pccs::start(&[
+        "--upstream",
+        &upstream.url,
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--admin-token-hash",
+        &hash,
+    ]);
+    let ok = "confcom_pccs_upstream_fetches_total{result=\"ok\"}";
+    let out = verify_sample(&pccs.url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert_eq!(metric(&pccs.url, ok), Some(4.0));
+    // Served from the cache: no new fetch.
+    let out = verify_sample(&pccs.url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert_eq!(metric(&pccs.url, ok), Some(4.0));
+
+    let refresh = format!("{}/sgx/certification/v4/refresh", pccs.url);
+    for token in [None, Some(("admin-token", "wrong"))] {
+        let (head, body) = http_get_with(&refresh, token);
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        assert_eq!(body, b"Authentication failed.");
+    }
+    let (head, _) = http_get_with(
+        &format!("{refresh}?type=certs"),
+        Some(("admin-token", "s3cret")),
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 400"),
+        "type=certs needs an fmspc: {head}"
+    );
+    let (head, body) = http_get_with(&refresh, Some(("admin-token", "s3cret")));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"Operation successful.");
+    // Everything is fetched again at its next request.
+    let out = verify_sample(&pccs.url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert_eq!(metric(&pccs.url, ok), Some(8.0));
 }

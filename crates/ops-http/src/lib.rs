@@ -9,8 +9,8 @@
 //! | `/readyz` | `200 ready` once the component called [`Readiness::set_ready`]`(true)`, else `503 not ready` |
 //! | anything else | the caller's [`ExtraRoutes`] if it answers, else `404` |
 //!
-//! The built-in routes ignore the query string; the extra routes see the path and the query (still
-//! percent-encoded), may add response headers, and run inline or, when they may wait on a remote
+//! The built-in routes ignore the query string; the extra routes see the path, the query (still
+//! percent-encoded) and the request headers, may add response headers, and run inline or, when they may wait on a remote
 //! service, on the blocking pool ([`ExtraRoutes::blocking`]).
 //! Request bodies are
 //! never read. The server is bounded: at most [`Limits::max_connections`] connections at once (further
@@ -28,7 +28,7 @@
 //! registry.register("confcom_example_requests", "Requests served", requests.clone());
 //! let readiness = ops_http::Readiness::new();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9101").await?;
-//! let extra = ops_http::ExtraRoutes::new(|path: &str, _query: Option<&str>| {
+//! let extra = ops_http::ExtraRoutes::new(|path: &str, _query: Option<&str>, _headers: &ops_http::HeaderMap| {
 //!     (path == "/version").then(|| ops_http::Response::ok("text/plain; charset=utf-8", b"1.0\n".to_vec()))
 //! });
 //! readiness.set_ready(true);
@@ -119,7 +119,10 @@ impl Response {
 }
 
 /// The function behind [`ExtraRoutes`].
-pub type RouteFn = dyn Fn(&str, Option<&str>) -> Option<Response> + Send + Sync;
+pub type RouteFn = dyn Fn(&str, Option<&str>, &HeaderMap) -> Option<Response> + Send + Sync;
+
+/// The request headers extra routes see.
+pub use hyper::HeaderMap;
 
 /// Extra GET routes: called with the request path and query string (without `?`); `None` means
 /// "not mine" (`404`). Cheap to clone.
@@ -132,7 +135,7 @@ pub struct ExtraRoutes {
 impl ExtraRoutes {
     /// Routes that answer at once (from memory or local files): called on the connection's task.
     pub fn new(
-        handler: impl Fn(&str, Option<&str>) -> Option<Response> + Send + Sync + 'static,
+        handler: impl Fn(&str, Option<&str>, &HeaderMap) -> Option<Response> + Send + Sync + 'static,
     ) -> Self {
         Self {
             handler: Arc::new(handler),
@@ -143,7 +146,7 @@ impl ExtraRoutes {
     /// Routes that may wait (on a remote service): called on the blocking pool, so that they never
     /// stall the other connections. The hop costs a thread switch per request.
     pub fn blocking(
-        handler: impl Fn(&str, Option<&str>) -> Option<Response> + Send + Sync + 'static,
+        handler: impl Fn(&str, Option<&str>, &HeaderMap) -> Option<Response> + Send + Sync + 'static,
     ) -> Self {
         Self {
             handler: Arc::new(handler),
@@ -151,9 +154,9 @@ impl ExtraRoutes {
         }
     }
 
-    /// Answers `path` (and `query`) directly, on the caller's thread.
-    pub fn call(&self, path: &str, query: Option<&str>) -> Option<Response> {
-        (self.handler)(path, query)
+    /// Answers `path` (with `query` and `headers`) directly, on the caller's thread.
+    pub fn call(&self, path: &str, query: Option<&str>, headers: &HeaderMap) -> Option<Response> {
+        (self.handler)(path, query, headers)
     }
 }
 
@@ -397,7 +400,7 @@ async fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<B
                 Err(_) => reply(500, TEXT, b"metrics encoding failed\n".to_vec()),
             }
         }
-        path => match extra_route(state, path, req.uri().query()).await {
+        path => match extra_route(state, path, req.uri().query(), req.headers()).await {
             Some(resp) => {
                 let mut out = reply(resp.status, resp.content_type, resp.body);
                 for (name, value) in resp.headers {
@@ -413,14 +416,19 @@ async fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<B
 }
 
 /// Runs the caller's extra routes: inline, or on the blocking pool when they may wait.
-async fn extra_route(state: &State, path: &str, query: Option<&str>) -> Option<Response> {
+async fn extra_route(
+    state: &State,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<Response> {
     let extra = state.extra.as_ref()?;
     if !extra.blocking {
-        return extra.call(path, query);
+        return extra.call(path, query, headers);
     }
     let extra = extra.clone();
-    let (path, query) = (path.to_owned(), query.map(str::to_owned));
-    match tokio::task::spawn_blocking(move || extra.call(&path, query.as_deref())).await {
+    let (path, query, headers) = (path.to_owned(), query.map(str::to_owned), headers.clone());
+    match tokio::task::spawn_blocking(move || extra.call(&path, query.as_deref(), &headers)).await {
         Ok(answer) => answer,
         // The route panicked: answer as a server error rather than dropping the connection.
         Err(_) => Some(Response::new(500, TEXT, b"internal error\n".to_vec())),

@@ -33,24 +33,26 @@ async fn start(limits: Limits) -> Server {
         counter.clone(),
     );
     let readiness = Readiness::new();
-    let extra = ExtraRoutes::new(|path: &str, query: Option<&str>| {
-        let name = path.strip_prefix("/collateral/")?;
-        match name {
-            "teapot" => Some(Response::new(418, "text/plain", b"short\n".to_vec())),
-            "bad-type" => Some(Response::new(200, "text/plain\nx", b"x".to_vec())),
-            _ => {
-                let mut answer = Response::ok(
-                    "application/json",
-                    format!("{{\"name\":\"{name}\"}}").into_bytes(),
-                );
-                answer.headers = vec![
-                    ("X-Query", query.unwrap_or("none").to_owned()),
-                    ("X-Bad", "line\nbreak".to_owned()),
-                ];
-                Some(answer)
+    let extra = ExtraRoutes::new(
+        |path: &str, query: Option<&str>, _headers: &ops_http::HeaderMap| {
+            let name = path.strip_prefix("/collateral/")?;
+            match name {
+                "teapot" => Some(Response::new(418, "text/plain", b"short\n".to_vec())),
+                "bad-type" => Some(Response::new(200, "text/plain\nx", b"x".to_vec())),
+                _ => {
+                    let mut answer = Response::ok(
+                        "application/json",
+                        format!("{{\"name\":\"{name}\"}}").into_bytes(),
+                    );
+                    answer.headers = vec![
+                        ("X-Query", query.unwrap_or("none").to_owned()),
+                        ("X-Bad", "line\nbreak".to_owned()),
+                    ];
+                    Some(answer)
+                }
             }
-        }
-    });
+        },
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -309,13 +311,15 @@ async fn shutdown_stops_the_server() {
 async fn a_blocking_route_does_not_stall_other_connections() {
     let (release, wait) = std::sync::mpsc::channel::<()>();
     let wait = std::sync::Mutex::new(wait);
-    let extra = ExtraRoutes::blocking(move |path: &str, _query: Option<&str>| {
-        (path == "/slow").then(|| {
-            // Holds its thread until the test lets it go, as a silent upstream would.
-            let _ = wait.lock().unwrap().recv();
-            Response::ok("text/plain", b"late\n".to_vec())
-        })
-    });
+    let extra = ExtraRoutes::blocking(
+        move |path: &str, _query: Option<&str>, _headers: &ops_http::HeaderMap| {
+            (path == "/slow").then(|| {
+                // Holds its thread until the test lets it go, as a silent upstream would.
+                let _ = wait.lock().unwrap().recv();
+                Response::ok("text/plain", b"late\n".to_vec())
+            })
+        },
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -148,20 +148,119 @@ impl Reply {
     }
 }
 
+/// The admin token of the `refresh` route, kept as its SHA-512 (Intel's PCCS keeps the same
+/// digest, hex, as `AdminTokenHash`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken([u8; 64]);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+impl AdminToken {
+    /// From the token's SHA-512, 128 hex digits.
+    pub fn from_sha512_hex(hex_digest: &str) -> Result<Self, String> {
+        let mut digest = [0u8; 64];
+        hex::decode_to_slice(hex_digest.trim(), &mut digest)
+            .map_err(|_| "an admin token hash is 128 hex digits (SHA-512)".to_owned())?;
+        Ok(Self(digest))
+    }
+
+    /// From the token itself.
+    pub fn from_token(token: &str) -> Self {
+        let mut digest = [0u8; 64];
+        digest.copy_from_slice(
+            ring::digest::digest(&ring::digest::SHA512, token.as_bytes()).as_ref(),
+        );
+        Self(digest)
+    }
+
+    /// Whether `token` is the admin token (compared in constant time).
+    pub fn matches(&self, token: &str) -> bool {
+        let given = Self::from_token(token);
+        given
+            .0
+            .iter()
+            .zip(self.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+/// Intel's PCCS message of `401`.
+pub const AUTH_FAILED: &str = "Authentication failed.";
+/// Intel's PCCS message of `200` for operations.
+pub const OPERATION_SUCCESSFUL: &str = "Operation successful.";
+/// The header carrying the admin token.
+pub const HEADER_ADMIN_TOKEN: &str = "admin-token";
+
+/// The admin route `refresh` (GET): with the admin token in `admin-token`, cached collateral is
+/// fetched again at its next request. Without a configured token the route refuses every caller.
+pub fn refresh(
+    source: &dyn CollateralSource,
+    admin: Option<&AdminToken>,
+    path: &str,
+    query: Option<&str>,
+    token: Option<&str>,
+) -> Option<Reply> {
+    [ApiVersion::V4, ApiVersion::V3]
+        .into_iter()
+        .find_map(|v| path.strip_prefix(v.prefix()))
+        .filter(|route| route.trim_end_matches('/') == "refresh")?;
+    let authorised = admin.is_some_and(|a| token.is_some_and(|t| a.matches(t)));
+    if !authorised {
+        return Some(Reply::message(401, AUTH_FAILED));
+    }
+    // `type=certs` needs an FMSPC; any other type is invalid. The whole cache is refreshed.
+    let valid = parameters(query).is_ok_and(|params| match params.get("type") {
+        None => true,
+        Some(t) if t == "certs" => hex_param::<6>(&params, "fmspc").is_ok(),
+        Some(_) => false,
+    });
+    if !valid {
+        return Some(Reply::message(400, INVALID_REQUEST));
+    }
+    Some(match source.refresh() {
+        Ok(count) => {
+            tracing::info!(documents = count, "cached collateral due again (refresh)");
+            Reply::message(200, OPERATION_SUCCESSFUL)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refresh failed");
+            Reply::message(500, INTERNAL_ERROR)
+        }
+    })
+}
+
+/// How [`routes`] serve.
+#[derive(Clone, Debug, Default)]
+pub struct RouteOptions {
+    /// The source may wait on a remote service: run on the blocking pool.
+    pub may_block: bool,
+    /// The admin token of the `refresh` route (`None`: the route refuses every caller).
+    pub admin: Option<AdminToken>,
+}
+
 /// The PCCS API as extra routes of an `ops_http` server over `source`; `on_reply` sees each answer
-/// (for metrics). Routes over a source that may wait on a remote service (`may_block`) run on the
-/// blocking pool.
+/// (for metrics).
 pub fn routes(
     source: std::sync::Arc<dyn CollateralSource>,
-    may_block: bool,
+    options: RouteOptions,
     on_reply: impl Fn(&Reply) + Send + Sync + 'static,
 ) -> ops_http::ExtraRoutes {
-    let handler = move |path: &str, query: Option<&str>| {
-        let reply = handle(source.as_ref(), path, query)?;
+    let admin = options.admin;
+    let handler = move |path: &str, query: Option<&str>, headers: &ops_http::HeaderMap| {
+        let token = headers
+            .get(HEADER_ADMIN_TOKEN)
+            .and_then(|v| v.to_str().ok());
+        let reply = refresh(source.as_ref(), admin.as_ref(), path, query, token)
+            .or_else(|| handle(source.as_ref(), path, query))?;
         on_reply(&reply);
         Some(reply.into_response())
     };
-    if may_block {
+    if options.may_block {
         ops_http::ExtraRoutes::blocking(handler)
     } else {
         ops_http::ExtraRoutes::new(handler)

@@ -28,6 +28,6 @@ pub mod source;
 pub mod store;
 pub mod upstream;
 
-pub use api::{ApiVersion, Reply, handle, routes};
+pub use api::{AdminToken, ApiVersion, Reply, RouteOptions, handle, routes};
 pub use source::{CaType, CollateralSource, DirSource, PckCert, Signed, SimSource, SourceError};
 pub use upstream::UpstreamSource;

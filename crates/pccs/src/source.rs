@@ -177,6 +177,11 @@ pub trait CollateralSource: Send + Sync {
     fn qve_identity(&self, version: ApiVersion) -> Result<Option<Signed>, SourceError>;
     /// The CRL of the root CA, DER.
     fn root_ca_crl(&self) -> Result<Option<Vec<u8>>, SourceError>;
+    /// Makes cached collateral be fetched again at its next request (the admin `refresh` route);
+    /// returns how many documents that concerns. Sources without a cache have nothing to do.
+    fn refresh(&self) -> Result<usize, SourceError> {
+        Ok(0)
+    }
 }
 
 /// A simulated platform's collateral.

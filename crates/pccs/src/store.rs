@@ -146,6 +146,34 @@ impl Store {
         tx.commit().map_err(db_error)
     }
 
+    /// Makes every entry due, so that the next request for it fetches it again; the entries stay
+    /// (and are served if the fetch fails). Returns how many there are.
+    pub fn mark_all_due(&self) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write().map_err(db_error)?;
+        let count;
+        {
+            let mut table = tx.open_table(ENTRIES).map_err(db_error)?;
+            let mut updated = Vec::new();
+            for item in table.iter().map_err(db_error)? {
+                let (key, value) = item.map_err(db_error)?;
+                let mut bytes = value.value().to_vec();
+                // The encoding starts with fetched_at then refresh_at, both u64 LE.
+                if let Some(refresh_at) = bytes.get_mut(8..16) {
+                    refresh_at.copy_from_slice(&0u64.to_le_bytes());
+                }
+                updated.push((key.value().to_owned(), bytes));
+            }
+            count = updated.len();
+            for (key, bytes) in updated {
+                table
+                    .insert(key.as_str(), bytes.as_slice())
+                    .map_err(db_error)?;
+            }
+        }
+        tx.commit().map_err(db_error)?;
+        Ok(count)
+    }
+
     /// Every key with its refresh time.
     pub fn due(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let tx = self.db.begin_read().map_err(db_error)?;
@@ -200,6 +228,10 @@ mod tests {
             store.due().unwrap(),
             vec![("v4/tcb/00906ED50000".to_owned(), 1_700_086_400)]
         );
+        assert_eq!(store.mark_all_due().unwrap(), 1);
+        let due = store.get("v4/tcb/00906ED50000").unwrap().unwrap();
+        assert_eq!(due.refresh_at, 0);
+        assert_eq!(due.body, entry().body, "the entry stays");
     }
 
     #[test]

@@ -322,6 +322,12 @@ impl CollateralSource for UpstreamSource {
         )
     }
 
+    fn refresh(&self) -> Result<usize, SourceError> {
+        self.store
+            .mark_all_due()
+            .map_err(|e| SourceError::Upstream(e.to_string()))
+    }
+
     fn root_ca_crl(&self) -> Result<Option<Vec<u8>>, SourceError> {
         let url = self.v4.root_ca_crl_url();
         let Some(entry) = self.cached("rootcacrl", &url, crl_next_update)? else {

@@ -101,7 +101,7 @@ pub fn run(config: &Config) -> Result<String> {
     let mut registry = prometheus_client::registry::Registry::default();
     let routes = super::pccs::routes(
         Arc::new(SimSource::new(Arc::clone(&platform))),
-        false,
+        pccs::RouteOptions::default(),
         &mut registry,
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

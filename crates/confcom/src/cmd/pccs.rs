@@ -68,6 +68,11 @@ pub struct Args {
     /// Address of the API, /metrics, /healthz and /readyz.
     #[arg(long, env = "CONFCOM_PCCS_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,
+    /// SHA-512 (hex) of the admin token that the `refresh` route requires in its `admin-token`
+    /// header, as Intel's PCCS keeps it (`AdminTokenHash`); without it the route refuses every
+    /// caller. `echo -n TOKEN | sha512sum`.
+    #[arg(long, env = "CONFCOM_PCCS_ADMIN_TOKEN_HASH", value_name = "HEX")]
+    pub admin_token_hash: Option<String>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key); plain HTTP without.
     #[arg(
         long,
@@ -149,7 +154,7 @@ fn source(
 /// The PCCS API as routes of the ops endpoint, counting answers by status in `registry`.
 pub fn routes(
     source: Arc<dyn CollateralSource>,
-    may_block: bool,
+    options: pccs::RouteOptions,
     registry: &mut prometheus_client::registry::Registry,
 ) -> ops_http::ExtraRoutes {
     let requests = Family::<RequestLabels, Counter>::default();
@@ -158,7 +163,7 @@ pub fn routes(
         "PCCS API requests answered, by HTTP status",
         requests.clone(),
     );
-    pccs::routes(source, may_block, move |reply| {
+    pccs::routes(source, options, move |reply| {
         requests
             .get_or_create(&RequestLabels {
                 status: reply.status,
@@ -180,6 +185,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )?)),
         _ => None,
     };
+    let admin = match &args.admin_token_hash {
+        Some(hash) => Some(pccs::AdminToken::from_sha512_hex(hash).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let mut registry = prometheus_client::registry::Registry::default();
     let source = source(&args, &mut registry)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -192,7 +201,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on --listen {}", args.listen))?;
         let addr = listener.local_addr().unwrap_or(args.listen);
-        let routes = routes(source, args.upstream.is_some(), &mut registry);
+        let options = pccs::RouteOptions {
+            may_block: args.upstream.is_some(),
+            admin: admin.clone(),
+        };
+        let routes = routes(source, options, &mut registry);
         let readiness = ops_http::Readiness::new();
         readiness.set_ready(true);
         tracing::info!(

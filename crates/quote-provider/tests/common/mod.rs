@@ -66,7 +66,7 @@ impl Pccs {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let routes = pccs::routes(source, false, |_| {});
+                let routes = pccs::routes(source, pccs::RouteOptions::default(), |_| {});
                 let readiness = ops_http::Readiness::new();
                 readiness.set_ready(true);
                 ops_http::serve(
