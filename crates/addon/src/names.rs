@@ -123,6 +123,12 @@ pub const ENV_NODE_NAME: &str = "NODE_NAME";
 pub const PCCS_NAME: &str = "sgx-pccs";
 /// Port of the PCCS (Intel's PCCS listens on 8081).
 pub const PCCS_PORT: u16 = 8081;
+/// The PCCS's serving certificate and key (`--pccs-certs`), a `kubernetes.io/tls` Secret.
+pub const PCCS_TLS_SECRET_NAME: &str = "sgx-pccs-tls";
+/// The CA of the PCCS's serving certificate, for its clients (the quote helpers, relying parties).
+pub const PCCS_CA_CONFIG_MAP_NAME: &str = "sgx-pccs-ca";
+/// The key of the CA certificate in [`PCCS_CA_CONFIG_MAP_NAME`] (as in the webhook's Secret).
+pub const PCCS_CA_KEY: &str = "ca.crt";
 /// Name of the Secret holding a simulated cluster's shared CA (`--sim-ca`).
 pub const SIM_CA_SECRET_NAME: &str = "sgx-sim-ca";
 /// Intel's public Provisioning Certification Service, API v4: the in-cluster PCCS's default

@@ -402,23 +402,44 @@ fn confcom_dockerfile_structure() {
             .any(|l| l.starts_with("nonroot:x:65532:65532:"))
     );
 
-    // The hardware quote helper image: Intel's DCAP library and a dynamically linked confcom.
+    // The hardware quote helper image: Intel's DCAP library, a dynamically linked confcom, and our
+    // quote provider library under the name Intel's library dlopen()s.
     let dcap = stage(&stages, "dcap");
     assert_non_root_user(dcap, "dcap stage");
     let installs = dcap.all("RUN").collect::<Vec<_>>().join(" ");
     assert!(installs.contains("libsgx-dcap-ql"));
-    assert!(installs.contains("libsgx-dcap-default-qpl"));
-    let dynamic_workdir = stage(&stages, "build-dynamic")
-        .all("WORKDIR")
-        .last()
-        .unwrap();
-    let (from, sources, dest) = copies(dcap).into_iter().next().unwrap();
+    assert!(
+        !installs.contains("libsgx-dcap-default-qpl"),
+        "Intel's quote provider is replaced by ours"
+    );
+    assert!(installs.contains("rm -f /usr/lib/x86_64-linux-gnu/libdcap_quoteprov.so*"));
+    let build_dynamic = stage(&stages, "build-dynamic");
+    let dynamic_workdir = build_dynamic.all("WORKDIR").last().unwrap();
+    assert!(
+        build_dynamic
+            .all("RUN")
+            .any(|r| r.contains("-p confcom") && r.contains("-p quote-provider"))
+    );
+    let dcap_copies = copies(dcap);
+    let (from, sources, dest) = &dcap_copies[0];
     assert_eq!(from.as_deref(), Some("build-dynamic"));
     assert_eq!(
         sources,
-        [format!("{dynamic_workdir}/target/release/confcom")]
+        &[format!("{dynamic_workdir}/target/release/confcom")]
     );
-    assert_eq!(entrypoint(dcap), [dest]);
+    assert_eq!(entrypoint(dcap), std::slice::from_ref(dest));
+    let (from, sources, dest) = &dcap_copies[1];
+    assert_eq!(from.as_deref(), Some("build-dynamic"));
+    // The cdylib's file name follows the crate's [lib] name; its soname is set by build.rs.
+    let manifest = read("crates/quote-provider/Cargo.toml");
+    assert!(manifest.contains("name = \"dcap_quoteprov\""));
+    assert_eq!(
+        sources,
+        &[format!(
+            "{dynamic_workdir}/target/release/libdcap_quoteprov.so"
+        )]
+    );
+    assert_eq!(dest, "/usr/lib/x86_64-linux-gnu/libdcap_quoteprov.so.1");
 
     let ignore = read("deploy/Dockerfile.dockerignore");
     assert!(ignore.lines().any(|l| l.trim() == "target/"));

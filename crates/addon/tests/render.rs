@@ -18,6 +18,7 @@ const K8S_VERSION: &str = "1.37.0";
 fn certs_for(namespace: &str) -> CertBundle {
     static KUBE_SYSTEM: OnceLock<CertBundle> = OnceLock::new();
     static OTHER: OnceLock<CertBundle> = OnceLock::new();
+    static PCCS: OnceLock<CertBundle> = OnceLock::new();
     let make = |ns: &str| {
         let dir = tempfile::tempdir().unwrap();
         let req = CertRequest {
@@ -30,8 +31,20 @@ fn certs_for(namespace: &str) -> CertBundle {
     match namespace {
         "kube-system" => KUBE_SYSTEM.get_or_init(|| make("kube-system")).clone(),
         "confcom-sgx" => OTHER.get_or_init(|| make("confcom-sgx")).clone(),
+        "pccs" => PCCS.get_or_init(pccs_certs).clone(),
         other => panic!("no certificates prepared for {other}"),
     }
+}
+
+/// Serving certificates of the in-cluster PCCS in kube-system, as `confcom pccs certs` makes them.
+fn pccs_certs() -> CertBundle {
+    let dir = tempfile::tempdir().unwrap();
+    let req = CertRequest {
+        service: "sgx-pccs".to_owned(),
+        ..CertRequest::default()
+    };
+    certs::ensure_dir(dir.path(), &req, time::OffsetDateTime::now_utc(), false).unwrap();
+    certs::load_dir(dir.path()).unwrap()
 }
 
 /// Every meaningful combination of the flags.
@@ -92,6 +105,15 @@ fn combinations() -> Vec<(&'static str, RenderOptions)> {
             RenderOptions {
                 enable_quote_helper: true,
                 enable_pccs: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "pccs-hardware-https",
+            RenderOptions {
+                enable_quote_helper: true,
+                enable_pccs: true,
+                pccs_tls: Some(certs_for("pccs")),
                 ..base.clone()
             },
         ),
@@ -606,7 +628,9 @@ fn node_daemons_tolerate_sgx_taints_and_select_sgx_nodes() {
 fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
     for (name, opts, objects) in render_all() {
         let template = daemon_set(&objects, QUOTE_HELPER_NAME);
-        let config_map = objects.iter().find(|o| o.kind() == "ConfigMap");
+        let config_map = objects.iter().find(|o| {
+            o.kind() == "ConfigMap" && o.metadata().name.as_deref() == Some("sgx-quote-helper-qcnl")
+        });
         if !opts.enable_quote_helper {
             assert!(template.is_none(), "{name}");
             assert!(
@@ -673,8 +697,13 @@ fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
         // The quote provider's PCCS: --pccs-url, else the in-cluster PCCS on hardware.
         let pccs_url = opts.pccs_url.clone().or_else(|| {
             (opts.enable_pccs && !opts.simulate).then(|| {
+                let scheme = if opts.pccs_tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 format!(
-                    "http://sgx-pccs.{}.svc:8081/sgx/certification/v4/",
+                    "{scheme}://sgx-pccs.{}.svc:8081/sgx/certification/v4/",
                     opts.namespace
                 )
             })
@@ -968,6 +997,105 @@ fn the_pccs_serves_the_cluster_and_the_quote_helpers_use_it() {
 }
 
 #[test]
+fn the_pccs_serves_https_with_given_certificates_and_the_quote_helpers_trust_its_ca() {
+    let certs = certs_for("pccs");
+    let objects = render(&RenderOptions {
+        enable_quote_helper: true,
+        enable_pccs: true,
+        pccs_tls: Some(certs.clone()),
+        ..RenderOptions::default()
+    })
+    .unwrap();
+    let secret = find(&objects, |o| match o {
+        Object::Secret(s) if s.metadata.name.as_deref() == Some("sgx-pccs-tls") => Some(s),
+        _ => None,
+    });
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = secret.data.as_ref().unwrap();
+    assert_eq!(data["tls.crt"].0, certs.cert_pem.as_bytes());
+    assert_eq!(data["tls.key"].0, certs.key_pem.as_bytes());
+    let ca = find(&objects, |o| match o {
+        Object::ConfigMap(c) if c.metadata.name.as_deref() == Some("sgx-pccs-ca") => Some(c),
+        _ => None,
+    });
+    assert_eq!(ca.data.as_ref().unwrap()["ca.crt"], certs.ca_pem);
+    assert!(
+        !ca.data.as_ref().unwrap()["ca.crt"].contains("PRIVATE KEY"),
+        "the clients' ConfigMap carries no key"
+    );
+
+    let deployment = find(&objects, |o| match o {
+        Object::Deployment(d) if d.metadata.name.as_deref() == Some("sgx-pccs") => Some(d),
+        _ => None,
+    });
+    let pod = pod_spec(&deployment.spec.template);
+    let container = &pod.containers[0];
+    assert_eq!(
+        flag(container, "--tls-cert"),
+        Some("/etc/confcom/pccs-tls/tls.crt")
+    );
+    assert_eq!(
+        flag(container, "--tls-key"),
+        Some("/etc/confcom/pccs-tls/tls.key")
+    );
+    assert_eq!(
+        mounts(container)["tls"],
+        ("/etc/confcom/pccs-tls".to_owned(), true)
+    );
+    for probe in [&container.liveness_probe, &container.readiness_probe] {
+        let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
+    }
+    let service = find(&objects, |o| match o {
+        Object::Service(s) if s.metadata.name.as_deref() == Some("sgx-pccs") => Some(s),
+        _ => None,
+    });
+    let port = &service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
+    assert_eq!(port.name.as_deref(), Some("https"));
+    assert_eq!(
+        container.ports.as_ref().unwrap()[0].name.as_deref(),
+        Some("https")
+    );
+
+    let qcnl = find(&objects, |o| match o {
+        Object::ConfigMap(c) if c.metadata.name.as_deref() == Some("sgx-quote-helper-qcnl") => {
+            Some(c)
+        }
+        _ => None,
+    });
+    let conf: serde_json::Value =
+        serde_json::from_str(&qcnl.data.as_ref().unwrap()["sgx_default_qcnl.conf"]).unwrap();
+    assert_eq!(
+        conf["pccs_url"],
+        "https://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/"
+    );
+    assert_eq!(conf["use_secure_cert"], true);
+    let helper = pod_spec(daemon_set(&objects, "sgx-quote-helper").unwrap());
+    let container = &helper.containers[0];
+    assert_eq!(
+        mounts(container)["pccs-ca"],
+        ("/etc/confcom/pccs-ca".to_owned(), true)
+    );
+    let env = container.env.as_ref().unwrap();
+    assert!(
+        env.iter().any(|e| e.name == "SSL_CERT_FILE"
+            && e.value.as_deref() == Some("/etc/confcom/pccs-ca/ca.crt"))
+    );
+
+    // A PCCS of the operator's own (--pccs-url): the quote helpers trust the system's roots only.
+    let own = render(&RenderOptions {
+        enable_quote_helper: true,
+        enable_pccs: true,
+        pccs_tls: Some(certs),
+        pccs_url: Some("https://pccs.example:8081/sgx/certification/v4/".into()),
+        ..RenderOptions::default()
+    })
+    .unwrap();
+    let helper = pod_spec(daemon_set(&own, "sgx-quote-helper").unwrap());
+    assert!(!mounts(&helper.containers[0]).contains_key("pccs-ca"));
+}
+
+#[test]
 fn bad_options_are_typed_errors() {
     let pccs = Some("https://pccs.example/".to_owned());
     type Check = fn(&RenderError) -> bool;
@@ -996,6 +1124,22 @@ fn bad_options_are_typed_errors() {
                 ..RenderOptions::default()
             },
             |e| matches!(e, RenderError::InvalidPccsUpstream(_)),
+        ),
+        (
+            RenderOptions {
+                pccs_tls: Some(certs_for("pccs")),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::PccsCertsWithoutPccs),
+        ),
+        (
+            // The webhook's certificate does not name the PCCS Service.
+            RenderOptions {
+                enable_pccs: true,
+                pccs_tls: Some(certs_for("kube-system")),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::PccsCertificateNamespaceMismatch { .. }),
         ),
         (
             RenderOptions {

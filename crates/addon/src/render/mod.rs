@@ -25,7 +25,7 @@ use node_daemons::{
     device_plugin, device_plugin_cluster_role, device_plugin_cluster_role_binding,
     device_plugin_service_account, qcnl_config_map, quote_helper,
 };
-use pccs::{pccs_deployment, pccs_service, sim_ca_secret};
+use pccs::{pccs_ca_config_map, pccs_deployment, pccs_service, pccs_tls_secret, sim_ca_secret};
 use webhook::{webhook_configuration, webhook_deployment, webhook_secret, webhook_service};
 
 /// Errors in the render options.
@@ -83,6 +83,19 @@ pub enum RenderError {
         /// The namespace rendered into.
         namespace: String,
     },
+    /// `--pccs-certs` without the PCCS that would serve them.
+    #[error("--pccs-certs are the in-cluster PCCS's serving certificates: add --enable-pccs")]
+    PccsCertsWithoutPccs,
+    /// The PCCS serving certificate does not name the PCCS Service in the chosen namespace.
+    #[error(
+        "the PCCS certificate does not name {expected}; create certificates for this namespace with `confcom pccs certs --namespace {namespace}`"
+    )]
+    PccsCertificateNamespaceMismatch {
+        /// The DNS name clients use.
+        expected: String,
+        /// The namespace rendered into.
+        namespace: String,
+    },
     /// A rendered object could not be turned into YAML (never expected for these types).
     #[error("YAML serialization failed: {0}")]
     Yaml(#[from] serde_norway::Error),
@@ -113,6 +126,8 @@ pub struct RenderOptions {
     pub enable_pccs: bool,
     /// The in-cluster PCCS's upstream on hardware (`--pccs-upstream`).
     pub pccs_upstream: String,
+    /// The in-cluster PCCS's serving certificates (`--pccs-certs`); `Some` makes it serve HTTPS.
+    pub pccs_tls: Option<CertBundle>,
     /// A simulated cluster's shared CA: the files of a `confcom sim init --ca-dir` directory.
     pub sim_ca: Option<BTreeMap<String, Vec<u8>>>,
     /// Webhook certificates; `Some` renders the webhook objects (`--enable-webhook`).
@@ -132,6 +147,7 @@ impl Default for RenderOptions {
             pccs_url: None,
             enable_pccs: false,
             pccs_upstream: INTEL_PCS_URL.to_owned(),
+            pccs_tls: None,
             sim_ca: None,
             webhook: None,
         }
@@ -297,6 +313,18 @@ impl RenderOptions {
                 });
             }
         }
+        if let Some(certs) = &self.pccs_tls {
+            if !self.enable_pccs {
+                return Err(RenderError::PccsCertsWithoutPccs);
+            }
+            let expected = format!("{PCCS_NAME}.{}.svc", self.namespace);
+            if !certificate_names(&certs.cert_pem, &expected) {
+                return Err(RenderError::PccsCertificateNamespaceMismatch {
+                    expected,
+                    namespace: self.namespace.clone(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -373,6 +401,10 @@ pub fn render(opts: &RenderOptions) -> Result<Vec<Object>, RenderError> {
     ];
     if let Some(files) = &opts.sim_ca {
         objects.push(Object::Secret(sim_ca_secret(opts, files)));
+    }
+    if let Some(certs) = &opts.pccs_tls {
+        objects.push(Object::Secret(pccs_tls_secret(opts, certs)));
+        objects.push(Object::ConfigMap(pccs_ca_config_map(opts, certs)));
     }
     if opts.enable_pccs {
         objects.push(Object::Service(pccs_service(opts)));

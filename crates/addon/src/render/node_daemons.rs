@@ -272,7 +272,8 @@ pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
         volumes.push(super::pccs::sim_ca_volume());
     }
     if !opts.simulate {
-        // Intel's quote provider caches collateral under $HOME; give it a writable scratch dir.
+        // The quote provider library caches collateral under $HOME (after $AZDCAP_CACHE and
+        // $XDG_CACHE_HOME); give it a writable scratch dir.
         mounts.push(mount("tmp", "/tmp", false));
         volumes.push(Volume {
             name: s("tmp"),
@@ -284,6 +285,16 @@ pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
             value: Some(s("/tmp")),
             ..EnvVar::default()
         }]);
+        if opts.pccs_url.is_none() && opts.enable_pccs && opts.pccs_tls.is_some() {
+            // The in-cluster PCCS serves HTTPS under a private CA: the quote provider library
+            // trusts what SSL_CERT_FILE names besides Mozilla's roots.
+            let (volume, ca_mount, ssl_cert_file) = super::pccs::pccs_ca_trust();
+            volumes.push(volume);
+            mounts.push(ca_mount);
+            if let Some(env) = env.as_mut() {
+                env.push(ssl_cert_file);
+            }
+        }
         if opts.quote_helper_pccs_url().is_some() {
             mounts.push(VolumeMount {
                 sub_path: Some(s(QCNL_CONF_KEY)),

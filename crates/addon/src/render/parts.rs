@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, PodTemplateSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use k8s_openapi::api::core::v1::{
@@ -16,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::RenderOptions;
+use crate::certs::CertBundle;
 use crate::names::*;
 
 pub(super) fn s(v: &str) -> String {
@@ -95,6 +97,24 @@ pub(super) fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
         mount_path: s(path),
         read_only: Some(read_only),
         ..VolumeMount::default()
+    }
+}
+
+/// A `kubernetes.io/tls` Secret with a server's certificate and key.
+pub(super) fn tls_secret(
+    opts: &RenderOptions,
+    name: &str,
+    component: &str,
+    certs: &CertBundle,
+) -> Secret {
+    Secret {
+        metadata: meta(name, Some(&opts.namespace), component),
+        type_: Some(s("kubernetes.io/tls")),
+        data: Some(BTreeMap::from([
+            (s("tls.crt"), ByteString(certs.cert_pem.as_bytes().to_vec())),
+            (s("tls.key"), ByteString(certs.key_pem.as_bytes().to_vec())),
+        ])),
+        ..Secret::default()
     }
 }
 

@@ -22,19 +22,7 @@ use crate::certs::CertBundle;
 use crate::names::*;
 
 pub(super) fn webhook_secret(opts: &RenderOptions, certs: &CertBundle) -> Secret {
-    Secret {
-        metadata: meta(
-            WEBHOOK_TLS_SECRET_NAME,
-            Some(&opts.namespace),
-            COMPONENT_WEBHOOK,
-        ),
-        type_: Some(s("kubernetes.io/tls")),
-        data: Some(BTreeMap::from([
-            (s("tls.crt"), ByteString(certs.cert_pem.as_bytes().to_vec())),
-            (s("tls.key"), ByteString(certs.key_pem.as_bytes().to_vec())),
-        ])),
-        ..Secret::default()
-    }
+    tls_secret(opts, WEBHOOK_TLS_SECRET_NAME, COMPONENT_WEBHOOK, certs)
 }
 
 pub(super) fn webhook_service(opts: &RenderOptions) -> Service {

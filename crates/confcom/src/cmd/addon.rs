@@ -78,6 +78,10 @@ struct RenderArgs {
     /// Upstream of the in-cluster PCCS on hardware (Intel's PCS by default).
     #[arg(long, value_name = "URL", default_value = addon::names::INTEL_PCS_URL, requires = "enable_pccs")]
     pccs_upstream: String,
+    /// Directory written by `confcom pccs certs` (ca.crt, tls.crt, tls.key): the in-cluster PCCS
+    /// serves HTTPS with them, and the hardware quote helpers trust their CA.
+    #[arg(long, value_name = "DIR", requires = "enable_pccs")]
+    pccs_certs: Option<PathBuf>,
     /// A simulated cluster's CA directory (`confcom sim init --ca-dir DIR`): rendered as the
     /// Secret sgx-sim-ca, under which every node's quote helper and the PCCS create their
     /// platforms. The YAML then carries the CA's private keys.
@@ -147,6 +151,13 @@ fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
         ),
         _ => None,
     };
+    let pccs_tls = match &args.pccs_certs {
+        Some(dir) => Some(
+            addon::certs::load_dir(dir)
+                .with_context(|| format!("reading PCCS certificates from {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let sim_ca = match &args.sim_ca {
         Some(dir) => {
             let mut files = BTreeMap::new();
@@ -173,6 +184,7 @@ fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
         pccs_url: args.pccs_url,
         enable_pccs: args.enable_pccs,
         pccs_upstream: args.pccs_upstream,
+        pccs_tls,
         sim_ca,
         webhook,
     };

@@ -162,7 +162,7 @@ pub fn certs_cmd(args: CertsArgs, service: &str) -> Result<ExitCode> {
             request.dns_names().join(", ")
         ),
         EnsureOutcome::AlreadyPresent => {
-            eprintln!("{dir} already holds webhook certificates; kept them (--force replaces)")
+            eprintln!("{dir} already holds certificates; kept them (--force replaces)")
         }
     }
     Ok(ExitCode::SUCCESS)
