@@ -10,6 +10,7 @@
 //! - [`upstream`]: [`UpstreamSource`], collateral from an upstream PCS/PCCS/THIM, cached in LAZY
 //!   mode in a [`store::Store`] that survives restarts.
 //! - [`client`]: fetching a quote's collateral from a PCCS or Intel's PCS.
+//! - [`tls`]: which HTTPS servers the client trusts.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +27,7 @@ pub mod api;
 pub mod client;
 pub mod source;
 pub mod store;
+pub mod tls;
 pub mod upstream;
 
 pub use api::{AdminToken, ApiVersion, Reply, RouteOptions, handle, routes};
