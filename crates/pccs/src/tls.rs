@@ -40,8 +40,8 @@ pub enum TrustError {
 }
 
 /// Mozilla's roots and the system's store, loaded once.
-fn base_roots() -> &'static [Certificate<'static>] {
-    static BASE: OnceLock<Vec<Certificate<'static>>> = OnceLock::new();
+fn base_roots() -> &'static Arc<Vec<Certificate<'static>>> {
+    static BASE: OnceLock<Arc<Vec<Certificate<'static>>>> = OnceLock::new();
     BASE.get_or_init(|| {
         let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
             .iter()
@@ -57,7 +57,7 @@ fn base_roots() -> &'static [Certificate<'static>] {
                 .iter()
                 .map(|der| Certificate::from_der(der.as_ref()).to_owned()),
         );
-        roots
+        Arc::new(roots)
     })
 }
 
@@ -96,6 +96,10 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, TrustError
 
 /// Mozilla's roots, the system's store and the certificates of `ca_files`.
 pub fn roots(ca_files: &[PathBuf]) -> Result<RootCerts, TrustError> {
+    if ca_files.is_empty() {
+        // Shared, not copied: every client of the process uses the same set.
+        return Ok(RootCerts::Specific(base_roots().clone()));
+    }
     let mut all = base_roots().to_vec();
     for path in ca_files {
         all.extend(read_ca_file(path)?);
