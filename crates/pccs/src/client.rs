@@ -24,6 +24,10 @@ pub const INTEL_ROOT_CA_CRL_URL: &str =
     "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
 /// Largest body accepted.
 const MAX_BODY: u64 = 4 << 20;
+/// The longest pause of [`ClientOptions::delay_before`] without a fixed delay: 1 s doubled five
+/// times. Intel's library doubles from 1 s and allows at most six retries in that mode, so 32 s is
+/// the longest pause it ever makes.
+pub const MAX_DOUBLING_DELAY: Duration = Duration::from_secs(32);
 
 /// Why collateral could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -260,7 +264,8 @@ pub struct FetchedPckCert {
 pub struct ClientOptions {
     /// Further attempts after a transport failure or a `5xx` answer (0: none).
     pub retries: u32,
-    /// The pause before each retry: fixed, or `None` for 1 s doubling at each retry.
+    /// The pause before each retry: fixed, or `None` for 1 s doubling at each retry up to
+    /// [`MAX_DOUBLING_DELAY`].
     pub retry_delay: Option<Duration>,
     /// Accept any server certificate over HTTPS. Off unless asked for: only for a PCCS with a
     /// self-signed certificate (Intel's `use_secure_cert: false`).
@@ -268,11 +273,12 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// The pause before retry number `retry` (1-based).
+    /// The pause before retry number `retry` (1-based): the fixed delay, or 1 s, 2 s, 4 s, …
+    /// doubling up to [`MAX_DOUBLING_DELAY`] (32 s from the sixth retry on).
     pub fn delay_before(&self, retry: u32) -> Duration {
         match self.retry_delay {
             Some(fixed) => fixed,
-            None => Duration::from_secs(1u64 << retry.saturating_sub(1).min(10)),
+            None => Duration::from_secs(1u64 << retry.saturating_sub(1).min(5)),
         }
     }
 }
@@ -649,6 +655,11 @@ mod tests {
         assert!(!options.accept_invalid_certs);
         assert_eq!(options.delay_before(1), Duration::from_secs(1));
         assert_eq!(options.delay_before(3), Duration::from_secs(4));
+        // Doubling stops at 32 s, the longest pause Intel's library makes (six doubling retries).
+        let pauses: Vec<u64> = (1..=8).map(|n| options.delay_before(n).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 32, 32]);
+        assert_eq!(options.delay_before(u32::MAX), MAX_DOUBLING_DELAY);
+        assert_eq!(options.delay_before(0), Duration::from_secs(1));
         let fixed = ClientOptions {
             retry_delay: Some(Duration::from_secs(10)),
             ..ClientOptions::default()
