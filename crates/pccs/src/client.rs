@@ -5,11 +5,16 @@
 //!
 //! Replies are untrusted: sizes are bounded, issuer chains must decode, CRLs are accepted as DER,
 //! hex (Intel's PCCS) or PEM. Header names are matched without regard to case; the TCB info chain
-//! is read from `TCB-Info-Issuer-Chain` or `SGX-TCB-Info-Issuer-Chain`.
+//! is read from `TCB-Info-Issuer-Chain` or `SGX-TCB-Info-Issuer-Chain`. A PCK certificate comes as
+//! a PEM body with headers (PCS, PCCS) or as Azure's JSON body (THIM, see
+//! [`PccsClient::pck_cert`]).
+//!
+//! TDX collateral ([`PccsClient::tdx_collateral`]) takes the TCB info and QE identity from
+//! `/tdx/certification/v4/` next to the base URL, as Intel's quote provider library does.
 
 use std::time::Duration;
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 use crate::api::{
     ApiVersion, HEADER_IDENTITY_CHAIN, HEADER_PCK_CRL_CHAIN, HEADER_TCB_INFO_CHAIN_V3,
@@ -28,6 +33,18 @@ const MAX_BODY: u64 = 4 << 20;
 /// times. Intel's library doubles from 1 s and allows at most six retries in that mode, so 32 s is
 /// the longest pause it ever makes.
 pub const MAX_DOUBLING_DELAY: Duration = Duration::from_secs(32);
+/// What query parameters keep unencoded: RFC 3986's unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+/// Azure THIM's JSON member with the PCK certificate (PEM).
+pub const JSON_PCK_CERT: &str = "pckCert";
+/// Azure THIM's JSON member with the issuer chain (percent-encoded PEM, as the header).
+pub const JSON_PCK_CHAIN: &str = "sgx-Pck-Certificate-Issuer-Chain";
+/// Azure THIM's JSON member with the TCBm (36 hex digits, as the header).
+pub const JSON_TCBM: &str = "sgx-Tcbm";
 
 /// Why collateral could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +78,45 @@ pub enum FetchError {
         /// Why.
         reason: String,
     },
+    /// The base URL cannot serve the request (TDX collateral from an API v3 URL).
+    #[error("{url}: {reason}")]
+    Unsupported {
+        /// The base URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Which TCB evaluation data a service answers with: the `update=` parameter of `tcb`,
+/// `qe/identity` and `qve/identity` (Intel's `tcb_update_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcbUpdate {
+    /// `update=standard`: what the service answers without the parameter.
+    Standard,
+    /// `update=early`: TCB recovery data before its standard date.
+    Early,
+}
+
+impl TcbUpdate {
+    /// The parameter's value: `standard` or `early`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcbUpdate::Standard => "standard",
+            TcbUpdate::Early => "early",
+        }
+    }
+
+    /// `standard` or `early`, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("standard") {
+            Some(TcbUpdate::Standard)
+        } else if text.eq_ignore_ascii_case("early") {
+            Some(TcbUpdate::Early)
+        } else {
+            None
+        }
+    }
 }
 
 /// Everything a quote needs besides its own certificates.
@@ -84,6 +140,7 @@ pub struct PccsClient {
     intel_pcs: bool,
     agent: ureq::Agent,
     options: ClientOptions,
+    update: Option<TcbUpdate>,
 }
 
 impl PccsClient {
@@ -115,7 +172,28 @@ impl PccsClient {
             version,
             agent,
             options: ClientOptions::default(),
+            update: None,
         })
+    }
+
+    /// This client, asking `tcb`, `qe/identity` and `qve/identity` for `update` (`None`: the
+    /// parameter is not sent, and the service answers with its standard data).
+    pub fn with_tcb_update(mut self, update: Option<TcbUpdate>) -> Self {
+        self.update = update;
+        self
+    }
+
+    /// The `update=` value sent, if any.
+    pub fn tcb_update(&self) -> Option<TcbUpdate> {
+        self.update
+    }
+
+    /// The base URL of TDX collateral: the base with `/sgx/certification/v4/` replaced by
+    /// `/tdx/certification/v4/`; `None` for an API v3 base (TDX collateral exists from v4 on).
+    pub fn tdx_base(&self) -> Option<String> {
+        const SGX: &str = "/sgx/certification/v4/";
+        let root = self.base.strip_suffix(SGX)?;
+        Some(format!("{root}/tdx/certification/v4/"))
     }
 
     /// The base URL requests go to.
@@ -130,6 +208,15 @@ impl PccsClient {
 
     /// One GET, whatever its status: the status, the headers (lower-case names) and the body.
     pub fn fetch(&self, url: &str) -> Result<RawReply, FetchError> {
+        self.fetch_with_headers(url, &[])
+    }
+
+    /// [`PccsClient::fetch`] with more request headers, sent as given.
+    pub fn fetch_with_headers(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> Result<RawReply, FetchError> {
         // Failures that repeating cannot mend (TLS, sizes, the URL) are bad replies; the rest
         // (refusals, resets, timeouts) are transport failures, worth a retry.
         let transport = |e: ureq::Error| match e {
@@ -146,7 +233,11 @@ impl PccsClient {
                 reason: other.to_string(),
             },
         };
-        let mut response = self.agent.get(url).call().map_err(transport)?;
+        let mut request = self.agent.get(url);
+        for (name, value) in headers {
+            request = request.header_raw(name, value.as_bytes());
+        }
+        let mut response = request.call().map_err(transport)?;
         let status = response.status().as_u16();
         let headers: Vec<(String, String)> = response
             .headers()
@@ -167,8 +258,8 @@ impl PccsClient {
     }
 
     /// One GET that must answer 200.
-    fn get(&self, url: &str) -> Result<Reply, FetchError> {
-        let raw = self.fetch(url)?;
+    fn get(&self, url: &str, headers: &[(String, String)]) -> Result<Reply, FetchError> {
+        let raw = self.fetch_with_headers(url, headers)?;
         if raw.status != 200 {
             return Err(raw.status_error(url));
         }
@@ -196,6 +287,26 @@ impl PccsClient {
             pck_crl: self.pck_crl(ca)?,
             tcb_info: self.tcb_info(fmspc)?,
             qe_identity: self.qe_identity()?,
+            root_ca_crl: self.root_ca_crl()?,
+        })
+    }
+
+    /// Fetches the collateral of a TDX quote: the PCK CRL and root CA CRL as for SGX, the TCB info
+    /// and QE identity from [`PccsClient::tdx_base`]. An API v3 base is
+    /// [`FetchError::Unsupported`], without a request.
+    pub fn tdx_collateral(
+        &self,
+        fmspc: &[u8; 6],
+        ca: CaType,
+    ) -> Result<FetchedCollateral, FetchError> {
+        let tdx = self.tdx_base().ok_or_else(|| FetchError::Unsupported {
+            url: self.base.clone(),
+            reason: "TDX collateral needs API v4 (a /sgx/certification/v4/ URL)".into(),
+        })?;
+        Ok(FetchedCollateral {
+            pck_crl: self.pck_crl(ca)?,
+            tcb_info: self.tcb_info_at(&tdx, fmspc)?,
+            qe_identity: self.qe_identity_at(&tdx)?,
             root_ca_crl: self.root_ca_crl()?,
         })
     }
@@ -228,8 +339,9 @@ impl RawReply {
 
 // ---- single documents (quote provider library) ----
 
-/// What `GET pckcert` asks for: the platform's identity and its raw TCB.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What `GET pckcert` asks for: the platform's identity and its raw TCB, and what else the
+/// request carries (Intel's `custom_request_options.get_cert`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PckCertRequest {
     /// The QE id (16 bytes from Intel's quoting enclave).
     pub qe_id: Vec<u8>,
@@ -241,6 +353,11 @@ pub struct PckCertRequest {
     pub pce_id: u16,
     /// The encrypted PPID (384 bytes for RSA-3072); left out of the request when absent.
     pub encrypted_ppid: Option<Vec<u8>>,
+    /// More query parameters (name, value), appended after the others, percent-encoded (Azure's
+    /// THIM wants `api-version`).
+    pub extra_params: Vec<(String, String)>,
+    /// More request headers (name, value), sent as given (Azure's THIM wants `metadata: true`).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 /// The answer of `GET pckcert`.
@@ -253,9 +370,11 @@ pub struct FetchedPckCert {
     /// `SGX-TCBm`: the TCB the certificate was issued for, CPUSVN (16 bytes) then PCESVN
     /// (little-endian).
     pub tcbm: [u8; 18],
-    /// `SGX-FMSPC`, when present and well-formed.
+    /// `SGX-FMSPC` when present and well-formed, else the certificate's own, when it has the SGX
+    /// extension.
     pub fmspc: Option<[u8; 6]>,
-    /// `SGX-PCK-Certificate-CA-Type`, when present and known.
+    /// `SGX-PCK-Certificate-CA-Type` when present and known, else read from the certificate, when
+    /// it has the SGX extension.
     pub ca: Option<CaType>,
 }
 
@@ -317,10 +436,10 @@ impl PccsClient {
     }
 
     /// One GET that must answer 200, retried after transport failures and `5xx` answers.
-    fn get_retrying(&self, url: &str) -> Result<Reply, FetchError> {
+    fn get_retrying(&self, url: &str, headers: &[(String, String)]) -> Result<Reply, FetchError> {
         let mut retry = 0;
         loop {
-            match self.get(url) {
+            match self.get(url, headers) {
                 Err(e) if retry < self.options.retries && retryable(&e) => {
                     retry += 1;
                     std::thread::sleep(self.options.delay_before(retry));
@@ -332,47 +451,70 @@ impl PccsClient {
 
     /// `GET pckcrl?ca=…&encoding=der`: the CRL of a PCK CA, DER, and its chain.
     pub fn pck_crl(&self, ca: CaType) -> Result<Crl, FetchError> {
-        let reply = self.get_retrying(&format!(
-            "{}pckcrl?ca={}&encoding=der",
-            self.base,
-            ca.as_str()
-        ))?;
+        let reply = self.get_retrying(
+            &format!("{}pckcrl?ca={}&encoding=der", self.base, ca.as_str()),
+            &[],
+        )?;
         Ok(Crl {
             der: reply.crl()?,
             issuer_chain: reply.chain(&[HEADER_PCK_CRL_CHAIN])?,
         })
     }
 
-    /// `GET tcb?fmspc=…`: the TCB info of an FMSPC.
+    /// `GET tcb?fmspc=…[&update=…]`: the TCB info of an FMSPC.
     pub fn tcb_info(&self, fmspc: &[u8; 6]) -> Result<Signed, FetchError> {
-        self.get_retrying(&format!(
-            "{}tcb?fmspc={}",
-            self.base,
-            hex::encode_upper(fmspc)
-        ))?
-        .signed(&[HEADER_TCB_INFO_CHAIN_V4, HEADER_TCB_INFO_CHAIN_V3])
+        self.tcb_info_at(&self.base, fmspc)
     }
 
-    /// `GET qe/identity`.
+    fn tcb_info_at(&self, base: &str, fmspc: &[u8; 6]) -> Result<Signed, FetchError> {
+        let mut url = format!("{base}tcb?fmspc={}", hex::encode_upper(fmspc));
+        if let Some(update) = self.update {
+            url.push_str("&update=");
+            url.push_str(update.as_str());
+        }
+        self.get_retrying(&url, &[])?
+            .signed(&[HEADER_TCB_INFO_CHAIN_V4, HEADER_TCB_INFO_CHAIN_V3])
+    }
+
+    /// `GET qe/identity[?update=…]`.
     pub fn qe_identity(&self) -> Result<Signed, FetchError> {
-        self.get_retrying(&format!("{}qe/identity", self.base))?
+        self.qe_identity_at(&self.base)
+    }
+
+    fn qe_identity_at(&self, base: &str) -> Result<Signed, FetchError> {
+        self.get_retrying(&self.with_update(format!("{base}qe/identity")), &[])?
             .signed(&[HEADER_IDENTITY_CHAIN])
     }
 
-    /// `GET qve/identity`.
+    /// `GET qve/identity[?update=…]`.
     pub fn qve_identity(&self) -> Result<Signed, FetchError> {
-        self.get_retrying(&format!("{}qve/identity", self.base))?
+        self.get_retrying(&self.with_update(format!("{}qve/identity", self.base)), &[])?
             .signed(&[HEADER_IDENTITY_CHAIN])
+    }
+
+    /// `url?update=…` when an update type is set.
+    fn with_update(&self, url: String) -> String {
+        match self.update {
+            Some(update) => format!("{url}?update={}", update.as_str()),
+            None => url,
+        }
     }
 
     /// The root CA CRL, DER: `rootcacrl` on a PCCS, the root certificate's CRL distribution point
     /// on Intel's PCS.
     pub fn root_ca_crl(&self) -> Result<Vec<u8>, FetchError> {
-        self.get_retrying(&self.root_ca_crl_url())?.crl()
+        self.get_retrying(&self.root_ca_crl_url(), &[])?.crl()
     }
 
     /// `GET pckcert?qeid=…&encrypted_ppid=…&cpusvn=…&pcesvn=…&pceid=…` (upper-case hex; PCESVN
-    /// and PCE id little-endian, as the PCS API defines them). `SGX-TCBm` must be 36 hex digits.
+    /// and PCE id little-endian, as the PCS API defines them), then the request's extra parameters
+    /// (percent-encoded), with its extra headers.
+    ///
+    /// The answer is a PEM body with the `SGX-PCK-Certificate-Issuer-Chain` and `SGX-TCBm`
+    /// headers (PCS, PCCS), or, when the body is a JSON object (Azure's THIM), the members
+    /// `pckCert` (PEM), `sgx-Pck-Certificate-Issuer-Chain` (percent-encoded PEM) and `sgx-Tcbm`.
+    /// As in Intel's library, a header wins over the JSON member. Either way the certificate and
+    /// chain must decode and the TCBm must be 36 hex digits.
     pub fn pck_cert(&self, request: &PckCertRequest) -> Result<FetchedPckCert, FetchError> {
         let mut url = format!(
             "{}pckcert?qeid={}",
@@ -389,40 +531,15 @@ impl PccsClient {
             hex::encode_upper(request.pce_svn.to_le_bytes()),
             hex::encode_upper(request.pce_id.to_le_bytes()),
         ));
-        let reply = self.get_retrying(&url)?;
-        let cert_pem = std::str::from_utf8(&reply.body)
-            .map_err(|_| reply.bad("the certificate is not text"))?
-            .to_owned();
-        sgx_types::pck::parse_pem_chain(cert_pem.as_bytes())
-            .map_err(|e| reply.bad(format!("certificate: {e}")))?;
-        let issuer_chain = reply.chain(&[crate::api::HEADER_PCK_CHAIN])?;
-        let header = |name: &str| {
-            reply
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim())
-        };
-        let tcbm_name = crate::api::HEADER_TCBM;
-        let mut tcbm = [0u8; 18];
-        hex::decode_to_slice(
-            header(tcbm_name).ok_or_else(|| reply.bad(format!("no {tcbm_name} header")))?,
-            &mut tcbm,
-        )
-        .map_err(|_| reply.bad(format!("{tcbm_name} is not 36 hex digits")))?;
-        let fmspc = header(crate::api::HEADER_FMSPC).and_then(|text| {
-            let mut fmspc = [0u8; 6];
-            hex::decode_to_slice(text, &mut fmspc).ok()?;
-            Some(fmspc)
-        });
-        let ca = header(crate::api::HEADER_PCK_CA_TYPE).and_then(CaType::parse);
-        Ok(FetchedPckCert {
-            cert_pem,
-            issuer_chain,
-            tcbm,
-            fmspc,
-            ca,
-        })
+        for (name, value) in &request.extra_params {
+            url.push_str(&format!(
+                "&{}={}",
+                utf8_percent_encode(name, QUERY_VALUE),
+                utf8_percent_encode(value, QUERY_VALUE)
+            ));
+        }
+        let reply = self.get_retrying(&url, &request.extra_headers)?;
+        reply.pck_cert()
     }
 }
 
@@ -431,7 +548,9 @@ fn retryable(error: &FetchError) -> bool {
     match error {
         FetchError::Transport { .. } => true,
         FetchError::Status { status, .. } => *status >= 500,
-        FetchError::BadUrl(_) | FetchError::BadReply { .. } => false,
+        FetchError::BadUrl(_) | FetchError::BadReply { .. } | FetchError::Unsupported { .. } => {
+            false
+        }
     }
 }
 
@@ -450,24 +569,97 @@ impl Reply {
         }
     }
 
+    /// The value of header `name` (any case), trimmed.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
     /// The first of `names` present, percent-decoded.
     fn chain(&self, names: &[&str]) -> Result<String, FetchError> {
         let value = names
             .iter()
-            .find_map(|name| {
-                self.headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            })
+            .find_map(|name| self.header(name))
             .ok_or_else(|| self.bad(format!("no {} header", names.join(" or "))))?;
-        let pem = percent_decode_str(value)
-            .decode_utf8()
-            .map_err(|e| self.bad(format!("issuer chain: {e}")))?
-            .into_owned();
-        sgx_types::pck::parse_pem_chain(pem.as_bytes())
-            .map_err(|e| self.bad(format!("issuer chain: {e}")))?;
-        Ok(pem)
+        decode_chain(value).map_err(|e| self.bad(e))
+    }
+
+    /// The answer of `pckcert`: a PEM body with headers, or Azure's JSON body.
+    fn pck_cert(&self) -> Result<FetchedPckCert, FetchError> {
+        use crate::api::{HEADER_FMSPC, HEADER_PCK_CA_TYPE, HEADER_PCK_CHAIN, HEADER_TCBM};
+        let json = if self.body.trim_ascii_start().starts_with(b"{") {
+            match serde_json::from_slice::<serde_json::Value>(&self.body) {
+                Ok(serde_json::Value::Object(map)) => Some(map),
+                Ok(_) => return Err(self.bad("the JSON body is not an object")),
+                Err(e) => return Err(self.bad(format!("the body is not JSON: {e}"))),
+            }
+        } else {
+            None
+        };
+        // A header, else (JSON body) the member `key`, which must then be a string.
+        let field = |header: &str, key: &str| -> Result<Option<String>, FetchError> {
+            if let Some(value) = self.header(header) {
+                return Ok(Some(value.to_owned()));
+            }
+            match json.as_ref().and_then(|map| map.get(key)) {
+                None => Ok(None),
+                Some(serde_json::Value::String(text)) => Ok(Some(text.trim().to_owned())),
+                Some(_) => Err(self.bad(format!("the JSON member {key} is not a string"))),
+            }
+        };
+        let cert_pem = match &json {
+            Some(map) => match map.get(JSON_PCK_CERT) {
+                Some(serde_json::Value::String(pem)) => pem.clone(),
+                Some(_) => return Err(self.bad(format!("{JSON_PCK_CERT} is not a string"))),
+                None => return Err(self.bad(format!("the JSON body has no {JSON_PCK_CERT}"))),
+            },
+            None => std::str::from_utf8(&self.body)
+                .map_err(|_| self.bad("the certificate is not text"))?
+                .to_owned(),
+        };
+        sgx_types::pck::parse_pem_chain(cert_pem.as_bytes())
+            .map_err(|e| self.bad(format!("certificate: {e}")))?;
+        let chain = field(HEADER_PCK_CHAIN, JSON_PCK_CHAIN)?.ok_or_else(|| {
+            self.bad(format!(
+                "no {HEADER_PCK_CHAIN} header{}",
+                if json.is_some() {
+                    format!(" or {JSON_PCK_CHAIN} member")
+                } else {
+                    String::new()
+                }
+            ))
+        })?;
+        let issuer_chain = decode_chain(&chain).map_err(|e| self.bad(e))?;
+        let tcbm_text = field(HEADER_TCBM, JSON_TCBM)?
+            .ok_or_else(|| self.bad(format!("no {HEADER_TCBM} header or {JSON_TCBM} member")))?;
+        let mut tcbm = [0u8; 18];
+        hex::decode_to_slice(&tcbm_text, &mut tcbm)
+            .map_err(|_| self.bad(format!("{HEADER_TCBM} is not 36 hex digits")))?;
+        // FMSPC and CA type: the headers (PCS, PCCS), else the certificate's SGX extension.
+        let derived =
+            crate::source::PckCert::from_chain_pem(format!("{cert_pem}{issuer_chain}").as_bytes())
+                .ok();
+        let fmspc = self
+            .header(HEADER_FMSPC)
+            .and_then(|text| {
+                let mut fmspc = [0u8; 6];
+                hex::decode_to_slice(text, &mut fmspc).ok()?;
+                Some(fmspc)
+            })
+            .or(derived.as_ref().map(|pck| pck.fmspc));
+        let ca = self
+            .header(HEADER_PCK_CA_TYPE)
+            .and_then(CaType::parse)
+            .or(derived.as_ref().map(|pck| pck.ca));
+        Ok(FetchedPckCert {
+            cert_pem,
+            issuer_chain,
+            tcbm,
+            fmspc,
+            ca,
+        })
     }
 
     /// A signed JSON document and its chain.
@@ -484,6 +676,16 @@ impl Reply {
     fn crl(&self) -> Result<Vec<u8>, FetchError> {
         crl_der(&self.body).ok_or_else(|| self.bad("the body is not a CRL in DER, hex or PEM"))
     }
+}
+
+/// A percent-encoded PEM chain (an issuer-chain header), decoded and checked.
+fn decode_chain(value: &str) -> Result<String, String> {
+    let pem = percent_decode_str(value)
+        .decode_utf8()
+        .map_err(|e| format!("issuer chain: {e}"))?
+        .into_owned();
+    sgx_types::pck::parse_pem_chain(pem.as_bytes()).map_err(|e| format!("issuer chain: {e}"))?;
+    Ok(pem)
 }
 
 /// The DER of a CRL body in any of the encodings servers use.
@@ -667,5 +869,249 @@ mod tests {
         assert_eq!(fixed.delay_before(5), Duration::from_secs(10));
         let client = PccsClient::new("http://127.0.0.1:1/", Duration::from_secs(1)).unwrap();
         assert_eq!(client.options(), &ClientOptions::default());
+    }
+
+    /// A server that answers every connection with `response` and keeps each request's head.
+    fn recording_server(
+        response: String,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/sgx/certification/v4/",
+            listener.local_addr().unwrap()
+        );
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&heads);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        (url, heads)
+    }
+
+    fn http_200(headers: &[(&str, String)], body: &str) -> String {
+        let mut out = String::from("HTTP/1.1 200 OK\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        out
+    }
+
+    /// A simulated platform's PCK certificate and chain.
+    fn sim_pck() -> (tempfile::TempDir, crate::source::PckCert) {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = sgx_sim::SimPlatform::open_or_init(
+            &dir.path().join("state"),
+            &sgx_sim::InitOptions::default(),
+        )
+        .unwrap();
+        let pck = crate::source::PckCert::from_chain_pem(platform.pck_cert_chain()).unwrap();
+        (dir, pck)
+    }
+
+    fn thim_json(pck: &crate::source::PckCert) -> serde_json::Value {
+        serde_json::json!({
+            "pckCert": pck.cert_pem,
+            "sgx-Pck-Certificate-Issuer-Chain": crate::api::encode_chain(&pck.issuer_chain),
+            "sgx-Tcbm": hex::encode_upper(pck.tcbm),
+            "cacheMaxAge": 86400,
+        })
+    }
+
+    fn request_of(pck: &crate::source::PckCert) -> PckCertRequest {
+        PckCertRequest {
+            qe_id: vec![0x11; 16],
+            cpu_svn: pck.tcbm[..16].try_into().unwrap(),
+            pce_svn: u16::from_le_bytes([pck.tcbm[16], pck.tcbm[17]]),
+            pce_id: u16::from_le_bytes(pck.pce_id),
+            ..PckCertRequest::default()
+        }
+    }
+
+    #[test]
+    fn pck_cert_in_azures_json_form_equals_the_header_form() {
+        let (_dir, pck) = sim_pck();
+        let expected = FetchedPckCert {
+            cert_pem: pck.cert_pem.clone(),
+            issuer_chain: pck.issuer_chain.clone(),
+            tcbm: pck.tcbm,
+            fmspc: Some(pck.fmspc),
+            ca: Some(pck.ca),
+        };
+        let t = Duration::from_secs(10);
+        // PCS/PCCS: PEM body and headers (without FMSPC and CA type: read from the certificate).
+        let (url, _) = recording_server(http_200(
+            &[
+                (
+                    "SGX-PCK-Certificate-Issuer-Chain",
+                    crate::api::encode_chain(&pck.issuer_chain),
+                ),
+                ("SGX-TCBm", hex::encode_upper(pck.tcbm)),
+            ],
+            &pck.cert_pem,
+        ));
+        let client = PccsClient::new(&url, t).unwrap();
+        assert_eq!(client.pck_cert(&request_of(&pck)).unwrap(), expected);
+        // THIM: a JSON body, after some white space; the extra parameters are percent-encoded
+        // and the extra headers sent as given.
+        let body = format!("\n  {}", thim_json(&pck));
+        let (url, heads) = recording_server(http_200(
+            &[("Content-Type", "application/json".into())],
+            &body,
+        ));
+        let client = PccsClient::new(&url, t).unwrap();
+        let request = PckCertRequest {
+            extra_params: vec![
+                ("api-version".into(), "2021-07-22-preview".into()),
+                ("a b".into(), "c&d=é".into()),
+            ],
+            extra_headers: vec![("Metadata".into(), "true".into())],
+            ..request_of(&pck)
+        };
+        assert_eq!(client.pck_cert(&request).unwrap(), expected);
+        let heads = heads.lock().unwrap();
+        let line = heads[0].lines().next().unwrap();
+        assert!(
+            line.ends_with(&format!(
+                "&pceid={}&api-version=2021-07-22-preview&a%20b=c%26d%3D%C3%A9 HTTP/1.1",
+                hex::encode_upper(pck.pce_id)
+            )),
+            "{line}"
+        );
+        assert!(heads[0].contains("\r\nMetadata: true\r\n"), "{}", heads[0]);
+    }
+
+    #[test]
+    fn bad_json_pck_replies_are_bad_replies() {
+        let (_dir, pck) = sim_pck();
+        let good = thim_json(&pck);
+        let with = |key: &str, value: serde_json::Value| {
+            let mut doc = good.clone();
+            doc[key] = value;
+            doc.to_string()
+        };
+        let without = |key: &str| {
+            let mut doc = good.clone();
+            doc.as_object_mut().unwrap().remove(key);
+            doc.to_string()
+        };
+        for (body, why) in [
+            (without("pckCert"), "no pckCert"),
+            (without("sgx-Tcbm"), "no sgx-Tcbm"),
+            (without("sgx-Pck-Certificate-Issuer-Chain"), "no chain"),
+            (with("pckCert", 5.into()), "a number for a certificate"),
+            (with("pckCert", "not PEM".into()), "no certificate"),
+            (with("sgx-Tcbm", "ABC".into()), "a short TCBm"),
+            (with("sgx-Tcbm", "Z".repeat(36).into()), "a TCBm not hex"),
+            (
+                with("sgx-Tcbm", serde_json::json!([1])),
+                "a TCBm not a string",
+            ),
+            (
+                with("sgx-Pck-Certificate-Issuer-Chain", "%FF%FE".into()),
+                "a chain not UTF-8",
+            ),
+            (
+                with("sgx-Pck-Certificate-Issuer-Chain", "nothing".into()),
+                "a chain without certificates",
+            ),
+            ("{\"pckCert\": ".into(), "cut JSON"),
+            ("{}".into(), "an empty object"),
+        ] {
+            let (url, _) = recording_server(http_200(&[], &body));
+            let client = PccsClient::new(&url, Duration::from_secs(10)).unwrap();
+            match client.pck_cert(&request_of(&pck)) {
+                Err(FetchError::BadReply { .. }) => {}
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+        // A JSON array is not the JSON form: read as PEM, which it is not.
+        let (url, _) = recording_server(http_200(&[], "[1]"));
+        let client = PccsClient::new(&url, Duration::from_secs(10)).unwrap();
+        assert!(matches!(
+            client.pck_cert(&request_of(&pck)),
+            Err(FetchError::BadReply { .. })
+        ));
+    }
+
+    #[test]
+    fn tcb_update_goes_on_tcb_and_identity_requests_only_when_set() {
+        let (url, heads) = recording_server(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+        );
+        let t = Duration::from_secs(10);
+        let lines = |client: &PccsClient| {
+            heads.lock().unwrap().clear();
+            assert!(client.tcb_info(&[0xAB; 6]).is_err());
+            assert!(client.qe_identity().is_err());
+            assert!(client.qve_identity().is_err());
+            assert!(client.pck_crl(CaType::Platform).is_err());
+            heads
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|h| h.lines().next().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let early = PccsClient::new(&url, t)
+            .unwrap()
+            .with_tcb_update(TcbUpdate::parse("EARLY"));
+        assert_eq!(early.tcb_update(), Some(TcbUpdate::Early));
+        assert_eq!(
+            lines(&early),
+            [
+                "GET /sgx/certification/v4/tcb?fmspc=ABABABABABAB&update=early HTTP/1.1",
+                "GET /sgx/certification/v4/qe/identity?update=early HTTP/1.1",
+                "GET /sgx/certification/v4/qve/identity?update=early HTTP/1.1",
+                "GET /sgx/certification/v4/pckcrl?ca=platform&encoding=der HTTP/1.1",
+            ]
+        );
+        let standard = PccsClient::new(&url, t)
+            .unwrap()
+            .with_tcb_update(Some(TcbUpdate::Standard));
+        assert!(lines(&standard)[0].ends_with("&update=standard HTTP/1.1"));
+        let unset = PccsClient::new(&url, t).unwrap();
+        assert!(lines(&unset).iter().all(|l| !l.contains("update")));
+        assert_eq!(TcbUpdate::parse("late"), None);
+    }
+
+    #[test]
+    fn tdx_collateral_needs_api_v4() {
+        let t = Duration::from_secs(10);
+        let c = PccsClient::new("https://pccs:8081", t).unwrap();
+        assert_eq!(
+            c.tdx_base().as_deref(),
+            Some("https://pccs:8081/tdx/certification/v4/")
+        );
+        let c = PccsClient::new(INTEL_PCS_URL, t).unwrap();
+        assert_eq!(
+            c.tdx_base().as_deref(),
+            Some("https://api.trustedservices.intel.com/tdx/certification/v4/")
+        );
+        let (url, count) = counting_server("404 Not Found");
+        let v3 = PccsClient::new(&url.replace("/v4/", "/v3/"), t).unwrap();
+        assert_eq!(v3.tdx_base(), None);
+        let error = v3.tdx_collateral(&[0; 6], CaType::Processor).unwrap_err();
+        assert!(matches!(error, FetchError::Unsupported { .. }), "{error}");
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "no request"
+        );
     }
 }

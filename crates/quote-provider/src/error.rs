@@ -85,6 +85,7 @@ impl QplError {
                 }
                 FetchError::Transport { .. } => SGX_QL_NETWORK_ERROR,
                 FetchError::BadReply { .. } => SGX_QL_ERROR_MESSAGE_PARSING_ERROR,
+                FetchError::Unsupported { .. } => SGX_QL_ERROR_INVALID_PARAMETER,
                 FetchError::Status { status, .. } => match status {
                     404 => not_found(*document),
                     403 => SGX_QL_NETWORK_ERROR,

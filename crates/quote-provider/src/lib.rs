@@ -175,6 +175,8 @@ pub unsafe extern "C" fn sgx_ql_get_quote_config(
                 pce_id: id.pce_id,
                 encrypted_ppid: (!ppid.is_null())
                     .then(|| std::slice::from_raw_parts(ppid, 384).to_vec()),
+                extra_params: Vec::new(),
+                extra_headers: Vec::new(),
             }
         };
         let config = Provider::from_env()?.quote_config(&request)?;
