@@ -10,7 +10,10 @@
 //! | JSON key | legacy key | default | meaning |
 //! |---|---|---|---|
 //! | `pccs_url` | `PCCS_URL` | `https://localhost:8081/sgx/certification/v4/` | PCK certificates; also collateral unless `collateral_service` is set |
+//! | `local_pck_url` | `LOCAL_PCK_URL` | – | PCK certificates are asked here first (Azure's THIM); a transport failure or an answer other than `200` fails over to `pccs_url`, with a notice |
+//! | `custom_request_options` | – | – | `{"get_cert": {"headers": {…}, "params": {…}}}`: headers and query parameters (strings) added to PCK certificate requests, to both URLs |
 //! | `collateral_service` | `COLLATERAL_SERVICE` | – | CRLs, TCB info, QE/QvE identity |
+//! | `tcb_update_type` | – | – | `early` or `standard` (any case): sent as `update=` on `tcb`, `qe/identity` and `qve/identity`; not sent when unset |
 //! | `use_secure_cert` | `USE_SECURE_CERT` | `true` | `false`: accept any TLS certificate of the service (logged as a warning at every call) |
 //! | `retry_times` | `RETRY_TIMES` | 0 | further attempts after a network failure or a `5xx` (at most 10; at most 6 with doubling pauses, so that no pause exceeds 60 s) |
 //! | `retry_delay` | `RETRY_DELAY` | 0 | seconds between attempts (at most 60); 0: 1 s doubling |
@@ -19,9 +22,11 @@
 //! | `pck_cache_expire_hours` | `PCK_CACHE_EXPIRE_HOURS` | 0 | cache PCK certificates this long (0: not at all; at most 2160) |
 //! | `verify_collateral_cache_expire_hours` | `VERIFY_COLLATERAL_CACHE_EXPIRE_HOURS` | 0 | the same for verification collateral |
 //!
-//! A known key with a value of the wrong type or range is an error naming the key; a retry count or
-//! delay above its bound is capped, with a notice. Other keys of Intel's file (`tcb_update_type`,
-//! `local_pck_url`, `custom_request_options`) are ignored.
+//! A known key with a value of the wrong type or range is an error naming the key (also a
+//! `custom_request_options` that is not an object of objects of strings, or a header that HTTP
+//! cannot carry); a retry count or delay above its bound is capped, with a notice. Unknown keys
+//! are ignored, and so are members of `custom_request_options` other than `get_cert`, which
+//! Intel's library does not read either.
 //!
 //! Environment (az-dcap-client's names): `AZDCAP_BASE_CERT_URL` replaces the collateral service
 //! (not `pccs_url`, which PCK certificates come from) with `<base>/<version>/`
@@ -35,6 +40,7 @@
 
 use std::path::{Path, PathBuf};
 
+use pccs::client::TcbUpdate;
 use serde_json::Value;
 
 /// Where Intel's library reads its configuration.
@@ -100,6 +106,16 @@ pub enum CrlEncoding {
 pub struct Config {
     /// Where PCK certificates come from.
     pub pccs_url: String,
+    /// Where PCK certificates are asked first (`local_pck_url`, Azure's THIM).
+    pub local_pck_url: Option<String>,
+    /// Query parameters added to PCK certificate requests
+    /// (`custom_request_options.get_cert.params`), by name.
+    pub get_cert_params: Vec<(String, String)>,
+    /// Headers added to PCK certificate requests (`custom_request_options.get_cert.headers`), by
+    /// name.
+    pub get_cert_headers: Vec<(String, String)>,
+    /// The `update=` of TCB info and identity requests (`tcb_update_type`); `None`: not sent.
+    pub tcb_update: Option<TcbUpdate>,
     /// Where collateral comes from, when not `pccs_url`.
     pub collateral_service: Option<String>,
     /// Verify the service's TLS certificate.
@@ -125,6 +141,10 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             pccs_url: DEFAULT_PCCS_URL.to_owned(),
+            local_pck_url: None,
+            get_cert_params: Vec::new(),
+            get_cert_headers: Vec::new(),
+            tcb_update: None,
             collateral_service: None,
             use_secure_cert: true,
             retry_times: 0,
@@ -255,6 +275,41 @@ impl Config {
             config.pccs_url = url;
         }
         config.collateral_service = string("collateral_service")?.filter(|s| !s.is_empty());
+        config.local_pck_url = string("local_pck_url")?.filter(|s| !s.is_empty());
+        if let Some(options) = map.get("custom_request_options") {
+            let get_cert = match options {
+                Value::Object(options) => options.get("get_cert"),
+                _ => return Err(bad("custom_request_options", "not an object")),
+            };
+            match get_cert {
+                None => {}
+                Some(Value::Object(get_cert)) => {
+                    config.get_cert_params = string_pairs(path, get_cert, "params")?;
+                    config.get_cert_headers = string_pairs(path, get_cert, "headers")?;
+                    if let Some((name, value)) = config
+                        .get_cert_headers
+                        .iter()
+                        .find(|(name, value)| !is_header_name(name) || !is_header_value(value))
+                    {
+                        return Err(bad(
+                            "custom_request_options.get_cert.headers",
+                            &format!("{name:?}: {value:?} is not an HTTP header"),
+                        ));
+                    }
+                }
+                Some(_) => {
+                    return Err(bad("custom_request_options.get_cert", "not an object"));
+                }
+            }
+        }
+        if let Some(update) = string("tcb_update_type")? {
+            config.tcb_update = Some(TcbUpdate::parse(&update).ok_or_else(|| {
+                bad(
+                    "tcb_update_type",
+                    &format!("{update:?} is not \"early\" or \"standard\""),
+                )
+            })?);
+        }
         if let Some(secure) = boolean("use_secure_cert")? {
             config.use_secure_cert = secure;
         }
@@ -308,6 +363,9 @@ impl Config {
                 "PCCS_URL" => config.pccs_url = value.to_owned(),
                 "COLLATERAL_SERVICE" => {
                     config.collateral_service = Some(value.to_owned()).filter(|v| !v.is_empty());
+                }
+                "LOCAL_PCK_URL" => {
+                    config.local_pck_url = Some(value.to_owned()).filter(|v| !v.is_empty());
                 }
                 // Only an explicit false turns verification off, as in Intel's loader.
                 "USE_SECURE_CERT" if value == "FALSE" || value == "false" => {
@@ -391,6 +449,45 @@ impl Config {
             CrlEncoding::Der => crate::types::SGX_QL_QVE_COLLATERAL_VERSION_3_1,
         }
     }
+}
+
+/// The members of the object `map[key]` (absent: none), each a string.
+fn string_pairs(
+    path: &Path,
+    map: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let bad = |reason: String| ConfigError::BadValue {
+        path: path.to_owned(),
+        key: format!("custom_request_options.get_cert.{key}"),
+        reason,
+    };
+    match map.get(key) {
+        None => Ok(Vec::new()),
+        Some(Value::Object(members)) => members
+            .iter()
+            .map(|(name, value)| match value {
+                Value::String(text) => Ok((name.clone(), text.clone())),
+                _ => Err(bad(format!("{name:?} is not a string"))),
+            })
+            .collect(),
+        Some(_) => Err(bad("not an object".into())),
+    }
+}
+
+/// Whether `name` is an HTTP header name (a non-empty token, RFC 9110).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` can travel as an HTTP header value: visible ASCII, spaces and tabs.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 fn api_version(text: &str) -> Option<CrlEncoding> {
@@ -525,6 +622,7 @@ mod tests {
             config,
             Config {
                 pccs_url: "https://pccs.example:8081/sgx/certification/v4/".into(),
+                get_cert_headers: vec![("head1".into(), "value1".into())],
                 collateral_service: Some(
                     "https://api.trustedservices.intel.com/sgx/certification/v4/".into()
                 ),
@@ -535,7 +633,7 @@ mod tests {
                 crl_encoding: CrlEncoding::Hex,
                 pck_cache_expire_hours: 168,
                 verify_collateral_cache_expire_hours: 168,
-                notices: Vec::new(),
+                ..Config::default()
             }
         );
         assert_eq!(
@@ -546,6 +644,123 @@ mod tests {
         assert!(config.collateral_is_intel_pcs());
         assert_eq!(config.effective_crl_encoding(), CrlEncoding::Der);
         assert_eq!(config.collateral_version(), 0x0001_0003);
+    }
+
+    /// Intel's `sgx_default_qcnl_azure.conf`, as Azure users copy it to /etc.
+    const INTEL_AZURE_CONF: &str = r#"{ "pccs_url": "https://global.acccache.azure.net/sgx/certification/v4/",
+  "use_secure_cert": true,
+  "collateral_service": "https://api.trustedservices.intel.com/sgx/certification/v4/",
+  "pccs_api_version": "3.1", "retry_times": 6, "retry_delay": 5,
+  "local_pck_url": "http://169.254.169.254/metadata/THIM/sgx/certification/v4/",
+  "pck_cache_expire_hours": 48, "verify_collateral_cache_expire_hours": 48,
+  "custom_request_options" : { "get_cert" : { "headers": { "metadata": "true" }, "params": { "api-version": "2021-07-22-preview" } } } }"#;
+
+    #[test]
+    fn intels_azure_configuration_is_read_whole() {
+        let config = parse(INTEL_AZURE_CONF).unwrap();
+        assert_eq!(
+            config,
+            Config {
+                pccs_url: "https://global.acccache.azure.net/sgx/certification/v4/".into(),
+                local_pck_url: Some(
+                    "http://169.254.169.254/metadata/THIM/sgx/certification/v4/".into()
+                ),
+                get_cert_params: vec![("api-version".into(), "2021-07-22-preview".into())],
+                get_cert_headers: vec![("metadata".into(), "true".into())],
+                tcb_update: None,
+                collateral_service: Some(
+                    "https://api.trustedservices.intel.com/sgx/certification/v4/".into()
+                ),
+                use_secure_cert: true,
+                retry_times: 6,
+                retry_delay_secs: 5,
+                local_cache_only: false,
+                crl_encoding: CrlEncoding::Der,
+                pck_cache_expire_hours: 48,
+                verify_collateral_cache_expire_hours: 48,
+                notices: Vec::new(),
+            }
+        );
+        assert!(config.collateral_is_intel_pcs());
+        // The legacy format names the local URL too.
+        let legacy = parse("LOCAL_PCK_URL=http://thim/sgx/certification/v4/\n").unwrap();
+        assert_eq!(
+            legacy.local_pck_url.as_deref(),
+            Some("http://thim/sgx/certification/v4/")
+        );
+        // An empty local URL is no local URL.
+        assert_eq!(
+            parse(r#"{"local_pck_url": ""}"#).unwrap().local_pck_url,
+            None
+        );
+    }
+
+    #[test]
+    fn tcb_update_type_is_early_or_standard_in_any_case() {
+        for (text, update) in [
+            ("early", TcbUpdate::Early),
+            ("EARLY", TcbUpdate::Early),
+            ("Standard", TcbUpdate::Standard),
+        ] {
+            let config = parse(&format!(r#"{{"tcb_update_type": "{text}"}}"#)).unwrap();
+            assert_eq!(config.tcb_update, Some(update), "{text}");
+        }
+        assert_eq!(parse("{}").unwrap().tcb_update, None);
+    }
+
+    #[test]
+    fn bad_custom_request_options_and_update_types_are_refused() {
+        for (text, key) in [
+            (r#"{"tcb_update_type": "late"}"#, "tcb_update_type"),
+            (r#"{"tcb_update_type": ""}"#, "tcb_update_type"),
+            (r#"{"tcb_update_type": 1}"#, "tcb_update_type"),
+            (r#"{"local_pck_url": true}"#, "local_pck_url"),
+            (
+                r#"{"custom_request_options": ["get_cert"]}"#,
+                "custom_request_options",
+            ),
+            (
+                r#"{"custom_request_options": {"get_cert": "x"}}"#,
+                "custom_request_options.get_cert",
+            ),
+            (
+                r#"{"custom_request_options": {"get_cert": {"headers": ["metadata"]}}}"#,
+                "custom_request_options.get_cert.headers",
+            ),
+            (
+                r#"{"custom_request_options": {"get_cert": {"headers": {"metadata": true}}}}"#,
+                "custom_request_options.get_cert.headers",
+            ),
+            (
+                r#"{"custom_request_options": {"get_cert": {"params": {"n": 1}}}}"#,
+                "custom_request_options.get_cert.params",
+            ),
+            (
+                r#"{"custom_request_options": {"get_cert": {"params": "a=b"}}}"#,
+                "custom_request_options.get_cert.params",
+            ),
+            (
+                r#"{"custom_request_options": {"get_cert": {"headers": {"bad name": "x"}}}}"#,
+                "custom_request_options.get_cert.headers",
+            ),
+            (
+                r#"{"custom_request_options": {"get_cert": {"headers": {"x": "a\r\nInjected: 1"}}}}"#,
+                "custom_request_options.get_cert.headers",
+            ),
+        ] {
+            match parse(text) {
+                Err(ConfigError::BadValue { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Other members of custom_request_options are left alone, as in Intel's library.
+        let config = parse(
+            r#"{"custom_request_options": {"get_collateral": 5,
+                "get_cert": {"params": {"a b": "c&d"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.get_cert_params, [("a b".into(), "c&d".into())]);
+        assert!(config.get_cert_headers.is_empty());
     }
 
     #[test]

@@ -3,11 +3,17 @@
 //! service (then stored in the cache). The exported functions in `lib.rs` only check pointers and
 //! copy these values into `malloc`ed C buffers.
 //!
+//! PCK certificates are asked from `local_pck_url` first when it is set (Azure's THIM), never
+//! cached from there, as in Intel's library: a transport failure or an answer other than `200`
+//! there fails over to the cache and then `pccs_url`, with a notice in the log. Both requests carry
+//! `custom_request_options.get_cert`. TCB info and identity requests carry `tcb_update_type`.
+//!
 //! Cache keys name the service URL and the request (the PCK certificate key leaves out the
-//! encrypted PPID, as az-dcap-client's does). Lifetimes: `pck_cache_expire_hours` for PCK
-//! certificates, `verify_collateral_cache_expire_hours` for the rest, 0 meaning "not cached"; an
-//! entry of collateral also ends at the earliest `nextUpdate` of its TCB info, identities and
-//! CRLs. With `local_cache_only`, entries are served whatever their age (still not past
+//! encrypted PPID, as az-dcap-client's does; collateral keys name the `update` type when one is
+//! set). Lifetimes: `pck_cache_expire_hours` for PCK certificates,
+//! `verify_collateral_cache_expire_hours` for the rest, 0 meaning "not cached"; an entry of
+//! collateral also ends at the earliest `nextUpdate` of its TCB info, identities and CRLs. With
+//! `local_cache_only`, entries are served whatever their age (still not past
 //! `nextUpdate`) and a miss is the "not found" code of the document. An entry that lacks a part
 //! (written by another version, or damaged) is a miss: the document is fetched again and the entry
 //! replaced.
@@ -15,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pccs::client::{ClientOptions, FetchError, PccsClient, PckCertRequest};
+use pccs::client::{ClientOptions, FetchError, FetchedPckCert, PccsClient, PckCertRequest};
 use pccs::upstream::{crl_next_update, json_next_update};
 use pccs::{CaType, Signed};
 
@@ -116,6 +122,7 @@ impl Provider {
             accept_invalid_certs: !self.config.use_secure_cert,
         };
         PccsClient::with_options(url, REQUEST_TIMEOUT, options)
+            .map(|client| client.with_tcb_update(self.config.tcb_update))
             .map_err(|source| QplError::Fetch { document, source })
     }
 
@@ -170,9 +177,44 @@ impl Provider {
         Ok(value)
     }
 
-    /// `sgx_ql_get_quote_config`: the PCK certificate chain for a platform and its TCB.
+    /// `sgx_ql_get_quote_config`: the PCK certificate chain for a platform and its TCB, from
+    /// `local_pck_url` first when it is set, else (or when it fails) from the cache or `pccs_url`.
     pub fn quote_config(&self, request: &PckCertRequest) -> Result<QuoteConfig, QplError> {
+        let request = PckCertRequest {
+            extra_params: self.config.get_cert_params.clone(),
+            extra_headers: self.config.get_cert_headers.clone(),
+            ..request.clone()
+        };
         let url = &self.config.pccs_url;
+        if let Some(local) = &self.config.local_pck_url
+            && !self.config.local_cache_only
+        {
+            let fetched = self
+                .client(local, Document::PckCert)
+                .map_err(into_fetch)
+                .and_then(|client| client.pck_cert(&request));
+            match fetched {
+                Ok(cert) => {
+                    log::log(
+                        SGX_QL_LOG_DEBUG,
+                        &format!("the PCK certificate comes from local_pck_url {local}"),
+                    );
+                    return read_quote_config(&pck_cert_entry(cert));
+                }
+                Err(e @ (FetchError::Transport { .. } | FetchError::Status { .. })) => {
+                    log::log(
+                        SGX_QL_LOG_INFO,
+                        &format!("local_pck_url failed ({e}): failing over to pccs_url {url}"),
+                    );
+                }
+                Err(source) => {
+                    return Err(QplError::Fetch {
+                        document: Document::PckCert,
+                        source,
+                    });
+                }
+            }
+        }
         let key = format!(
             "pckcert\n{url}\n{}\n{}\n{:04x}\n{:04x}",
             hex::encode(&request.qe_id),
@@ -186,36 +228,20 @@ impl Provider {
             self.config.pck_cache_expire_hours,
             || {
                 let client = self.client(url, Document::PckCert).map_err(into_fetch)?;
-                let cert = client.pck_cert(request)?;
-                let mut fields = BTreeMap::new();
-                fields.insert(
-                    "cert_data".into(),
-                    [cert.cert_pem, cert.issuer_chain].concat().into_bytes(),
-                );
-                fields.insert("tcbm".into(), cert.tcbm.to_vec());
-                Ok(Entry::new(u64::MAX, fields))
+                Ok(pck_cert_entry(client.pck_cert(&request)?))
             },
-            |entry| {
-                let tcbm = field(entry, "tcbm")?;
-                let (cpu_svn, pce_svn) = match tcbm.len() {
-                    18 => (&tcbm[..16], &tcbm[16..]),
-                    _ => return Err(damaged("tcbm")),
-                };
-                let mut cert_cpu_svn = [0u8; 16];
-                cert_cpu_svn.copy_from_slice(cpu_svn);
-                Ok(QuoteConfig {
-                    cert_cpu_svn,
-                    cert_pce_isv_svn: u16::from_le_bytes([pce_svn[0], pce_svn[1]]),
-                    cert_data: field(entry, "cert_data")?.to_vec(),
-                })
-            },
+            read_quote_config,
         )
     }
 
     /// `sgx_ql_get_quote_verification_collateral`: the collateral of an FMSPC and PCK CA.
     pub fn collateral(&self, fmspc: &[u8; 6], ca: CaType) -> Result<Collateral, QplError> {
         let url = self.config.collateral_url();
-        let key = format!("collateral\n{url}\n{}\n{}", hex::encode(fmspc), ca.as_str());
+        let mut key = format!("collateral\n{url}\n{}\n{}", hex::encode(fmspc), ca.as_str());
+        if let Some(update) = self.config.tcb_update {
+            key.push_str("\nupdate=");
+            key.push_str(update.as_str());
+        }
         self.cached(
             &key,
             Document::Collateral,
@@ -271,8 +297,13 @@ impl Provider {
     /// `sgx_ql_get_qve_identity`: the QvE identity document and its issuer chain.
     pub fn qve_identity(&self) -> Result<Signed, QplError> {
         let url = self.config.collateral_url();
+        let mut key = format!("qveidentity\n{url}");
+        if let Some(update) = self.config.tcb_update {
+            key.push_str("\nupdate=");
+            key.push_str(update.as_str());
+        }
         self.cached(
-            &format!("qveidentity\n{url}"),
+            &key,
             Document::QveIdentity,
             self.config.verify_collateral_cache_expire_hours,
             || {
@@ -321,6 +352,33 @@ impl Provider {
             CrlEncoding::Hex => hex::encode(der).into_bytes(),
         }
     }
+}
+
+/// The cache entry of a fetched PCK certificate: the certificate data and the TCBm.
+fn pck_cert_entry(cert: FetchedPckCert) -> Entry {
+    let mut fields = BTreeMap::new();
+    fields.insert(
+        "cert_data".into(),
+        [cert.cert_pem, cert.issuer_chain].concat().into_bytes(),
+    );
+    fields.insert("tcbm".into(), cert.tcbm.to_vec());
+    Entry::new(u64::MAX, fields)
+}
+
+/// The quote configuration of a PCK certificate entry.
+fn read_quote_config(entry: &Entry) -> Result<QuoteConfig, QplError> {
+    let tcbm = field(entry, "tcbm")?;
+    let (cpu_svn, pce_svn) = match tcbm.len() {
+        18 => (&tcbm[..16], &tcbm[16..]),
+        _ => return Err(damaged("tcbm")),
+    };
+    let mut cert_cpu_svn = [0u8; 16];
+    cert_cpu_svn.copy_from_slice(cpu_svn);
+    Ok(QuoteConfig {
+        cert_cpu_svn,
+        cert_pce_isv_svn: u16::from_le_bytes([pce_svn[0], pce_svn[1]]),
+        cert_data: field(entry, "cert_data")?.to_vec(),
+    })
 }
 
 /// A client that cannot be made (a bad URL) fails the fetch.

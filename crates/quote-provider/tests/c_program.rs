@@ -596,3 +596,178 @@ fn logging_callback_receives_messages_in_both_calling_conventions() {
     );
     assert!(stderr.contains("use_secure_cert is false"), "{stderr}");
 }
+
+/// Intel's `sgx_default_qcnl_azure.conf`, as Azure users copy it to /etc.
+const INTEL_AZURE_CONF: &str = r#"{ "pccs_url": "https://global.acccache.azure.net/sgx/certification/v4/",
+  "use_secure_cert": true,
+  "collateral_service": "https://api.trustedservices.intel.com/sgx/certification/v4/",
+  "pccs_api_version": "3.1", "retry_times": 6, "retry_delay": 5,
+  "local_pck_url": "http://169.254.169.254/metadata/THIM/sgx/certification/v4/",
+  "pck_cache_expire_hours": 48, "verify_collateral_cache_expire_hours": 48,
+  "custom_request_options" : { "get_cert" : { "headers": { "metadata": "true" }, "params": { "api-version": "2021-07-22-preview" } } } }"#;
+
+/// Intel's Azure configuration with its three URLs pointing at local servers.
+fn azure_conf(pccs_url: &str, collateral: &str, local_pck_url: &str) -> String {
+    let conf = INTEL_AZURE_CONF
+        .replace(
+            "https://global.acccache.azure.net/sgx/certification/v4/",
+            pccs_url,
+        )
+        .replace(
+            "https://api.trustedservices.intel.com/sgx/certification/v4/",
+            collateral,
+        )
+        .replace(
+            "http://169.254.169.254/metadata/THIM/sgx/certification/v4/",
+            local_pck_url,
+        );
+    assert_eq!(conf.matches("http://127.0.0.1:").count(), 3, "{conf}");
+    conf
+}
+
+fn thim_url(thim: &Pccs) -> String {
+    format!("http://{}{}", thim.addr, common::THIM_PREFIX)
+}
+
+/// The quote configuration lines and certificate data of one `config` run.
+fn quote_config(setup: &Setup, pck: &PckCert, name: &str) -> (Lines, Vec<u8>) {
+    let out = setup.out().join(name);
+    let lines = setup.run(&as_strs(&config_args(pck, &out)));
+    assert_eq!(status(&lines, "quote_config"), SUCCESS, "{lines:?}");
+    (lines, std::fs::read(&out).unwrap())
+}
+
+#[test]
+fn intels_azure_configuration_takes_the_certificate_from_thim_byte_for_byte() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let pccs = Pccs::start(sim.source.clone());
+    let thim = Pccs::serve(common::thim_routes(sim.source.clone()));
+
+    // The PEM + headers path, from the PCCS.
+    let plain = Setup::new(&conf(&pccs.url(), ""));
+    let (plain_lines, plain_data) = quote_config(&plain, &served.pck, "plain");
+    assert_eq!(pccs.seen_at("/pckcert").len(), 1);
+    pccs.forget();
+
+    // Intel's Azure file: the certificate comes from THIM's JSON answer, and is the same.
+    let setup = Setup::new(&azure_conf(&pccs.url(), &pccs.url(), &thim_url(&thim)));
+    let (lines, data) = quote_config(&setup, &served.pck, "azure");
+    assert_eq!(data, plain_data);
+    assert_eq!(lines["quote_config"], plain_lines["quote_config"]);
+    let asked = thim.seen_at("/pckcert");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].header("metadata"), Some("true"));
+    assert_eq!(
+        asked[0].param("api-version").as_deref(),
+        Some(common::THIM_API_VERSION)
+    );
+    assert_eq!(
+        asked[0].param("qeid").as_deref(),
+        Some(&*QE_ID.to_uppercase())
+    );
+    assert!(pccs.seen_at("/pckcert").is_empty(), "THIM answered");
+
+    // Collateral from the collateral service, without update= (tcb_update_type is unset).
+    let out = setup.out();
+    let lines = setup.run(&[
+        "collateral",
+        &hex::encode(served.pck.fmspc),
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ]);
+    check_collateral(&lines, &out, &served);
+    let tcb = pccs.seen_at("/tcb");
+    assert_eq!(tcb.len(), 1);
+    assert_eq!(tcb[0].param("update"), None);
+    assert!(thim.seen_at("/tcb").is_empty());
+
+    // Without custom_request_options THIM refuses (400): the request fails over to pccs_url,
+    // with the same result.
+    let bare = azure_conf(&pccs.url(), &pccs.url(), &thim_url(&thim));
+    let start = bare.find(",\n  \"custom_request_options\"").unwrap();
+    setup.configure(&format!("{} }}", &bare[..start]));
+    thim.forget();
+    pccs.forget();
+    let (_, data) = quote_config(&setup, &served.pck, "bare");
+    assert_eq!(data, plain_data);
+    let asked = thim.seen_at("/pckcert");
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].header("metadata"), None);
+    assert_eq!(pccs.seen_at("/pckcert").len(), 1);
+}
+
+#[test]
+fn the_thim_stand_in_wants_the_metadata_header_and_the_api_version() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let thim = Pccs::serve(common::thim_routes(sim.source.clone()));
+    let client =
+        pccs::client::PccsClient::new(&thim_url(&thim), std::time::Duration::from_secs(10))
+            .unwrap();
+    let pck = &served.pck;
+    let request = pccs::client::PckCertRequest {
+        qe_id: hex::decode(QE_ID).unwrap(),
+        cpu_svn: pck.tcbm[..16].try_into().unwrap(),
+        pce_svn: u16::from_le_bytes([pck.tcbm[16], pck.tcbm[17]]),
+        pce_id: u16::from_le_bytes(pck.pce_id),
+        ..Default::default()
+    };
+    let header = vec![("metadata".to_owned(), "true".to_owned())];
+    let param = vec![(
+        "api-version".to_owned(),
+        common::THIM_API_VERSION.to_owned(),
+    )];
+    for (params, headers) in [
+        (Vec::new(), Vec::new()),
+        (param.clone(), Vec::new()),
+        (Vec::new(), header.clone()),
+    ] {
+        let request = pccs::client::PckCertRequest {
+            extra_params: params,
+            extra_headers: headers,
+            ..request.clone()
+        };
+        match client.pck_cert(&request) {
+            Err(pccs::client::FetchError::Status { status: 400, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let fetched = client
+        .pck_cert(&pccs::client::PckCertRequest {
+            extra_params: param,
+            extra_headers: header,
+            ..request
+        })
+        .unwrap();
+    assert_eq!(fetched.cert_pem, pck.cert_pem);
+    assert_eq!(fetched.issuer_chain, pck.issuer_chain);
+    assert_eq!(fetched.tcbm, pck.tcbm);
+}
+
+#[test]
+fn a_dead_local_pck_url_fails_over_to_pccs_url() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let pccs = Pccs::start(sim.source.clone());
+    let plain = Setup::new(&conf(&pccs.url(), ""));
+    let (_, plain_data) = quote_config(&plain, &served.pck, "plain");
+    let dead = dead_url();
+    let setup = Setup::new(&conf(
+        &pccs.url(),
+        &format!(",\n  \"local_pck_url\": \"{dead}\""),
+    ));
+    let out = setup.out().join("cert_data");
+    let mut command = setup.command(&as_strs(&config_args(&served.pck, &out)));
+    command.env("CONFCOM_QPL_LOG", "1");
+    let output = run(command);
+    assert_eq!(status(&lines(&output), "quote_config"), SUCCESS);
+    assert_eq!(std::fs::read(&out).unwrap(), plain_data);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("local_pck_url failed")
+            && stderr.contains(&dead)
+            && stderr.contains(&format!("failing over to pccs_url {}", pccs.url())),
+        "{stderr}"
+    );
+}

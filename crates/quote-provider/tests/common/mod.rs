@@ -1,12 +1,12 @@
-//! Test helpers: the built library, an in-process PCCS over a simulated platform, and the C test
-//! program.
+//! Test helpers: the built library, an in-process PCCS over a simulated platform (and a stand-in
+//! for Azure's THIM), each recording the requests it saw, and the C test program.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pccs::{CollateralSource, SimSource};
 use sgx_sim::{InitOptions, SimPlatform};
@@ -46,16 +46,76 @@ impl Sim {
     }
 }
 
-/// The PCCS API served over HTTP on 127.0.0.1 from a runtime thread, as `confcom pccs` serves it;
-/// stopped by [`Pccs::stop`] or on drop.
+/// A request a test server saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub query: String,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn param(&self, name: &str) -> Option<String> {
+        query_param(&self.query, name)
+    }
+}
+
+/// The first value of `name` in a percent-encoded query.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(&text.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(key) == name).then(|| decode(value))
+    })
+}
+
+/// The PCCS API served over HTTP on 127.0.0.1 from a runtime thread, as `confcom pccs` serves it
+/// (or other routes, see [`Pccs::serve`]); every request is recorded. Stopped by [`Pccs::stop`]
+/// or on drop.
 pub struct Pccs {
     pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Pccs {
     pub fn start(source: Arc<dyn CollateralSource>) -> Self {
+        Self::serve(pccs::routes(source, pccs::RouteOptions::default(), |_| {}))
+    }
+
+    /// Serves `routes`, recording each request.
+    pub fn serve(routes: ops_http::ExtraRoutes) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let routes = ops_http::ExtraRoutes::new(move |path, query, headers| {
+            log.lock().unwrap().push(Seen {
+                path: path.to_owned(),
+                query: query.unwrap_or_default().to_owned(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_owned(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+            });
+            routes.call(path, query, headers)
+        });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -66,7 +126,6 @@ impl Pccs {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let routes = pccs::routes(source, pccs::RouteOptions::default(), |_| {});
                 let readiness = ops_http::Readiness::new();
                 readiness.set_ready(true);
                 ops_http::serve(
@@ -85,6 +144,7 @@ impl Pccs {
         let addr = addr_rx.recv().unwrap();
         Self {
             addr,
+            seen,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -93,6 +153,24 @@ impl Pccs {
     /// The v4 base URL.
     pub fn url(&self) -> String {
         format!("http://{}/sgx/certification/v4/", self.addr)
+    }
+
+    /// The requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The requests seen so far whose path ends with `route`.
+    pub fn seen_at(&self, route: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path.ends_with(route))
+            .collect()
+    }
+
+    /// Forgets the requests seen so far.
+    pub fn forget(&self) {
+        self.seen.lock().unwrap().clear();
     }
 
     /// Stops serving; the port refuses connections afterwards.
@@ -110,6 +188,50 @@ impl Drop for Pccs {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Where Azure's THIM serves PCK certificates (on the host's metadata address).
+pub const THIM_PREFIX: &str = "/metadata/THIM/sgx/certification/v4/";
+/// What THIM wants: a `metadata: true` header and this `api-version`.
+pub const THIM_API_VERSION: &str = "2021-07-22-preview";
+
+/// A stand-in for Azure's THIM over `source`: `pckcert` under [`THIM_PREFIX`], refused (`400`)
+/// without the `metadata: true` header or the `api-version` parameter; the certificate comes as
+/// THIM's JSON body (`pckCert`, the percent-encoded `sgx-Pck-Certificate-Issuer-Chain`,
+/// `sgx-Tcbm`, …), without the PCS headers.
+pub fn thim_routes(source: Arc<dyn CollateralSource>) -> ops_http::ExtraRoutes {
+    ops_http::ExtraRoutes::new(move |path, query, headers| {
+        let route = path.strip_prefix(THIM_PREFIX)?;
+        if route != "pckcert" {
+            return None;
+        }
+        let metadata = headers.get("metadata").and_then(|v| v.to_str().ok());
+        let version = query_param(query.unwrap_or_default(), "api-version");
+        if metadata != Some("true") || version.as_deref() != Some(THIM_API_VERSION) {
+            return Some(ops_http::Response::new(
+                400,
+                "application/json",
+                br#"{"error":"metadata header or api-version missing"}"#.to_vec(),
+            ));
+        }
+        let reply = pccs::api::handle(source.as_ref(), "/sgx/certification/v4/pckcert", query)?;
+        if reply.status != 200 {
+            return Some(reply.into_response());
+        }
+        let header = |name: &str| reply.header(name).unwrap_or_default().to_owned();
+        let body = serde_json::json!({
+            "pckCert": String::from_utf8(reply.body.clone()).unwrap(),
+            "sgx-Pck-Certificate-Issuer-Chain": header("SGX-PCK-Certificate-Issuer-Chain"),
+            "sgx-Tcbm": header("SGX-TCBm"),
+            "sgx-Fmspc": header("SGX-FMSPC"),
+            "sgx-Pck-Certificate-Ca-Type": header("SGX-PCK-Certificate-CA-Type"),
+            "cacheMaxAge": "86400",
+        });
+        Some(ops_http::Response::ok(
+            "application/json",
+            body.to_string().into_bytes(),
+        ))
+    })
 }
 
 /// The C program, compiled once per test process.
