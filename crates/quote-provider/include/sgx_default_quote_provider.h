@@ -28,6 +28,11 @@
 #define SGX_QL_TEE_TYPE_SGX 0
 
 /*
+ `tee_type` of TDX collateral (`tdx_ql_get_quote_verification_collateral`).
+ */
+#define SGX_QL_TEE_TYPE_TDX 129
+
+/*
  `quote3_error_t`: what every function returns (`SGX_QL_SUCCESS` or an error, `0xE000 | x`).
  */
 typedef uint32_t quote3_error_t;
@@ -124,7 +129,7 @@ typedef struct {
    */
   uint32_t version;
   /*
-   `0` for SGX.
+   `0x00` for SGX, `0x81` for TDX.
    */
   uint32_t tee_type;
   /*
@@ -165,6 +170,11 @@ typedef struct {
 } sgx_ql_qve_collateral_t;
 
 /*
+ `tdx_ql_qv_collateral_t`: TDX collateral has the layout of SGX collateral (`tee_type` 0x81).
+ */
+typedef sgx_ql_qve_collateral_t tdx_ql_qv_collateral_t;
+
+/*
  `sgx_ql_log_level_t`: `SGX_QL_LOG_ERROR` 0, `SGX_QL_LOG_INFO` 1, `SGX_QL_LOG_DEBUG` 2,
  `SGX_QL_LOG_TRACE` 3.
  */
@@ -177,6 +187,11 @@ typedef uint32_t sgx_ql_log_level_t;
 typedef void (*sgx_ql_logging_callback_t)(sgx_ql_log_level_t level, const char *message);
 
 /*
+ `sgx_qpl_cache_type_t`: the classes of cache entries `sgx_qpl_clear_cache` removes, a bitmask.
+ */
+typedef uint32_t sgx_qpl_cache_type_t;
+
+/*
  `sgx_ql_qve_collateral_param_t` (514 bytes): one custom parameter of
  `sgx_ql_get_quote_verification_collateral_with_params` (accepted, not sent).
  */
@@ -184,6 +199,11 @@ typedef struct {
   uint8_t key[257];
   uint8_t value[257];
 } sgx_ql_qve_collateral_param_t;
+
+/*
+ `tdx_ql_qve_collateral_t`: the older name of [`tdx_ql_qv_collateral_t`].
+ */
+typedef sgx_ql_qve_collateral_t tdx_ql_qve_collateral_t;
 
 /*
  `0x0000`: Success.
@@ -256,8 +276,8 @@ typedef struct {
 #define SGX_QL_UNKNOWN_MESSAGE_RESPONSE 57412
 
 /*
- `0xE045`: Persistent storage error (defined by Intel; not returned: a cache that cannot be
- written is skipped).
+ `0xE045`: Persistent storage error: `sgx_qpl_clear_cache` could not remove a cache entry (a
+ cache that cannot be written is skipped, not an error).
  */
 #define SGX_QL_PERSISTENT_STORAGE_ERROR 57413
 
@@ -315,6 +335,22 @@ typedef struct {
  Everything.
  */
 #define SGX_QL_LOG_TRACE 3
+
+/*
+ PCK certificates.
+ */
+#define SGX_QPL_CACHE_CERTIFICATE 1
+
+/*
+ Verification collateral, QvE identity and root CA CRL.
+ */
+#define SGX_QPL_CACHE_QV_COLLATERAL 2
+
+/*
+ The PCK certificates of every TCB of a platform (Intel's `pckcerts` cache; this library keeps
+ none, so the bit is accepted and removes nothing).
+ */
+#define SGX_QPL_CACHE_MULTICERTS 4
 
 #ifdef __cplusplus
 extern "C" {
@@ -381,6 +417,31 @@ quote3_error_t sgx_ql_get_quote_verification_collateral_with_params(const uint8_
 quote3_error_t sgx_ql_free_quote_verification_collateral(sgx_ql_qve_collateral_t *p_quote_collateral);
 
 /*
+ Gets the verification collateral of TDX quotes from platforms with this FMSPC (6 bytes) whose
+ PCK certificate was issued by `pck_ca`, in a new `tdx_ql_qv_collateral_t` with `tee_type`
+ 0x81: the PCK CRL and root CA CRL as for SGX, the TCB info and QE identity from
+ `/tdx/certification/v4/` (the collateral service URL with `/sgx/` replaced by `/tdx/`). An API
+ v3 collateral service URL is `SGX_QL_ERROR_INVALID_PARAMETER`. Release it with
+ `tdx_ql_free_quote_verification_collateral`.
+
+ # Safety
+ As `sgx_ql_get_quote_verification_collateral`.
+ */
+quote3_error_t tdx_ql_get_quote_verification_collateral(const uint8_t *fmspc,
+                                                        uint16_t fmspc_size,
+                                                        const char *pck_ca,
+                                                        tdx_ql_qv_collateral_t **pp_quote_collateral);
+
+/*
+ Releases what `tdx_ql_get_quote_verification_collateral` returned (NULL is accepted).
+
+ # Safety
+ `p_quote_collateral` must be NULL or a pointer returned by a collateral function of this
+ library and not yet released.
+ */
+quote3_error_t tdx_ql_free_quote_verification_collateral(tdx_ql_qv_collateral_t *p_quote_collateral);
+
+/*
  Gets the QvE identity (`{"enclaveIdentity":…,"signature":…}` ‖ NUL) and its issuer chain (PEM ‖
  NUL), sizes counting the NUL. Release both with `sgx_ql_free_qve_identity`.
 
@@ -430,6 +491,30 @@ quote3_error_t sgx_ql_set_logging_callback(sgx_ql_logging_callback_t logger,
  `SGX_QL_LOG_INFO`; NULL stops them.
  */
 quote3_error_t sgx_ql_set_logging_function(sgx_ql_logging_callback_t logger);
+
+/*
+ Removes this library's cached entries of the classes in the bitmask `cache_type`:
+ `SGX_QPL_CACHE_CERTIFICATE` (PCK certificates), `SGX_QPL_CACHE_QV_COLLATERAL` (collateral, QvE
+ identity, root CA CRL), `SGX_QPL_CACHE_MULTICERTS` (never stored here: nothing to remove).
+ Other bits are `SGX_QL_ERROR_INVALID_PARAMETER`; nothing to clear is `SGX_QL_SUCCESS`; an entry
+ that cannot be removed is `SGX_QL_PERSISTENT_STORAGE_ERROR`. The configuration file is not
+ read: only the cache directory matters.
+ */
+quote3_error_t sgx_qpl_clear_cache(uint32_t cache_type);
+
+/*
+ Intel's library sets up its network layer here. This one keeps no state to set up (every
+ call reads its settings and opens its connections itself), so it only returns
+ `SGX_QL_SUCCESS`; calling it any number of times, in any order with
+ `sgx_qpl_global_cleanup`, is safe.
+ */
+quote3_error_t sgx_qpl_global_init(void);
+
+/*
+ The counterpart of `sgx_qpl_global_init`: nothing to release, so it returns `SGX_QL_SUCCESS`;
+ the logging callback stays registered, and the library stays usable.
+ */
+quote3_error_t sgx_qpl_global_cleanup(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -5,9 +5,11 @@
 //! nothing is cached and every call goes to the network. A missing directory is created with mode
 //! 0700; an existing one is trusted only if it is a real directory (not a symbolic link) owned by
 //! the effective user and writable by nobody else, since a shared parent such as `/tmp` lets any
-//! user create the name first. Each entry is one JSON file named by the SHA-256 of its key,
-//! written to a temporary file in the same directory and renamed into place, so readers never see
-//! half an entry. Entries are opened without following symbolic links and without blocking (a
+//! user create the name first. Each entry is one JSON file named by its [`Kind`] and the SHA-256 of
+//! its key (`pck-<hex>.json`, `qv-<hex>.json`), written to a temporary file in the same directory
+//! and renamed into place, so readers never see half an entry. [`Cache::clear`] removes the entries
+//! of some kinds (`sgx_qpl_clear_cache`) and nothing else: Intel's library may keep its own files
+//! in a directory of the same name. Entries are opened without following symbolic links and without blocking (a
 //! FIFO planted under an entry's name is refused, not waited on), must be regular files, and are
 //! read up to a bounded size. An entry records when it was stored and the earliest `nextUpdate`
 //! of what it holds; it is served while younger than the configured hours and not past that
@@ -25,6 +27,38 @@ use serde_json::{Map, Value};
 const MAX_ENTRY: u64 = 16 << 20;
 /// Version of the entry format.
 const FORMAT: u64 = 1;
+
+/// What an entry holds, in the classes of `sgx_qpl_clear_cache`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// PCK certificates (`SGX_QPL_CACHE_CERTIFICATE`).
+    Certificate,
+    /// Verification collateral, QvE identity and root CA CRL (`SGX_QPL_CACHE_QV_COLLATERAL`).
+    Collateral,
+}
+
+impl Kind {
+    /// The start of the kind's file names.
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Certificate => "pck-",
+            Kind::Collateral => "qv-",
+        }
+    }
+
+    /// Whether `name` is the file name of an entry of this kind: the prefix, 64 lower-case hex
+    /// digits, `.json`.
+    fn names(self, name: &str) -> bool {
+        name.strip_prefix(self.prefix())
+            .and_then(|rest| rest.strip_suffix(".json"))
+            .is_some_and(|digest| {
+                digest.len() == 64
+                    && digest
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            })
+    }
+}
 
 /// One cached document: named byte fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,19 +147,22 @@ impl Cache {
         &self.dir
     }
 
-    fn path(&self, key: &str) -> PathBuf {
+    fn path(&self, kind: Kind, key: &str) -> PathBuf {
         let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-        self.dir
-            .join(format!("{}.json", hex::encode(digest.as_ref())))
+        self.dir.join(format!(
+            "{}{}.json",
+            kind.prefix(),
+            hex::encode(digest.as_ref())
+        ))
     }
 
     /// The entry of `key`, if present and fresh at `at` (see [`Entry::fresh`]).
-    pub fn get(&self, key: &str, at: u64, max_age: Option<u64>) -> Option<Entry> {
+    pub fn get(&self, kind: Kind, key: &str, at: u64, max_age: Option<u64>) -> Option<Entry> {
         // No symbolic link is followed, and opening a FIFO does not wait for a writer.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(self.path(key))
+            .open(self.path(kind, key))
             .ok()?;
         let meta = file.metadata().ok()?;
         if !meta.is_file() || meta.len() > MAX_ENTRY {
@@ -140,14 +177,42 @@ impl Cache {
     }
 
     /// Stores `entry` under `key`: a temporary file in the directory, renamed into place.
-    pub fn put(&self, key: &str, entry: &Entry) -> std::io::Result<()> {
+    pub fn put(&self, kind: Kind, key: &str, entry: &Entry) -> std::io::Result<()> {
         let mut file = tempfile::Builder::new()
             .prefix(".entry")
             .tempfile_in(&self.dir)?;
         file.write_all(&entry.to_json())?;
         file.as_file().sync_all()?;
-        file.persist(self.path(key)).map_err(|e| e.error)?;
+        file.persist(self.path(kind, key)).map_err(|e| e.error)?;
         Ok(())
+    }
+
+    /// Removes every entry of `kinds` (and no other file); returns how many were removed. An
+    /// entry removed meanwhile by another process is not an error; one that cannot be removed
+    /// does not stop the others, and the first such failure is returned at the end.
+    pub fn clear(&self, kinds: &[Kind]) -> std::io::Result<usize> {
+        let mut removed = 0;
+        let mut failure = None;
+        for file in std::fs::read_dir(&self.dir)? {
+            let file = file?;
+            let name = file.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !kinds.iter().any(|kind| kind.names(name)) {
+                continue;
+            }
+            // Removing a name never follows a symbolic link.
+            match std::fs::remove_file(file.path()) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
     }
 }
 
@@ -195,21 +260,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&[dir.path().join("c")]).unwrap();
         let stored = entry(u64::MAX);
-        cache.put("k", &stored).unwrap();
+        cache.put(Kind::Collateral, "k", &stored).unwrap();
         let at = stored.stored_at;
-        assert_eq!(cache.get("k", at, Some(3600)), Some(stored.clone()));
-        assert_eq!(cache.get("k", at + 3599, Some(3600)), Some(stored.clone()));
         assert_eq!(
-            cache.get("k", at + 3600, Some(3600)),
+            cache.get(Kind::Collateral, "k", at, Some(3600)),
+            Some(stored.clone())
+        );
+        assert_eq!(
+            cache.get(Kind::Collateral, "k", at + 3599, Some(3600)),
+            Some(stored.clone())
+        );
+        assert_eq!(
+            cache.get(Kind::Collateral, "k", at + 3600, Some(3600)),
             None,
             "older than the hours"
         );
         assert_eq!(
-            cache.get("k", at + 10 * 3600, None),
+            cache.get(Kind::Collateral, "k", at + 10 * 3600, None),
             Some(stored),
             "no age limit"
         );
-        assert_eq!(cache.get("other", at, None), None);
+        assert_eq!(cache.get(Kind::Collateral, "other", at, None), None);
         // Only the entry file remains: no probe or temporary files.
         let names: Vec<_> = std::fs::read_dir(cache.dir()).unwrap().collect();
         assert_eq!(names.len(), 1);
@@ -222,21 +293,29 @@ mod tests {
         let mut stored = entry(0);
         let at = stored.stored_at;
         stored.not_after = at + 10;
-        cache.put("k", &stored).unwrap();
-        assert!(cache.get("k", at, Some(3600)).is_some());
-        assert!(cache.get("k", at + 10, Some(3600)).is_none());
-        assert!(cache.get("k", at + 10, None).is_none());
+        cache.put(Kind::Collateral, "k", &stored).unwrap();
+        assert!(cache.get(Kind::Collateral, "k", at, Some(3600)).is_some());
+        assert!(
+            cache
+                .get(Kind::Collateral, "k", at + 10, Some(3600))
+                .is_none()
+        );
+        assert!(cache.get(Kind::Collateral, "k", at + 10, None).is_none());
     }
 
     #[test]
     fn damaged_entries_are_misses() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
-        cache.put("k", &entry(u64::MAX)).unwrap();
-        std::fs::write(cache.path("k"), b"{\"format\":1,\"fields\":{\"a\":\"zz\"}}").unwrap();
-        assert!(cache.get("k", now(), None).is_none());
-        std::fs::write(cache.path("k"), b"\x00\x01").unwrap();
-        assert!(cache.get("k", now(), None).is_none());
+        cache.put(Kind::Collateral, "k", &entry(u64::MAX)).unwrap();
+        std::fs::write(
+            cache.path(Kind::Collateral, "k"),
+            b"{\"format\":1,\"fields\":{\"a\":\"zz\"}}",
+        )
+        .unwrap();
+        assert!(cache.get(Kind::Collateral, "k", now(), None).is_none());
+        std::fs::write(cache.path(Kind::Collateral, "k"), b"\x00\x01").unwrap();
+        assert!(cache.get(Kind::Collateral, "k", now(), None).is_none());
     }
 
     #[test]
@@ -258,14 +337,18 @@ mod tests {
         let mut planted = entry(u64::MAX);
         let at = planted.stored_at;
         planted.stored_at = at + 3600;
-        cache.put("k", &planted).unwrap();
-        assert_eq!(cache.get("k", at, Some(24 * 3600)), None);
+        cache.put(Kind::Collateral, "k", &planted).unwrap();
+        assert_eq!(cache.get(Kind::Collateral, "k", at, Some(24 * 3600)), None);
         assert_eq!(
-            cache.get("k", at, None),
+            cache.get(Kind::Collateral, "k", at, None),
             None,
             "not even without an age limit"
         );
-        assert!(cache.get("k", at + 3600, Some(24 * 3600)).is_some());
+        assert!(
+            cache
+                .get(Kind::Collateral, "k", at + 3600, Some(24 * 3600))
+                .is_some()
+        );
     }
 
     #[test]
@@ -307,22 +390,97 @@ mod tests {
     fn symlinked_entries_are_not_followed() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
-        cache.put("elsewhere", &entry(u64::MAX)).unwrap();
-        std::os::unix::fs::symlink(cache.path("elsewhere"), cache.path("k")).unwrap();
-        assert!(cache.get("elsewhere", now(), None).is_some());
-        assert!(cache.get("k", now(), None).is_none());
+        cache
+            .put(Kind::Collateral, "elsewhere", &entry(u64::MAX))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            cache.path(Kind::Collateral, "elsewhere"),
+            cache.path(Kind::Collateral, "k"),
+        )
+        .unwrap();
+        assert!(
+            cache
+                .get(Kind::Collateral, "elsewhere", now(), None)
+                .is_some()
+        );
+        assert!(cache.get(Kind::Collateral, "k", now(), None).is_none());
     }
 
     #[test]
     fn a_fifo_entry_is_refused_without_waiting_for_a_writer() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
-        let path =
-            std::ffi::CString::new(cache.path("k").into_os_string().into_encoded_bytes()).unwrap();
+        let path = std::ffi::CString::new(
+            cache
+                .path(Kind::Collateral, "k")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
         // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
         // A blocking open would wait here for a writer that never comes.
-        assert!(cache.get("k", now(), None).is_none());
+        assert!(cache.get(Kind::Collateral, "k", now(), None).is_none());
+    }
+
+    #[test]
+    fn clear_removes_the_entries_of_the_kinds_asked_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
+        cache
+            .put(Kind::Certificate, "cert", &entry(u64::MAX))
+            .unwrap();
+        cache
+            .put(Kind::Collateral, "collateral", &entry(u64::MAX))
+            .unwrap();
+        cache
+            .put(Kind::Collateral, "qve", &entry(u64::MAX))
+            .unwrap();
+        // The same key under two kinds is two entries.
+        assert!(cache.get(Kind::Certificate, "qve", now(), None).is_none());
+        // Files that are not our entries: another library's, a stray temporary file, a
+        // directory with an entry's name.
+        let others = [
+            "0123.json",
+            ".entry12345",
+            "pck-XYZ.json",
+            &format!("pck-{}.json.bak", "a".repeat(64)),
+        ];
+        for name in others {
+            std::fs::write(dir.path().join(name), b"{}").unwrap();
+        }
+        std::fs::create_dir(dir.path().join(format!("qv-{}.json", "b".repeat(64)))).unwrap();
+
+        assert_eq!(cache.clear(&[]).unwrap(), 0);
+        assert_eq!(cache.clear(&[Kind::Certificate]).unwrap(), 1);
+        assert!(cache.get(Kind::Certificate, "cert", now(), None).is_none());
+        assert!(
+            cache
+                .get(Kind::Collateral, "collateral", now(), None)
+                .is_some()
+        );
+        assert_eq!(
+            cache.clear(&[Kind::Certificate]).unwrap(),
+            0,
+            "nothing left"
+        );
+        // A directory named like an entry cannot be removed as a file: a failure, after the
+        // other entries are gone.
+        assert!(cache.clear(&[Kind::Collateral]).is_err());
+        assert!(
+            cache
+                .get(Kind::Collateral, "collateral", now(), None)
+                .is_none()
+        );
+        assert!(cache.get(Kind::Collateral, "qve", now(), None).is_none());
+        std::fs::remove_dir(dir.path().join(format!("qv-{}.json", "b".repeat(64)))).unwrap();
+        assert_eq!(
+            cache.clear(&[Kind::Certificate, Kind::Collateral]).unwrap(),
+            0
+        );
+        for name in others {
+            assert!(dir.path().join(name).exists(), "{name} was removed");
+        }
     }
 
     #[test]
@@ -331,11 +489,11 @@ mod tests {
         let cache = Cache::open(&[dir.path().to_owned()]).unwrap();
         let stored = entry(u64::MAX);
         let mut json = stored.to_json();
-        std::fs::write(cache.path("k"), &json).unwrap();
-        assert_eq!(cache.get("k", now(), None), Some(stored));
+        std::fs::write(cache.path(Kind::Collateral, "k"), &json).unwrap();
+        assert_eq!(cache.get(Kind::Collateral, "k", now(), None), Some(stored));
         // Still valid JSON, but larger than any entry this library writes.
         json.resize(usize::try_from(MAX_ENTRY).unwrap() + 1, b' ');
-        std::fs::write(cache.path("k"), &json).unwrap();
-        assert!(cache.get("k", now(), None).is_none());
+        std::fs::write(cache.path(Kind::Collateral, "k"), &json).unwrap();
+        assert!(cache.get(Kind::Collateral, "k", now(), None).is_none());
     }
 }

@@ -12,6 +12,8 @@ pub enum Document {
     PckCert,
     /// Verification collateral (`sgx_ql_get_quote_verification_collateral`).
     Collateral,
+    /// TDX verification collateral (`tdx_ql_get_quote_verification_collateral`).
+    TdxCollateral,
     /// The QvE identity (`sgx_ql_get_qve_identity`).
     QveIdentity,
     /// The root CA CRL (`sgx_ql_get_root_ca_crl`).
@@ -23,6 +25,7 @@ impl std::fmt::Display for Document {
         f.write_str(match self {
             Document::PckCert => "the PCK certificate",
             Document::Collateral => "the verification collateral",
+            Document::TdxCollateral => "the TDX verification collateral",
             Document::QveIdentity => "the QvE identity",
             Document::RootCaCrl => "the root CA CRL",
         })
@@ -65,6 +68,14 @@ pub enum QplError {
     /// `malloc` failed.
     #[error("out of memory")]
     OutOfMemory,
+    /// `sgx_qpl_clear_cache` could not remove every entry.
+    #[error("cannot clear the cache in {}: {reason}", dir.display())]
+    ClearCache {
+        /// The cache directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl QplError {
@@ -78,6 +89,7 @@ impl QplError {
             QplError::TooLarge { .. } => SGX_QL_ERROR_MESSAGE_PARSING_ERROR,
             QplError::OutOfMemory => SGX_QL_ERROR_OUT_OF_MEMORY,
             QplError::DamagedCacheEntry(_) => SGX_QL_ERROR_UNEXPECTED,
+            QplError::ClearCache { .. } => SGX_QL_PERSISTENT_STORAGE_ERROR,
             QplError::Fetch { document, source } => match source {
                 FetchError::BadUrl(_) => SGX_QL_ERROR_UNEXPECTED,
                 FetchError::Transport { reason, .. } if is_untrusted_certificate(reason) => {
@@ -102,7 +114,9 @@ impl QplError {
 fn not_found(document: Document) -> quote3_error_t {
     match document {
         Document::PckCert => SGX_QL_NO_PLATFORM_CERT_DATA,
-        Document::Collateral | Document::RootCaCrl => SGX_QL_NO_QUOTE_COLLATERAL_DATA,
+        Document::Collateral | Document::TdxCollateral | Document::RootCaCrl => {
+            SGX_QL_NO_QUOTE_COLLATERAL_DATA
+        }
         Document::QveIdentity => SGX_QL_NO_QVE_IDENTITY_DATA,
     }
 }

@@ -8,9 +8,11 @@
 //! `sgx_ql_set_logging_function`, which az-dcap-client exports and Open Enclave looks for):
 //! `sgx_ql_get_quote_config` / `sgx_ql_free_quote_config`,
 //! `sgx_ql_get_quote_verification_collateral` (and `_with_params`) /
-//! `sgx_ql_free_quote_verification_collateral`, `sgx_ql_get_qve_identity` /
+//! `sgx_ql_free_quote_verification_collateral`, `tdx_ql_get_quote_verification_collateral` /
+//! `tdx_ql_free_quote_verification_collateral`, `sgx_ql_get_qve_identity` /
 //! `sgx_ql_free_qve_identity`, `sgx_ql_get_root_ca_crl` / `sgx_ql_free_root_ca_crl`,
-//! `sgx_ql_set_logging_callback`.
+//! `sgx_ql_set_logging_callback`, `sgx_qpl_clear_cache`, `sgx_qpl_global_init` /
+//! `sgx_qpl_global_cleanup`.
 //!
 //! - Settings are read at every call ([`config`]); the cache is described in [`cache`].
 //! - Every buffer is `malloc`ed: the quote configuration and the collateral are each one block
@@ -249,7 +251,7 @@ fn collateral_block(c: &provider::Collateral) -> Result<*mut sgx_ql_qve_collater
         let collateral = block.cast::<sgx_ql_qve_collateral_t>();
         collateral.write(sgx_ql_qve_collateral_t {
             version: c.version,
-            tee_type: SGX_QL_TEE_TYPE_SGX,
+            tee_type: c.tee_type,
             pck_crl_issuer_chain: pointers[0],
             pck_crl_issuer_chain_size: sizes[0],
             root_ca_crl: pointers[1],
@@ -269,11 +271,19 @@ fn collateral_block(c: &provider::Collateral) -> Result<*mut sgx_ql_qve_collater
     }
 }
 
-/// The shared body of the two collateral functions.
+/// Which collateral a function returns.
+#[derive(Clone, Copy)]
+enum Tee {
+    Sgx,
+    Tdx,
+}
+
+/// The shared body of the collateral functions.
 ///
 /// # Safety
 /// As `sgx_ql_get_quote_verification_collateral`.
 unsafe fn get_collateral(
+    tee: Tee,
     fmspc: *const u8,
     fmspc_size: u16,
     pck_ca: *const c_char,
@@ -290,7 +300,11 @@ unsafe fn get_collateral(
     unsafe { ptr::copy_nonoverlapping(fmspc, fmspc_bytes.as_mut_ptr(), 6) };
     // SAFETY: `pck_ca` is a non-NULL C string (caller contract).
     let ca = unsafe { read_ca(pck_ca) }?;
-    let collateral = Provider::from_env()?.collateral(&fmspc_bytes, ca)?;
+    let provider = Provider::from_env()?;
+    let collateral = match tee {
+        Tee::Sgx => provider.collateral(&fmspc_bytes, ca)?,
+        Tee::Tdx => provider.tdx_collateral(&fmspc_bytes, ca)?,
+    };
     let block = collateral_block(&collateral)?;
     // SAFETY: non-NULL and writable (caller contract).
     unsafe { pp_quote_collateral.write(block) };
@@ -313,7 +327,7 @@ pub unsafe extern "C" fn sgx_ql_get_quote_verification_collateral(
 ) -> quote3_error_t {
     guard("sgx_ql_get_quote_verification_collateral", || {
         // SAFETY: the caller's pointers are forwarded under the same contract.
-        unsafe { get_collateral(fmspc, fmspc_size, pck_ca, pp_quote_collateral) }
+        unsafe { get_collateral(Tee::Sgx, fmspc, fmspc_size, pck_ca, pp_quote_collateral) }
     })
 }
 
@@ -348,7 +362,7 @@ pub unsafe extern "C" fn sgx_ql_get_quote_verification_collateral_with_params(
                 );
             }
             // SAFETY: the caller's pointers are forwarded under the same contract.
-            unsafe { get_collateral(fmspc, fmspc_size, pck_ca, pp_quote_collateral) }
+            unsafe { get_collateral(Tee::Sgx, fmspc, fmspc_size, pck_ca, pp_quote_collateral) }
         },
     )
 }
@@ -361,6 +375,42 @@ pub unsafe extern "C" fn sgx_ql_get_quote_verification_collateral_with_params(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sgx_ql_free_quote_verification_collateral(
     p_quote_collateral: *mut sgx_ql_qve_collateral_t,
+) -> quote3_error_t {
+    // SAFETY: one malloc'ed block (or NULL), by the caller's contract.
+    unsafe { libc::free(p_quote_collateral.cast()) };
+    SGX_QL_SUCCESS
+}
+
+/// Gets the verification collateral of TDX quotes from platforms with this FMSPC (6 bytes) whose
+/// PCK certificate was issued by `pck_ca`, in a new `tdx_ql_qv_collateral_t` with `tee_type`
+/// 0x81: the PCK CRL and root CA CRL as for SGX, the TCB info and QE identity from
+/// `/tdx/certification/v4/` (the collateral service URL with `/sgx/` replaced by `/tdx/`). An API
+/// v3 collateral service URL is `SGX_QL_ERROR_INVALID_PARAMETER`. Release it with
+/// `tdx_ql_free_quote_verification_collateral`.
+///
+/// # Safety
+/// As `sgx_ql_get_quote_verification_collateral`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tdx_ql_get_quote_verification_collateral(
+    fmspc: *const u8,
+    fmspc_size: u16,
+    pck_ca: *const c_char,
+    pp_quote_collateral: *mut *mut tdx_ql_qv_collateral_t,
+) -> quote3_error_t {
+    guard("tdx_ql_get_quote_verification_collateral", || {
+        // SAFETY: the caller's pointers are forwarded under the same contract.
+        unsafe { get_collateral(Tee::Tdx, fmspc, fmspc_size, pck_ca, pp_quote_collateral) }
+    })
+}
+
+/// Releases what `tdx_ql_get_quote_verification_collateral` returned (NULL is accepted).
+///
+/// # Safety
+/// `p_quote_collateral` must be NULL or a pointer returned by a collateral function of this
+/// library and not yet released.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tdx_ql_free_quote_verification_collateral(
+    p_quote_collateral: *mut tdx_ql_qv_collateral_t,
 ) -> quote3_error_t {
     // SAFETY: one malloc'ed block (or NULL), by the caller's contract.
     unsafe { libc::free(p_quote_collateral.cast()) };
@@ -485,5 +535,41 @@ pub extern "C" fn sgx_ql_set_logging_callback(
 #[unsafe(no_mangle)]
 pub extern "C" fn sgx_ql_set_logging_function(logger: sgx_ql_logging_callback_t) -> quote3_error_t {
     log::set(logger, SGX_QL_LOG_INFO);
+    SGX_QL_SUCCESS
+}
+
+/// Removes this library's cached entries of the classes in the bitmask `cache_type`:
+/// `SGX_QPL_CACHE_CERTIFICATE` (PCK certificates), `SGX_QPL_CACHE_QV_COLLATERAL` (collateral, QvE
+/// identity, root CA CRL), `SGX_QPL_CACHE_MULTICERTS` (never stored here: nothing to remove).
+/// Other bits are `SGX_QL_ERROR_INVALID_PARAMETER`; nothing to clear is `SGX_QL_SUCCESS`; an entry
+/// that cannot be removed is `SGX_QL_PERSISTENT_STORAGE_ERROR`. The configuration file is not
+/// read: only the cache directory matters.
+#[unsafe(no_mangle)]
+pub extern "C" fn sgx_qpl_clear_cache(cache_type: u32) -> quote3_error_t {
+    guard("sgx_qpl_clear_cache", || {
+        let env = |name: &str| std::env::var(name).ok();
+        let cache = cache::Cache::open(&config::cache_candidates(&env));
+        let removed = provider::clear_cache(cache.as_ref(), cache_type)?;
+        log::log(
+            SGX_QL_LOG_INFO,
+            &format!("sgx_qpl_clear_cache(0x{cache_type:x}): {removed} cache entries removed"),
+        );
+        Ok(())
+    })
+}
+
+/// Intel's library sets up its network layer here. This one keeps no state to set up (every
+/// call reads its settings and opens its connections itself), so it only returns
+/// `SGX_QL_SUCCESS`; calling it any number of times, in any order with
+/// `sgx_qpl_global_cleanup`, is safe.
+#[unsafe(no_mangle)]
+pub extern "C" fn sgx_qpl_global_init() -> quote3_error_t {
+    SGX_QL_SUCCESS
+}
+
+/// The counterpart of `sgx_qpl_global_init`: nothing to release, so it returns `SGX_QL_SUCCESS`;
+/// the logging callback stays registered, and the library stays usable.
+#[unsafe(no_mangle)]
+pub extern "C" fn sgx_qpl_global_cleanup() -> quote3_error_t {
     SGX_QL_SUCCESS
 }

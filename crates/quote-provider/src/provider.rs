@@ -7,6 +7,7 @@
 //! cached from there, as in Intel's library: a transport failure or an answer other than `200`
 //! there fails over to the cache and then `pccs_url`, with a notice in the log. Both requests carry
 //! `custom_request_options.get_cert`. TCB info and identity requests carry `tcb_update_type`.
+//! TDX collateral takes its TCB info and QE identity from `/tdx/certification/v4/`.
 //!
 //! Cache keys name the service URL and the request (the PCK certificate key leaves out the
 //! encrypted PPID, as az-dcap-client's does; collateral keys name the `update` type when one is
@@ -25,11 +26,14 @@ use pccs::client::{ClientOptions, FetchError, FetchedPckCert, PccsClient, PckCer
 use pccs::upstream::{crl_next_update, json_next_update};
 use pccs::{CaType, Signed};
 
-use crate::cache::{Cache, Entry};
+use crate::cache::{Cache, Entry, Kind};
 use crate::config::{Config, CrlEncoding, cache_candidates};
 use crate::error::{Document, QplError};
 use crate::log;
-use crate::types::{SGX_QL_LOG_DEBUG, SGX_QL_LOG_ERROR, SGX_QL_LOG_INFO};
+use crate::types::{
+    SGX_QL_LOG_DEBUG, SGX_QL_LOG_ERROR, SGX_QL_LOG_INFO, SGX_QL_TEE_TYPE_SGX, SGX_QL_TEE_TYPE_TDX,
+    SGX_QPL_CACHE_CERTIFICATE, SGX_QPL_CACHE_MULTICERTS, SGX_QPL_CACHE_QV_COLLATERAL,
+};
 
 /// Each request's time limit.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,6 +55,8 @@ pub struct QuoteConfig {
 pub struct Collateral {
     /// The `version` field.
     pub version: u32,
+    /// The `tee_type` field: `SGX_QL_TEE_TYPE_SGX` 0x00 or `SGX_QL_TEE_TYPE_TDX` 0x81.
+    pub tee_type: u32,
     /// The PCK CRL's issuer chain, PEM.
     pub pck_crl_issuer_chain: Vec<u8>,
     /// The root CA CRL, DER or hex.
@@ -130,6 +136,7 @@ impl Provider {
     /// `hours` > 0). A cached entry `read` cannot use is a miss.
     fn cached<T>(
         &self,
+        kind: Kind,
         key: &str,
         document: Document,
         hours: u32,
@@ -140,7 +147,7 @@ impl Provider {
         if let Some(cache) = &self.cache {
             let limit = (!self.config.local_cache_only).then_some(max_age);
             if (hours > 0 || self.config.local_cache_only)
-                && let Some(entry) = cache.get(key, pccs::upstream::now(), limit)
+                && let Some(entry) = cache.get(kind, key, pccs::upstream::now(), limit)
             {
                 match read(&entry) {
                     Ok(value) => {
@@ -167,7 +174,7 @@ impl Provider {
         let value = read(&entry)?;
         if hours > 0
             && let Some(cache) = &self.cache
-            && let Err(e) = cache.put(key, &entry)
+            && let Err(e) = cache.put(kind, key, &entry)
         {
             log::log(
                 SGX_QL_LOG_INFO,
@@ -223,6 +230,7 @@ impl Provider {
             request.pce_id
         );
         self.cached(
+            Kind::Certificate,
             &key,
             Document::PckCert,
             self.config.pck_cache_expire_hours,
@@ -236,19 +244,49 @@ impl Provider {
 
     /// `sgx_ql_get_quote_verification_collateral`: the collateral of an FMSPC and PCK CA.
     pub fn collateral(&self, fmspc: &[u8; 6], ca: CaType) -> Result<Collateral, QplError> {
+        self.collateral_of(Tee::Sgx, fmspc, ca)
+    }
+
+    /// `tdx_ql_get_quote_verification_collateral`: as [`Provider::collateral`], with the TCB info
+    /// and QE identity of TDX (`/tdx/certification/v4/`). The collateral service must speak API v4:
+    /// a `/sgx/certification/v3/` URL is an invalid parameter, without a request.
+    pub fn tdx_collateral(&self, fmspc: &[u8; 6], ca: CaType) -> Result<Collateral, QplError> {
+        // PccsClient reads a base ending in /sgx/certification/v3 as API v3, anything else as v4.
+        if self
+            .config
+            .collateral_url()
+            .trim_end_matches('/')
+            .ends_with("/sgx/certification/v3")
+        {
+            return Err(QplError::InvalidParameter(
+                "TDX collateral needs API v4, and the collateral service URL is an API v3 URL",
+            ));
+        }
+        self.collateral_of(Tee::Tdx, fmspc, ca)
+    }
+
+    fn collateral_of(&self, tee: Tee, fmspc: &[u8; 6], ca: CaType) -> Result<Collateral, QplError> {
         let url = self.config.collateral_url();
-        let mut key = format!("collateral\n{url}\n{}\n{}", hex::encode(fmspc), ca.as_str());
+        let (name, document) = match tee {
+            Tee::Sgx => ("collateral", Document::Collateral),
+            Tee::Tdx => ("tdxcollateral", Document::TdxCollateral),
+        };
+        let mut key = format!("{name}\n{url}\n{}\n{}", hex::encode(fmspc), ca.as_str());
         if let Some(update) = self.config.tcb_update {
             key.push_str("\nupdate=");
             key.push_str(update.as_str());
         }
         self.cached(
+            Kind::Collateral,
             &key,
-            Document::Collateral,
+            document,
             self.config.verify_collateral_cache_expire_hours,
             || {
-                let client = self.client(url, Document::Collateral).map_err(into_fetch)?;
-                let fetched = client.collateral(fmspc, ca)?;
+                let client = self.client(url, document).map_err(into_fetch)?;
+                let fetched = match tee {
+                    Tee::Sgx => client.collateral(fmspc, ca)?,
+                    Tee::Tdx => client.tdx_collateral(fmspc, ca)?,
+                };
                 let not_after = [
                     json_next_update(&fetched.tcb_info.body),
                     json_next_update(&fetched.qe_identity.body),
@@ -282,6 +320,10 @@ impl Provider {
                 let crl = |der: &[u8]| self.encode_crl(der);
                 Ok(Collateral {
                     version: self.config.collateral_version(),
+                    tee_type: match tee {
+                        Tee::Sgx => SGX_QL_TEE_TYPE_SGX,
+                        Tee::Tdx => SGX_QL_TEE_TYPE_TDX,
+                    },
                     pck_crl_issuer_chain: field(entry, "pck_crl_issuer_chain")?.to_vec(),
                     root_ca_crl: crl(field(entry, "root_ca_crl")?),
                     pck_crl: crl(field(entry, "pck_crl")?),
@@ -303,6 +345,7 @@ impl Provider {
             key.push_str(update.as_str());
         }
         self.cached(
+            Kind::Collateral,
             &key,
             Document::QveIdentity,
             self.config.verify_collateral_cache_expire_hours,
@@ -331,6 +374,7 @@ impl Provider {
     pub fn root_ca_crl(&self) -> Result<Vec<u8>, QplError> {
         let url = self.config.collateral_url();
         self.cached(
+            Kind::Collateral,
             &format!("rootcacrl\n{url}"),
             Document::RootCaCrl,
             self.config.verify_collateral_cache_expire_hours,
@@ -352,6 +396,13 @@ impl Provider {
             CrlEncoding::Hex => hex::encode(der).into_bytes(),
         }
     }
+}
+
+/// Which kind of quote collateral is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tee {
+    Sgx,
+    Tdx,
 }
 
 /// The cache entry of a fetched PCK certificate: the certificate data and the TCBm.
@@ -378,6 +429,38 @@ fn read_quote_config(entry: &Entry) -> Result<QuoteConfig, QplError> {
         cert_cpu_svn,
         cert_pce_isv_svn: u16::from_le_bytes([pce_svn[0], pce_svn[1]]),
         cert_data: field(entry, "cert_data")?.to_vec(),
+    })
+}
+
+/// Every bit `sgx_qpl_clear_cache` knows.
+const CACHE_TYPES: u32 =
+    SGX_QPL_CACHE_CERTIFICATE | SGX_QPL_CACHE_QV_COLLATERAL | SGX_QPL_CACHE_MULTICERTS;
+
+/// `sgx_qpl_clear_cache`: removes this library's cache entries of the classes in `cache_type`
+/// (`SGX_QPL_CACHE_CERTIFICATE` 1: PCK certificates; `SGX_QPL_CACHE_QV_COLLATERAL` 2: collateral,
+/// QvE identity and root CA CRL; `SGX_QPL_CACHE_MULTICERTS` 4: the certificates of every TCB,
+/// which this library never stores) from `cache`; returns how many were removed. Other bits are
+/// an invalid parameter; no cache directory means nothing to clear.
+pub fn clear_cache(cache: Option<&Cache>, cache_type: u32) -> Result<usize, QplError> {
+    if cache_type & !CACHE_TYPES != 0 {
+        return Err(QplError::InvalidParameter(
+            "cache_type has bits other than SGX_QPL_CACHE_CERTIFICATE, _QV_COLLATERAL and \
+             _MULTICERTS",
+        ));
+    }
+    let Some(cache) = cache else {
+        return Ok(0);
+    };
+    let mut kinds = Vec::new();
+    if cache_type & SGX_QPL_CACHE_CERTIFICATE != 0 {
+        kinds.push(Kind::Certificate);
+    }
+    if cache_type & SGX_QPL_CACHE_QV_COLLATERAL != 0 {
+        kinds.push(Kind::Collateral);
+    }
+    cache.clear(&kinds).map_err(|e| QplError::ClearCache {
+        dir: cache.dir().to_owned(),
+        reason: e.to_string(),
     })
 }
 

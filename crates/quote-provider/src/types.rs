@@ -37,8 +37,8 @@ pub const SGX_QL_SERVICE_TIMEOUT: quote3_error_t = 0xE042;
 pub const SGX_QL_ERROR_BUSY: quote3_error_t = 0xE043;
 /// `0xE044`: The service answered with a status this library does not map.
 pub const SGX_QL_UNKNOWN_MESSAGE_RESPONSE: quote3_error_t = 0xE044;
-/// `0xE045`: Persistent storage error (defined by Intel; not returned: a cache that cannot be
-/// written is skipped).
+/// `0xE045`: Persistent storage error: `sgx_qpl_clear_cache` could not remove a cache entry (a
+/// cache that cannot be written is skipped, not an error).
 pub const SGX_QL_PERSISTENT_STORAGE_ERROR: quote3_error_t = 0xE045;
 /// `0xE046`: A reply lacks a header or its body is not what the API promises.
 pub const SGX_QL_ERROR_MESSAGE_PARSING_ERROR: quote3_error_t = 0xE046;
@@ -82,6 +82,18 @@ pub const SGX_QL_QVE_COLLATERAL_VERSION_3_0: u32 = 0x0000_0003;
 pub const SGX_QL_QVE_COLLATERAL_VERSION_3_1: u32 = 0x0001_0003;
 /// `tee_type` of SGX collateral.
 pub const SGX_QL_TEE_TYPE_SGX: u32 = 0x0000_0000;
+/// `tee_type` of TDX collateral (`tdx_ql_get_quote_verification_collateral`).
+pub const SGX_QL_TEE_TYPE_TDX: u32 = 0x0000_0081;
+
+/// `sgx_qpl_cache_type_t`: the classes of cache entries `sgx_qpl_clear_cache` removes, a bitmask.
+pub type sgx_qpl_cache_type_t = u32;
+/// PCK certificates.
+pub const SGX_QPL_CACHE_CERTIFICATE: sgx_qpl_cache_type_t = 1;
+/// Verification collateral, QvE identity and root CA CRL.
+pub const SGX_QPL_CACHE_QV_COLLATERAL: sgx_qpl_cache_type_t = 2;
+/// The PCK certificates of every TCB of a platform (Intel's `pckcerts` cache; this library keeps
+/// none, so the bit is accepted and removes nothing).
+pub const SGX_QPL_CACHE_MULTICERTS: sgx_qpl_cache_type_t = 4;
 
 /// `sgx_cpu_svn_t` (16 bytes): a CPU security version.
 #[repr(C)]
@@ -139,7 +151,7 @@ pub struct sgx_ql_qve_collateral_t {
     /// `major_version` in the low 16 bits (offset 0), `minor_version` in the high 16 bits (offset
     /// 2): [`SGX_QL_QVE_COLLATERAL_VERSION_3_1`] or [`SGX_QL_QVE_COLLATERAL_VERSION_3_0`].
     pub version: u32,
-    /// `0` for SGX.
+    /// `0x00` for SGX, `0x81` for TDX.
     pub tee_type: u32,
     /// The PCK CRL's issuer chain, PEM.
     pub pck_crl_issuer_chain: *mut c_char,
@@ -163,6 +175,11 @@ pub struct sgx_ql_qve_collateral_t {
     pub qe_identity: *mut c_char,
     pub qe_identity_size: u32,
 }
+
+/// `tdx_ql_qv_collateral_t`: TDX collateral has the layout of SGX collateral (`tee_type` 0x81).
+pub type tdx_ql_qv_collateral_t = sgx_ql_qve_collateral_t;
+/// `tdx_ql_qve_collateral_t`: the older name of [`tdx_ql_qv_collateral_t`].
+pub type tdx_ql_qve_collateral_t = sgx_ql_qve_collateral_t;
 
 /// `sgx_ql_qve_collateral_param_t` (514 bytes): one custom parameter of
 /// `sgx_ql_get_quote_verification_collateral_with_params` (accepted, not sent).

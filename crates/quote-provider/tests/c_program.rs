@@ -558,7 +558,7 @@ fn null_arguments_and_bad_sizes_are_invalid_parameters() {
         assert_eq!(value, expected, "{name}");
         checked += 1;
     }
-    assert_eq!(checked, 24, "{lines:?}");
+    assert_eq!(checked, 29, "{lines:?}");
     assert_eq!(status(&lines, "config_short_ppid"), INVALID_PARAMETER);
     assert_eq!(field(&lines, "outputs", "untouched"), "1");
 }
@@ -770,4 +770,159 @@ fn a_dead_local_pck_url_fails_over_to_pccs_url() {
             && stderr.contains(&format!("failing over to pccs_url {}", pccs.url())),
         "{stderr}"
     );
+}
+
+#[test]
+fn clear_cache_removes_the_entries_of_its_bits() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let mut pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), CACHING));
+    fetch_all(&setup, &served);
+    let cache = setup.dir.path().join("cache/.dcap-qcnl");
+    assert_eq!(entries(&cache), 3);
+    pccs.stop();
+    let clear = |bits: &str| status(&setup.run(&["clear", bits]), "clear_cache");
+    let out = setup.out();
+    let fmspc = hex::encode(served.pck.fmspc);
+    let collateral_args = [
+        "collateral",
+        &fmspc,
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ];
+    let root_crl = out.join("root.crl");
+    let root_args = ["rootcrl", root_crl.to_str().unwrap()];
+
+    assert_eq!(clear("0"), SUCCESS, "nothing asked, nothing removed");
+    assert_eq!(clear("8"), INVALID_PARAMETER, "an unknown bit");
+    assert_eq!(clear("12"), INVALID_PARAMETER);
+    assert_eq!(entries(&cache), 3);
+    assert_eq!(clear("4"), SUCCESS, "multi-certs: never stored here");
+    // With the server stopped everything is still served, from the cache.
+    fetch_all(&setup, &served);
+
+    // Certificates: the PCK certificate now fails; collateral is still cached.
+    assert_eq!(clear("1"), SUCCESS);
+    assert_eq!(entries(&cache), 2);
+    let lines = setup.run(&as_strs(&config_args(&served.pck, &out.join("c"))));
+    assert_eq!(status(&lines, "quote_config"), NETWORK_ERROR);
+    check_collateral(&setup.run(&collateral_args), &out, &served);
+    assert_eq!(status(&setup.run(&root_args), "root_ca_crl"), SUCCESS);
+
+    // Collateral: the collateral and root CA CRL now fail too. The configuration is not read.
+    setup.configure("{ broken");
+    assert_eq!(clear("2"), SUCCESS);
+    assert_eq!(entries(&cache), 0);
+    setup.configure(&conf(&pccs.url(), CACHING));
+    let lines = setup.run(&collateral_args);
+    assert_eq!(status(&lines, "collateral"), NETWORK_ERROR);
+    assert_eq!(status(&setup.run(&root_args), "root_ca_crl"), NETWORK_ERROR);
+    assert_eq!(clear("7"), SUCCESS, "nothing left to clear");
+}
+
+#[test]
+fn global_init_and_cleanup_succeed_in_any_order_and_change_nothing() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let pccs = Pccs::start(sim.source.clone());
+    let setup = Setup::new(&conf(&pccs.url(), ""));
+    let lines = setup.run(&["global"]);
+    for key in [
+        "cleanup0", "init1", "init2", "cleanup1", "cleanup2", "init3",
+    ] {
+        assert_eq!(field(&lines, "global", key), "0x0000", "{key}");
+    }
+    let out = setup.out();
+    let lines = setup.run(&[
+        "global",
+        &hex::encode(served.pck.fmspc),
+        served.pck.ca.as_str(),
+        out.to_str().unwrap(),
+    ]);
+    check_collateral(&lines, &out, &served);
+}
+
+/// TDX documents for the stand-in route: small signed-looking JSON with the simulated chains.
+fn tdx_docs(served: &Served) -> common::TdxDocs {
+    let fmspc = hex::encode_upper(served.pck.fmspc);
+    common::TdxDocs {
+        fmspc: served.pck.fmspc,
+        tcb_info: format!(
+            r#"{{"tcbInfo":{{"id":"TDX","version":3,"fmspc":"{fmspc}","tdxModule":{{}}}},"signature":"00"}}"#
+        )
+        .into_bytes(),
+        tcb_info_issuer_chain: String::from_utf8(served.parts[3].1.clone()).unwrap(),
+        qe_identity: br#"{"enclaveIdentity":{"id":"TD_QE","version":2},"signature":"00"}"#.to_vec(),
+        qe_identity_issuer_chain: String::from_utf8(served.parts[5].1.clone()).unwrap(),
+    }
+}
+
+#[test]
+fn tdx_collateral_takes_tcb_info_and_qe_identity_from_the_tdx_routes() {
+    let sim = Sim::new();
+    let served = served(&sim);
+    let docs = tdx_docs(&served);
+    let expected_tcb_info = docs.tcb_info.clone();
+    let expected_qe_identity = docs.qe_identity.clone();
+    let server = Pccs::serve(common::tdx_routes(sim.source.clone(), docs));
+    let setup = Setup::new(&conf(&server.url(), ""));
+    let out = setup.out();
+    let fmspc = hex::encode(served.pck.fmspc);
+    let ca = served.pck.ca.as_str();
+    let lines = setup.run(&["tdx", &fmspc, ca, out.to_str().unwrap()]);
+    assert_eq!(status(&lines, "tdx_collateral"), SUCCESS, "{lines:?}");
+    assert_eq!(field(&lines, "tdx_collateral", "tee_type"), "129");
+    assert_eq!(field(&lines, "tdx_collateral", "version"), "0x00010003");
+    assert_eq!(field(&lines, "tdx_collateral", "free"), "0x0000");
+    let mut expected = served.parts.clone();
+    expected[4].1 = expected_tcb_info;
+    expected[6].1 = expected_qe_identity;
+    for (name, bytes) in &expected {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            with_nul(bytes),
+            "{name}"
+        );
+        assert_eq!(
+            field(&lines, "tdx_collateral", &format!("{name}_size")),
+            (bytes.len() + 1).to_string()
+        );
+    }
+    let paths: Vec<String> = server.seen().into_iter().map(|s| s.path).collect();
+    assert!(
+        paths.contains(&"/tdx/certification/v4/tcb".to_owned()),
+        "{paths:?}"
+    );
+    assert!(paths.contains(&"/tdx/certification/v4/qe/identity".to_owned()));
+    assert!(paths.contains(&"/sgx/certification/v4/pckcrl".to_owned()));
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("/sgx/") && p.ends_with("/tcb"))
+    );
+
+    // The SGX collateral of the same server is still SGX's.
+    let lines = setup.run(&["collateral", &fmspc, ca, out.to_str().unwrap()]);
+    check_collateral(&lines, &out, &served);
+
+    // An FMSPC without TDX TCB info: 404, no collateral data, nothing handed out.
+    let mut other = served.pck.fmspc;
+    other[5] ^= 1;
+    let lines = setup.run(&["tdx", &hex::encode(other), ca, out.to_str().unwrap()]);
+    assert_eq!(status(&lines, "tdx_collateral"), NO_QUOTE_COLLATERAL_DATA);
+    assert_eq!(field(&lines, "tdx_collateral", "untouched"), "1");
+
+    // A PCCS that does not serve TDX (confcom pccs): 404 as well.
+    let pccs = Pccs::start(sim.source.clone());
+    setup.configure(&conf(&pccs.url(), ""));
+    let lines = setup.run(&["tdx", &fmspc, ca, out.to_str().unwrap()]);
+    assert_eq!(status(&lines, "tdx_collateral"), NO_QUOTE_COLLATERAL_DATA);
+
+    // TDX collateral needs API v4: a v3 URL is an invalid parameter, and nothing is asked.
+    server.forget();
+    setup.configure(&conf(&server.url().replace("/v4/", "/v3/"), ""));
+    let lines = setup.run(&["tdx", &fmspc, ca, out.to_str().unwrap()]);
+    assert_eq!(status(&lines, "tdx_collateral"), INVALID_PARAMETER);
+    assert!(server.seen().is_empty());
 }

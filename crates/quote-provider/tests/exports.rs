@@ -45,6 +45,11 @@ fn exports_exactly_the_quote_provider_functions() {
         "sgx_ql_get_root_ca_crl",
         "sgx_ql_set_logging_callback",
         "sgx_ql_set_logging_function",
+        "sgx_qpl_clear_cache",
+        "sgx_qpl_global_cleanup",
+        "sgx_qpl_global_init",
+        "tdx_ql_free_quote_verification_collateral",
+        "tdx_ql_get_quote_verification_collateral",
     ]
     .iter()
     .map(|name| ("T".to_owned(), (*name).to_owned()))

@@ -50,6 +50,17 @@ fn header_declares_the_functions_with_intels_signatures() {
         "quote3_error_t sgx_ql_free_root_ca_crl(uint8_t *p_root_ca_crl);",
         "quote3_error_t sgx_ql_set_logging_callback(sgx_ql_logging_callback_t logger, sgx_ql_log_level_t loglevel);",
         "quote3_error_t sgx_ql_set_logging_function(sgx_ql_logging_callback_t logger);",
+        "quote3_error_t tdx_ql_get_quote_verification_collateral(const uint8_t *fmspc, uint16_t fmspc_size, const char *pck_ca, tdx_ql_qv_collateral_t **pp_quote_collateral);",
+        "quote3_error_t tdx_ql_free_quote_verification_collateral(tdx_ql_qv_collateral_t *p_quote_collateral);",
+        "typedef sgx_ql_qve_collateral_t tdx_ql_qv_collateral_t;",
+        "typedef sgx_ql_qve_collateral_t tdx_ql_qve_collateral_t;",
+        "quote3_error_t sgx_qpl_clear_cache(uint32_t cache_type);",
+        "quote3_error_t sgx_qpl_global_init(void);",
+        "quote3_error_t sgx_qpl_global_cleanup(void);",
+        "#define SGX_QPL_CACHE_CERTIFICATE 1",
+        "#define SGX_QPL_CACHE_QV_COLLATERAL 2",
+        "#define SGX_QPL_CACHE_MULTICERTS 4",
+        "#define SGX_QL_TEE_TYPE_TDX 129",
     ] {
         assert!(flat.contains(decl), "missing: {decl}\n{flat}");
     }

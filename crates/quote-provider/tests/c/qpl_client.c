@@ -10,6 +10,11 @@
  *   collateral FMSPC CA OUTDIR            sgx_ql_get_quote_verification_collateral; writes every
  *                                         buffer (size bytes each) to OUTDIR/<field>, then frees.
  *   collateral_params FMSPC CA OUTDIR     the same through ..._with_params with a custom parameter.
+ *   tdx FMSPC CA OUTDIR                   tdx_ql_get_quote_verification_collateral, written as above,
+ *                                         freed with tdx_ql_free_quote_verification_collateral.
+ *   clear CACHE_TYPE                      sgx_qpl_clear_cache (decimal bitmask).
+ *   global [FMSPC CA OUTDIR]              sgx_qpl_global_cleanup, _init, _init, _cleanup, _cleanup,
+ *                                         _init; with arguments, then the collateral as above.
  *   qve OUTDIR                            sgx_ql_get_qve_identity; writes both buffers.
  *   rootcrl OUT                           sgx_ql_get_root_ca_crl; writes the CRL.
  *   params                                every NULL-pointer and size check; prints each status.
@@ -69,6 +74,11 @@ typedef quote3_error_t (*get_collateral_params_fn)(const uint8_t *, uint16_t, co
                                                    const void *, uint16_t,
                                                    sgx_ql_qve_collateral_t **);
 typedef quote3_error_t (*free_collateral_fn)(sgx_ql_qve_collateral_t *);
+typedef quote3_error_t (*get_tdx_collateral_fn)(const uint8_t *, uint16_t, const char *,
+                                                tdx_ql_qv_collateral_t **);
+typedef quote3_error_t (*free_tdx_collateral_fn)(tdx_ql_qv_collateral_t *);
+typedef quote3_error_t (*clear_cache_fn)(uint32_t);
+typedef quote3_error_t (*global_fn)(void);
 typedef quote3_error_t (*get_qve_fn)(char **, uint32_t *, char **, uint32_t *);
 typedef quote3_error_t (*free_qve_fn)(char *, char *);
 typedef quote3_error_t (*get_root_crl_fn)(uint8_t **, uint16_t *);
@@ -83,6 +93,11 @@ static free_config_fn p_free_config;
 static get_collateral_fn p_get_collateral;
 static get_collateral_params_fn p_get_collateral_params;
 static free_collateral_fn p_free_collateral;
+static get_tdx_collateral_fn p_get_tdx_collateral;
+static free_tdx_collateral_fn p_free_tdx_collateral;
+static clear_cache_fn p_clear_cache;
+static global_fn p_global_init;
+static global_fn p_global_cleanup;
 static get_qve_fn p_get_qve;
 static free_qve_fn p_free_qve;
 static get_root_crl_fn p_get_root_crl;
@@ -111,9 +126,17 @@ static int load(void)
     p_free_root_crl = (free_root_crl_fn)dlsym(handle, "sgx_ql_free_root_ca_crl");
     p_set_callback = (set_callback_fn)dlsym(handle, "sgx_ql_set_logging_callback");
     p_set_function = (set_function_fn)dlsym(handle, "sgx_ql_set_logging_function");
+    p_get_tdx_collateral =
+        (get_tdx_collateral_fn)dlsym(handle, "tdx_ql_get_quote_verification_collateral");
+    p_free_tdx_collateral =
+        (free_tdx_collateral_fn)dlsym(handle, "tdx_ql_free_quote_verification_collateral");
+    p_clear_cache = (clear_cache_fn)dlsym(handle, "sgx_qpl_clear_cache");
+    p_global_init = (global_fn)dlsym(handle, "sgx_qpl_global_init");
+    p_global_cleanup = (global_fn)dlsym(handle, "sgx_qpl_global_cleanup");
     if (!p_get_config || !p_free_config || !p_get_collateral || !p_get_collateral_params ||
         !p_free_collateral || !p_get_qve || !p_free_qve || !p_get_root_crl || !p_free_root_crl ||
-        !p_set_callback || !p_set_function) {
+        !p_set_callback || !p_set_function || !p_get_tdx_collateral || !p_free_tdx_collateral ||
+        !p_clear_cache || !p_global_init || !p_global_cleanup) {
         fprintf(stderr, "a quote provider symbol is missing\n");
         return -1;
     }
@@ -250,6 +273,50 @@ static int do_collateral(char **argv, int with_params)
     return 0;
 }
 
+static int do_tdx_collateral(char **argv)
+{
+    uint8_t fmspc[6];
+    if (unhex(argv[0], fmspc, sizeof fmspc))
+        return 2;
+    tdx_ql_qv_collateral_t *collateral = NULL;
+    quote3_error_t status = p_get_tdx_collateral(fmspc, sizeof fmspc, argv[1], &collateral);
+    printf("tdx_collateral status=0x%04x", status);
+    if (status == SGX_QL_SUCCESS) {
+        if (dump_collateral(collateral, argv[2]))
+            return 2;
+        printf(" free=0x%04x", p_free_tdx_collateral(collateral));
+    }
+    printf(" untouched=%d\n", status == SGX_QL_SUCCESS || collateral == NULL);
+    return 0;
+}
+
+static int do_clear(char **argv)
+{
+    uint32_t cache_type = (uint32_t)strtoul(argv[0], NULL, 10);
+    printf("clear_cache status=0x%04x\n", p_clear_cache(cache_type));
+    return 0;
+}
+
+static int do_global(int argc, char **argv)
+{
+    /* Cleanup before any init, init twice, cleanup twice: every order is allowed. */
+    quote3_error_t cleanup0 = p_global_cleanup();
+    quote3_error_t init1 = p_global_init();
+    quote3_error_t init2 = p_global_init();
+    quote3_error_t cleanup1 = p_global_cleanup();
+    quote3_error_t cleanup2 = p_global_cleanup();
+    quote3_error_t init3 = p_global_init();
+    printf("global cleanup0=0x%04x init1=0x%04x init2=0x%04x cleanup1=0x%04x cleanup2=0x%04x "
+           "init3=0x%04x\n",
+           cleanup0, init1, init2, cleanup1, cleanup2, init3);
+    if (argc == 3) {
+        /* The library still works after a cleanup. */
+        p_global_cleanup();
+        return do_collateral(argv, 0);
+    }
+    return 0;
+}
+
 static int do_qve(char **argv)
 {
     char *identity = NULL, *chain = NULL;
@@ -329,6 +396,11 @@ static void do_params(void)
            p_get_collateral_params(fmspc, 6, "processor", NULL, 4, &collateral));
     printf("collateral_params_param_without_length status=0x%04x\n",
            p_get_collateral_params(fmspc, 6, "processor", "x", 0, &collateral));
+    printf("tdx_null_fmspc status=0x%04x\n",
+           p_get_tdx_collateral(NULL, 6, "processor", &collateral));
+    printf("tdx_unknown_ca status=0x%04x\n", p_get_tdx_collateral(fmspc, 6, "pck", &collateral));
+    printf("tdx_null_out status=0x%04x\n", p_get_tdx_collateral(fmspc, 6, "platform", NULL));
+    printf("clear_unknown_bits status=0x%04x\n", p_clear_cache(8));
 
     char *identity = NULL, *chain = NULL;
     uint32_t identity_size = 0, chain_size = 0;
@@ -344,6 +416,7 @@ static void do_params(void)
 
     printf("free_config_null status=0x%04x\n", p_free_config(NULL));
     printf("free_collateral_null status=0x%04x\n", p_free_collateral(NULL));
+    printf("free_tdx_collateral_null status=0x%04x\n", p_free_tdx_collateral(NULL));
     printf("free_qve_null status=0x%04x\n", p_free_qve(NULL, NULL));
     printf("free_root_crl_null status=0x%04x\n", p_free_root_crl(NULL));
     /* Nothing was handed out by the failing calls. */
@@ -406,6 +479,12 @@ int main(int argc, char **argv)
         rc = do_collateral(argv + 2, 0);
     else if (strcmp(mode, "collateral_params") == 0 && argc == 5)
         rc = do_collateral(argv + 2, 1);
+    else if (strcmp(mode, "tdx") == 0 && argc == 5)
+        rc = do_tdx_collateral(argv + 2);
+    else if (strcmp(mode, "clear") == 0 && argc == 3)
+        rc = do_clear(argv + 2);
+    else if (strcmp(mode, "global") == 0 && (argc == 2 || argc == 5))
+        rc = do_global(argc - 2, argv + 2);
     else if (strcmp(mode, "qve") == 0 && argc == 3)
         rc = do_qve(argv + 2);
     else if (strcmp(mode, "rootcrl") == 0 && argc == 3)

@@ -1,5 +1,6 @@
-//! Test helpers: the built library, an in-process PCCS over a simulated platform (and a stand-in
-//! for Azure's THIM), each recording the requests it saw, and the C test program.
+//! Test helpers: the built library, an in-process PCCS over a simulated platform (and stand-ins
+//! for Azure's THIM and for TDX collateral), each recording the requests it saw, and the C test
+//! program.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::collections::BTreeMap;
@@ -231,6 +232,54 @@ pub fn thim_routes(source: Arc<dyn CollateralSource>) -> ops_http::ExtraRoutes {
             "application/json",
             body.to_string().into_bytes(),
         ))
+    })
+}
+
+/// The TDX documents of the stand-in of [`tdx_routes`].
+pub struct TdxDocs {
+    pub fmspc: [u8; 6],
+    pub tcb_info: Vec<u8>,
+    pub tcb_info_issuer_chain: String,
+    pub qe_identity: Vec<u8>,
+    pub qe_identity_issuer_chain: String,
+}
+
+/// The PCCS API over `source`, plus a stand-in for TDX collateral: `/tdx/certification/v4/tcb`
+/// (for `docs.fmspc` only; `404` for any other) and `/tdx/certification/v4/qe/identity`.
+pub fn tdx_routes(source: Arc<dyn CollateralSource>, docs: TdxDocs) -> ops_http::ExtraRoutes {
+    let sgx = pccs::routes(source, pccs::RouteOptions::default(), |_| {});
+    ops_http::ExtraRoutes::new(move |path, query, headers| {
+        let Some(route) = path.strip_prefix("/tdx/certification/v4/") else {
+            return sgx.call(path, query, headers);
+        };
+        let chain = |pem: &str| pccs::api::encode_chain(pem);
+        let mut response = match route {
+            "tcb" => {
+                let fmspc = query_param(query.unwrap_or_default(), "fmspc").unwrap_or_default();
+                if !fmspc.eq_ignore_ascii_case(&hex::encode(docs.fmspc)) {
+                    return Some(ops_http::Response::new(
+                        404,
+                        "text/plain",
+                        b"No cache data for this platform.".to_vec(),
+                    ));
+                }
+                let mut r = ops_http::Response::ok("application/json", docs.tcb_info.clone());
+                r.headers
+                    .push(("TCB-Info-Issuer-Chain", chain(&docs.tcb_info_issuer_chain)));
+                r
+            }
+            "qe/identity" => {
+                let mut r = ops_http::Response::ok("application/json", docs.qe_identity.clone());
+                r.headers.push((
+                    "SGX-Enclave-Identity-Issuer-Chain",
+                    chain(&docs.qe_identity_issuer_chain),
+                ));
+                r
+            }
+            _ => return None,
+        };
+        response.headers.push(("Request-ID", "tdx".into()));
+        Some(response)
     })
 }
 
