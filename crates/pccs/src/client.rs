@@ -78,6 +78,9 @@ pub enum FetchError {
         /// Why.
         reason: String,
     },
+    /// A CA file to trust cannot be used.
+    #[error(transparent)]
+    Trust(#[from] crate::tls::TrustError),
     /// The base URL cannot serve the request (TDX collateral from an API v3 URL).
     #[error("{url}: {reason}")]
     Unsupported {
@@ -147,33 +150,7 @@ impl PccsClient {
     /// A client for `url`: a base ending in `/sgx/certification/v3/` or `/v4/`, or a server root
     /// (`https://pccs:8081`, which means its API v4). `timeout` bounds each request.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, FetchError> {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(FetchError::BadUrl(url.to_owned()));
-        }
-        let trimmed = url.trim_end_matches('/');
-        let (base, version) = if trimmed.ends_with("/sgx/certification/v3") {
-            (format!("{trimmed}/"), ApiVersion::V3)
-        } else if trimmed.ends_with("/sgx/certification/v4") {
-            (format!("{trimmed}/"), ApiVersion::V4)
-        } else {
-            (
-                format!("{trimmed}{}", ApiVersion::V4.prefix()),
-                ApiVersion::V4,
-            )
-        };
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Ok(Self {
-            intel_pcs: base.contains("trustedservices.intel.com"),
-            base,
-            version,
-            agent,
-            options: ClientOptions::default(),
-            update: None,
-        })
+        Self::with_options(url, timeout, ClientOptions::default())
     }
 
     /// This client, asking `tcb`, `qe/identity` and `qve/identity` for `update` (`None`: the
@@ -389,6 +366,9 @@ pub struct ClientOptions {
     /// Accept any server certificate over HTTPS. Off unless asked for: only for a PCCS with a
     /// self-signed certificate (Intel's `use_secure_cert: false`).
     pub accept_invalid_certs: bool,
+    /// PEM files whose certificates are trusted as roots besides Mozilla's and the system's (a
+    /// private PCCS's CA).
+    pub ca_files: Vec<std::path::PathBuf>,
 }
 
 impl ClientOptions {
@@ -411,18 +391,41 @@ impl PccsClient {
         timeout: Duration,
         options: ClientOptions,
     ) -> Result<Self, FetchError> {
-        let mut client = Self::new(url, timeout)?;
-        let tls = ureq::tls::TlsConfig::builder()
-            .disable_verification(options.accept_invalid_certs)
-            .build();
-        client.agent = ureq::Agent::config_builder()
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(FetchError::BadUrl(url.to_owned()));
+        }
+        let trimmed = url.trim_end_matches('/');
+        let (base, version) = if trimmed.ends_with("/sgx/certification/v3") {
+            (format!("{trimmed}/"), ApiVersion::V3)
+        } else if trimmed.ends_with("/sgx/certification/v4") {
+            (format!("{trimmed}/"), ApiVersion::V4)
+        } else {
+            (
+                format!("{trimmed}{}", ApiVersion::V4.prefix()),
+                ApiVersion::V4,
+            )
+        };
+        // Mozilla's roots, the system's store and the operator's CA files (see [`crate::tls`]);
+        // read only for HTTPS, so a plain-HTTP client never depends on them.
+        let mut tls =
+            ureq::tls::TlsConfig::builder().disable_verification(options.accept_invalid_certs);
+        if url.starts_with("https://") && !options.accept_invalid_certs {
+            tls = tls.root_certs(crate::tls::roots(&options.ca_files)?);
+        }
+        let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
-            .tls_config(tls)
+            .tls_config(tls.build())
             .build()
             .into();
-        client.options = options;
-        Ok(client)
+        Ok(Self {
+            intel_pcs: base.contains("trustedservices.intel.com"),
+            base,
+            version,
+            agent,
+            options,
+            update: None,
+        })
     }
 
     /// The retry and TLS settings.
@@ -548,9 +551,10 @@ fn retryable(error: &FetchError) -> bool {
     match error {
         FetchError::Transport { .. } => true,
         FetchError::Status { status, .. } => *status >= 500,
-        FetchError::BadUrl(_) | FetchError::BadReply { .. } | FetchError::Unsupported { .. } => {
-            false
-        }
+        FetchError::BadUrl(_)
+        | FetchError::BadReply { .. }
+        | FetchError::Trust(_)
+        | FetchError::Unsupported { .. } => false,
     }
 }
 
@@ -809,7 +813,7 @@ mod tests {
         let options = ClientOptions {
             retries: 2,
             retry_delay: Some(Duration::ZERO),
-            accept_invalid_certs: false,
+            ..ClientOptions::default()
         };
         let (url, count) = counting_server("503 Service Unavailable");
         let client =

@@ -18,7 +18,7 @@ use crate::api::{
     ApiVersion, HEADER_IDENTITY_CHAIN, HEADER_PCK_CHAIN, HEADER_PCK_CRL_CHAIN,
     HEADER_TCB_INFO_CHAIN_V3, HEADER_TCB_INFO_CHAIN_V4,
 };
-use crate::client::{PccsClient, crl_der};
+use crate::client::{ClientOptions, PccsClient, crl_der};
 use crate::source::{CaType, CollateralSource, Crl, PckCert, PckCertQuery, Signed, SourceError};
 use crate::store::{Entry, Store};
 
@@ -96,8 +96,19 @@ impl UpstreamSource {
     /// A source fetching from `url` (a base of API v4 or v3, or a server root; the other version
     /// is reached by the same host) and caching in `store`; each request waits at most `timeout`.
     pub fn new(url: &str, store: Store, timeout: Duration) -> Result<Self, SourceError> {
+        Self::with_options(url, store, timeout, ClientOptions::default())
+    }
+
+    /// As [`UpstreamSource::new`], with the client's retry and TLS settings (a private upstream's
+    /// CA, say).
+    pub fn with_options(
+        url: &str,
+        store: Store,
+        timeout: Duration,
+        options: ClientOptions,
+    ) -> Result<Self, SourceError> {
         let upstream = |e: crate::client::FetchError| SourceError::Upstream(e.to_string());
-        let given = PccsClient::new(url, timeout).map_err(upstream)?;
+        let given = PccsClient::with_options(url, timeout, options.clone()).map_err(upstream)?;
         let other_base = match given.version() {
             ApiVersion::V4 => given
                 .base()
@@ -106,7 +117,7 @@ impl UpstreamSource {
                 .base()
                 .replace(ApiVersion::V3.prefix(), ApiVersion::V4.prefix()),
         };
-        let other = PccsClient::new(&other_base, timeout).map_err(upstream)?;
+        let other = PccsClient::with_options(&other_base, timeout, options).map_err(upstream)?;
         let (v4, v3) = match given.version() {
             ApiVersion::V4 => (given, other),
             ApiVersion::V3 => (other, given),

@@ -91,7 +91,7 @@ impl QplError {
             QplError::DamagedCacheEntry(_) => SGX_QL_ERROR_UNEXPECTED,
             QplError::ClearCache { .. } => SGX_QL_PERSISTENT_STORAGE_ERROR,
             QplError::Fetch { document, source } => match source {
-                FetchError::BadUrl(_) => SGX_QL_ERROR_UNEXPECTED,
+                FetchError::BadUrl(_) | FetchError::Trust(_) => SGX_QL_ERROR_UNEXPECTED,
                 FetchError::Transport { reason, .. } if is_untrusted_certificate(reason) => {
                     SGX_QL_ROOT_CA_UNTRUSTED
                 }

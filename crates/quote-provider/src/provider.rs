@@ -126,6 +126,8 @@ impl Provider {
             retries,
             retry_delay,
             accept_invalid_certs: !self.config.use_secure_cert,
+            // Besides Mozilla's roots: the system's store, which SSL_CERT_FILE may name.
+            ca_files: Vec::new(),
         };
         PccsClient::with_options(url, REQUEST_TIMEOUT, options)
             .map(|client| client.with_tcb_update(self.config.tcb_update))

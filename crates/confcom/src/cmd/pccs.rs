@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use pccs::client::ClientOptions;
 use pccs::store::Store;
 use pccs::{CollateralSource, DirSource, SimSource, UpstreamSource};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -65,6 +66,10 @@ pub struct Args {
     /// Timeout of each upstream request, in seconds.
     #[arg(long, env = "CONFCOM_PCCS_UPSTREAM_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub upstream_timeout_secs: u64,
+    /// PEM CA certificates trusted for the upstream besides Mozilla's roots and the system's store
+    /// (which SSL_CERT_FILE and SSL_CERT_DIR may name): a PCCS under a private CA (repeatable).
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    pub upstream_ca_file: Vec<PathBuf>,
     /// Address of the API, /metrics, /healthz and /readyz.
     #[arg(long, env = "CONFCOM_PCCS_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,
@@ -113,9 +118,13 @@ fn source(
         let path = args.cache_dir.join(CACHE_FILE);
         let store = Store::open(&path)
             .with_context(|| format!("cannot open the collateral cache {}", path.display()))?;
-        let source =
-            UpstreamSource::new(url, store, Duration::from_secs(args.upstream_timeout_secs))?
-                .with_max_age(Duration::from_secs(args.max_age_secs));
+        let options = ClientOptions {
+            ca_files: args.upstream_ca_file.clone(),
+            ..ClientOptions::default()
+        };
+        let timeout = Duration::from_secs(args.upstream_timeout_secs);
+        let source = UpstreamSource::with_options(url, store, timeout, options)?
+            .with_max_age(Duration::from_secs(args.max_age_secs));
         source.register_metrics(registry);
         return Ok(Arc::new(source));
     }

@@ -24,7 +24,7 @@ use dcap_verify::{
 };
 use pccs::CaType;
 use pccs::UpstreamSource;
-use pccs::client::{FetchedCollateral, PccsClient};
+use pccs::client::{ClientOptions, FetchedCollateral, PccsClient};
 use pccs::store::Store;
 use serde::Serialize;
 use sgx_sim::files;
@@ -56,6 +56,11 @@ pub struct Args {
     /// Timeout of each collateral request, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub fetch_timeout: u64,
+    /// PEM CA certificates trusted for --pccs besides Mozilla's roots and the system's store
+    /// (which SSL_CERT_FILE and SSL_CERT_DIR may name): a PCCS under a private CA, such as the
+    /// ca.crt of `confcom pccs certs` (repeatable).
+    #[arg(long, value_name = "FILE", requires = "pccs")]
+    pub pccs_ca_file: Vec<PathBuf>,
     /// Keep fetched collateral in this directory and use it until it is due again (an hour before
     /// its nextUpdate, at the latest after a day), or while the service fails.
     #[arg(long, value_name = "DIR", conflicts_with = "collateral")]
@@ -570,7 +575,11 @@ fn run_inner(args: Args) -> Result<ExitCode> {
             }
             let url = url.as_deref().unwrap_or(pccs::client::INTEL_PCS_URL);
             let timeout = Duration::from_secs(args.fetch_timeout);
-            let client = PccsClient::new(url, timeout)?;
+            let options = ClientOptions {
+                ca_files: args.pccs_ca_file.clone(),
+                ..ClientOptions::default()
+            };
+            let client = PccsClient::with_options(url, timeout, options.clone())?;
             let fetcher = match &args.cache_dir {
                 None => Fetcher::Direct(client),
                 Some(dir) => {
@@ -582,7 +591,9 @@ fn run_inner(args: Args) -> Result<ExitCode> {
                     })?;
                     Fetcher::Cached {
                         version: client.version(),
-                        source: Box::new(UpstreamSource::new(url, store, timeout)?),
+                        source: Box::new(UpstreamSource::with_options(
+                            url, store, timeout, options,
+                        )?),
                     }
                 }
             };
