@@ -637,6 +637,10 @@ fn http_get_with(url: &str, header: Option<(&str, &str)>) -> (String, Vec<u8>) {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     let mut stream = std::net::TcpStream::connect(host).unwrap();
+    // A guard against a hung server (a failure, not a measurement).
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
     let extra = header.map_or(String::new(), |(k, v)| format!("{k}: {v}\r\n"));
     write!(
         stream,
@@ -697,4 +701,209 @@ fn the_refresh_route_needs_the_admin_token_and_refetches_the_cache() {
     let out = verify_sample(&pccs.url);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     assert_eq!(metric(&pccs.url, ok), Some(8.0));
+}
+
+/// Serving certificates for `localhost` under a new private CA, as `confcom pccs certs` makes them
+/// for a Service (the last DNS name of the set is the bare Service name).
+fn localhost_certs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let request = addon::certs::CertRequest {
+        service: "localhost".to_owned(),
+        ..addon::certs::CertRequest::default()
+    };
+    assert!(request.dns_names().contains(&"localhost".to_owned()));
+    addon::certs::ensure_dir(dir.path(), &request, time_now(), false).unwrap();
+    dir
+}
+
+fn time_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+#[test]
+fn a_pccs_under_a_private_ca_is_trusted_through_a_ca_file_or_ssl_cert_file() {
+    let node = demo();
+    let certs = localhost_certs();
+    let ca = certs.path().join("ca.crt");
+    let pccs = Pccs::start(&[
+        "--sim-state",
+        node.path().join("state").to_str().unwrap(),
+        "--tls-cert",
+        certs.path().join("tls.crt").to_str().unwrap(),
+        "--tls-key",
+        certs.path().join("tls.key").to_str().unwrap(),
+    ]);
+    let port = pccs.url.rsplit(':').next().unwrap().to_owned();
+    let https = format!("https://localhost:{port}");
+    let quote = node.path().join("quote.bin");
+    let root = node.path().join("collateral/root-ca.pem");
+    let verify = |extra: &[&str], env: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_confcom"));
+        command
+            .args(["verify", quote.to_str().unwrap(), "--pccs", &https])
+            .args(["--root", root.to_str().unwrap(), "--fetch-timeout", "5"])
+            .args(extra)
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        if let Some(file) = env {
+            command.env("SSL_CERT_FILE", file);
+        }
+        command.output().unwrap()
+    };
+
+    // Neither Mozilla's roots nor the system's store know the private CA.
+    let out = verify(&[], None);
+    assert_ne!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(
+        all_output(&out).to_lowercase().contains("certificate"),
+        "the error names the certificate: {}",
+        all_output(&out)
+    );
+    // Named on the command line.
+    let out = verify(&["--pccs-ca-file", ca.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    // Or in the system's store, as SSL_CERT_FILE names it (what the rendered quote helpers use).
+    let out = verify(&[], Some(&ca));
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    // A CA file that holds no certificate is refused by name.
+    let out = verify(
+        &[
+            "--pccs-ca-file",
+            certs.path().join("tls.key").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("holds no PEM certificate"),
+        "{}",
+        all_output(&out)
+    );
+
+    // A caching PCCS in front of it trusts it through --upstream-ca-file.
+    let cache = tempfile::tempdir().unwrap();
+    let front = Pccs::start(&[
+        "--upstream",
+        &https,
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--upstream-ca-file",
+        ca.to_str().unwrap(),
+    ]);
+    let out = confcom(&[
+        "verify",
+        quote.to_str().unwrap(),
+        "--pccs",
+        &front.url,
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+}
+
+/// A gate: requests wait at it until it is opened, then pass freely.
+#[derive(Default)]
+struct Gate {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+/// A slow upstream: a proxy to `target` that holds every request at `gate` and reports each
+/// request line on `seen` as it arrives.
+fn slow_upstream(
+    target: &str,
+    gate: std::sync::Arc<Gate>,
+    seen: std::sync::mpsc::Sender<String>,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = target.strip_prefix("http://").unwrap().to_owned();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            let (gate, seen, target) = (gate.clone(), seen.clone(), target.clone());
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).into_owned();
+                let _ = seen.send(text.lines().next().unwrap_or_default().to_owned());
+                gate.wait();
+                // One request per connection upstream, whatever the client asked.
+                let mut request: String = text
+                    .trim_end()
+                    .lines()
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                    .map(|l| format!("{l}\r\n"))
+                    .collect();
+                request.push_str("Connection: close\r\n\r\n");
+                let mut upstream = std::net::TcpStream::connect(&target).unwrap();
+                upstream.write_all(request.as_bytes()).unwrap();
+                let mut reply = Vec::new();
+                let _ = upstream.read_to_end(&mut reply);
+                let _ = client.write_all(&reply);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_slow_upstream_delays_only_its_own_requests() {
+    let collateral = tempfile::tempdir().unwrap();
+    sample_collateral_dir(collateral.path());
+    let upstream = Pccs::start(&["--offline-dir", collateral.path().to_str().unwrap()]);
+    let gate = std::sync::Arc::new(Gate::default());
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let slow = slow_upstream(&upstream.url, gate.clone(), seen_tx);
+    let cache = tempfile::tempdir().unwrap();
+    let pccs = Pccs::start(&[
+        "--upstream",
+        &slow,
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--upstream-timeout-secs",
+        "120",
+    ]);
+
+    // A request whose upstream fetch is held at the gate…
+    let url = format!("{}/sgx/certification/v4/qe/identity", pccs.url);
+    let pending = std::thread::spawn(move || http_get(&url));
+    let line = seen.recv().unwrap();
+    assert!(
+        line.starts_with("GET /sgx/certification/v4/qe/identity"),
+        "{line}"
+    );
+    // …does not hold up the server: health, metrics and the readiness answer meanwhile.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (head, _) = http_get(&format!("{}{path}", pccs.url));
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    }
+    assert!(
+        !pending.is_finished(),
+        "the upstream still holds the request"
+    );
+    // Once the upstream answers, so does the PCCS, and the answer is cached.
+    gate.open();
+    let (head, body) = pending.join().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.starts_with(b"{\"enclaveIdentity\":"));
+    let out = verify_sample(&pccs.url);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
 }
