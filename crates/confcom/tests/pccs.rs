@@ -68,6 +68,21 @@ impl Pccs {
     }
 }
 
+impl Pccs {
+    /// HTTPS over the simulated platform of a `confcom demo` directory, with the `tls.crt` and
+    /// `tls.key` of `certs` (its `url` keeps the `http://` scheme: it names the address).
+    fn start_tls(node: &Path, certs: &Path) -> Self {
+        Pccs::start(&[
+            "--sim-state",
+            node.join("state").to_str().unwrap(),
+            "--tls-cert",
+            certs.join("tls.crt").to_str().unwrap(),
+            "--tls-key",
+            certs.join("tls.key").to_str().unwrap(),
+        ])
+    }
+}
+
 impl Drop for Pccs {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -473,14 +488,7 @@ fn https_with_generated_certificates() {
         "attest",
     ]);
     assert!(out.status.success(), "{}", all_output(&out));
-    let pccs = Pccs::start(&[
-        "--sim-state",
-        node.path().join("state").to_str().unwrap(),
-        "--tls-cert",
-        certs.path().join("tls.crt").to_str().unwrap(),
-        "--tls-key",
-        certs.path().join("tls.key").to_str().unwrap(),
-    ]);
+    let pccs = Pccs::start_tls(node.path(), certs.path());
     let addr = pccs.url.strip_prefix("http://").unwrap().to_owned();
 
     // A client that trusts the generated CA and asks for the Service's name.
@@ -725,14 +733,7 @@ fn a_pccs_under_a_private_ca_is_trusted_through_a_ca_file_or_ssl_cert_file() {
     let node = demo();
     let certs = localhost_certs();
     let ca = certs.path().join("ca.crt");
-    let pccs = Pccs::start(&[
-        "--sim-state",
-        node.path().join("state").to_str().unwrap(),
-        "--tls-cert",
-        certs.path().join("tls.crt").to_str().unwrap(),
-        "--tls-key",
-        certs.path().join("tls.key").to_str().unwrap(),
-    ]);
+    let pccs = Pccs::start_tls(node.path(), certs.path());
     let port = pccs.url.rsplit(':').next().unwrap().to_owned();
     let https = format!("https://localhost:{port}");
     let quote = node.path().join("quote.bin");
