@@ -118,6 +118,23 @@ fn combinations() -> Vec<(&'static str, RenderOptions)> {
             },
         ),
         (
+            "azure-thim",
+            RenderOptions {
+                enable_quote_helper: true,
+                azure_thim: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "azure-thim-pccs",
+            RenderOptions {
+                enable_quote_helper: true,
+                enable_pccs: true,
+                azure_thim: true,
+                ..base.clone()
+            },
+        ),
+        (
             "pccs-simulated",
             RenderOptions {
                 simulate: true,
@@ -695,7 +712,7 @@ fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
         );
 
         // The quote provider's PCCS: --pccs-url, else the in-cluster PCCS on hardware.
-        let pccs_url = opts.pccs_url.clone().or_else(|| {
+        let collateral_service = opts.pccs_url.clone().or_else(|| {
             (opts.enable_pccs && !opts.simulate).then(|| {
                 let scheme = if opts.pccs_tls.is_some() {
                     "https"
@@ -708,6 +725,18 @@ fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
                 )
             })
         });
+        // With --azure-thim, PCK certificates come from THIM and the rest from that service (or
+        // Intel's PCS).
+        let (pccs_url, collateral_service) = if opts.azure_thim {
+            (
+                Some("https://global.acccache.azure.net/sgx/certification/v4/".to_owned()),
+                Some(collateral_service.unwrap_or_else(|| {
+                    "https://api.trustedservices.intel.com/sgx/certification/v4/".to_owned()
+                })),
+            )
+        } else {
+            (collateral_service, None)
+        };
         match &pccs_url {
             Some(url) => {
                 let Some(Object::ConfigMap(cm)) = config_map else {
@@ -716,6 +745,11 @@ fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
                 let conf = &cm.data.as_ref().unwrap()["sgx_default_qcnl.conf"];
                 let json: serde_json::Value = serde_json::from_str(conf).unwrap();
                 assert_eq!(json["pccs_url"], url.as_str());
+                assert_eq!(
+                    json.get("collateral_service").and_then(|v| v.as_str()),
+                    collateral_service.as_deref(),
+                    "{name}"
+                );
                 assert_eq!(m["qcnl"], ("/etc/sgx_default_qcnl.conf".into(), true));
             }
             None => {
@@ -1131,6 +1165,22 @@ fn bad_options_are_typed_errors() {
                 ..RenderOptions::default()
             },
             |e| matches!(e, RenderError::PccsCertsWithoutPccs),
+        ),
+        (
+            RenderOptions {
+                azure_thim: true,
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::AzureThimUnused),
+        ),
+        (
+            RenderOptions {
+                simulate: true,
+                enable_quote_helper: true,
+                azure_thim: true,
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::AzureThimUnused),
         ),
         (
             // The webhook's certificate does not name the PCCS Service.

@@ -22,7 +22,7 @@ mod pccs;
 mod webhook;
 
 use node_daemons::{
-    device_plugin, device_plugin_cluster_role, device_plugin_cluster_role_binding,
+    Qcnl, device_plugin, device_plugin_cluster_role, device_plugin_cluster_role_binding,
     device_plugin_service_account, qcnl_config_map, quote_helper,
 };
 use pccs::{pccs_ca_config_map, pccs_deployment, pccs_service, pccs_tls_secret, sim_ca_secret};
@@ -83,6 +83,11 @@ pub enum RenderError {
         /// The namespace rendered into.
         namespace: String,
     },
+    /// `--azure-thim` without a hardware quote helper to configure.
+    #[error(
+        "--azure-thim configures the hardware quote helper: add --enable-sgxquotehelper, without --simulate"
+    )]
+    AzureThimUnused,
     /// `--pccs-certs` without the PCCS that would serve them.
     #[error("--pccs-certs are the in-cluster PCCS's serving certificates: add --enable-pccs")]
     PccsCertsWithoutPccs,
@@ -126,6 +131,10 @@ pub struct RenderOptions {
     pub enable_pccs: bool,
     /// The in-cluster PCCS's upstream on hardware (`--pccs-upstream`).
     pub pccs_upstream: String,
+    /// The hardware quote helpers take PCK certificates from Azure's THIM (`--azure-thim`), as
+    /// Intel's `sgx_default_qcnl_azure.conf` says: the host's THIM endpoint first, then the global
+    /// cache; collateral from `pccs_url`, else the in-cluster PCCS, else Intel's PCS.
+    pub azure_thim: bool,
     /// The in-cluster PCCS's serving certificates (`--pccs-certs`); `Some` makes it serve HTTPS.
     pub pccs_tls: Option<CertBundle>,
     /// A simulated cluster's shared CA: the files of a `confcom sim init --ca-dir` directory.
@@ -147,6 +156,7 @@ impl Default for RenderOptions {
             pccs_url: None,
             enable_pccs: false,
             pccs_upstream: INTEL_PCS_URL.to_owned(),
+            azure_thim: false,
             pccs_tls: None,
             sim_ca: None,
             webhook: None,
@@ -288,6 +298,9 @@ impl RenderOptions {
                 return Err(RenderError::InvalidPccsUrl(url.clone()));
             }
         }
+        if self.azure_thim && (self.simulate || !self.enable_quote_helper) {
+            return Err(RenderError::AzureThimUnused);
+        }
         if self.enable_pccs {
             if self.simulate && self.sim_ca.is_none() {
                 return Err(RenderError::PccsWithoutSimCa);
@@ -337,6 +350,21 @@ impl RenderOptions {
         self.pccs_url
             .clone()
             .or_else(|| self.enable_pccs.then(|| pccs::in_cluster_url(self)))
+    }
+
+    /// The hardware quote helpers' `sgx_default_qcnl.conf`, when the add-on configures one.
+    fn quote_helper_qcnl(&self) -> Option<Qcnl> {
+        if self.simulate {
+            return None;
+        }
+        if self.azure_thim {
+            return Some(Qcnl::AzureThim {
+                collateral_service: self
+                    .quote_helper_pccs_url()
+                    .unwrap_or_else(|| INTEL_PCS_URL.to_owned()),
+            });
+        }
+        self.quote_helper_pccs_url().map(Qcnl::Pccs)
     }
 
     fn epc_mib(&self) -> Option<u64> {
@@ -411,8 +439,8 @@ pub fn render(opts: &RenderOptions) -> Result<Vec<Object>, RenderError> {
         objects.push(Object::Deployment(pccs_deployment(opts)));
     }
     if opts.enable_quote_helper {
-        if let Some(url) = opts.quote_helper_pccs_url() {
-            objects.push(Object::ConfigMap(qcnl_config_map(opts, &url)));
+        if let Some(qcnl) = opts.quote_helper_qcnl() {
+            objects.push(Object::ConfigMap(qcnl_config_map(opts, &qcnl)));
         }
         objects.push(Object::DaemonSet(quote_helper(opts)));
     }

@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::Serialize;
 
 use super::RenderOptions;
 use super::parts::*;
@@ -207,39 +206,79 @@ pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
     )
 }
 
+/// What the hardware quote helpers' `sgx_default_qcnl.conf` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Qcnl {
+    /// Everything from one PCCS.
+    Pccs(String),
+    /// Intel's `sgx_default_qcnl_azure.conf`: PCK certificates from Azure's THIM (the host's
+    /// endpoint first, then the global cache), collateral from a PCCS or Intel's PCS (THIM's own
+    /// collateral may lag Intel's TCB baseline).
+    AzureThim {
+        /// Where CRLs, TCB info and identities come from.
+        collateral_service: String,
+    },
+}
+
+/// Azure's global THIM cache (PCK certificates), API v4.
+pub(super) const AZURE_THIM_URL: &str = "https://global.acccache.azure.net/sgx/certification/v4/";
+/// The THIM endpoint of an Azure host (instance metadata), API v4.
+pub(super) const AZURE_LOCAL_THIM_URL: &str =
+    "http://169.254.169.254/metadata/THIM/sgx/certification/v4/";
+/// The `api-version` THIM's PCK certificate route takes.
+pub(super) const AZURE_THIM_API_VERSION: &str = "2021-07-22-preview";
+
 /// `sgx_default_qcnl.conf` (the JSON form Intel's quote provider library reads since DCAP 1.15).
-fn qcnl_conf(pccs_url: &str) -> String {
-    #[derive(Serialize)]
-    struct Qcnl<'a> {
-        pccs_url: &'a str,
-        use_secure_cert: bool,
-        retry_times: u32,
-        retry_delay: u32,
-        pck_cache_expire_hours: u32,
-        verify_collateral_cache_expire_hours: u32,
-    }
-    let conf = Qcnl {
-        pccs_url,
-        use_secure_cert: true,
-        retry_times: 6,
-        retry_delay: 10,
-        pck_cache_expire_hours: 168,
-        verify_collateral_cache_expire_hours: 168,
+fn qcnl_conf(qcnl: &Qcnl) -> String {
+    let mut conf = serde_json::Map::new();
+    let mut set = |key: &str, value: serde_json::Value| {
+        conf.insert(key.to_owned(), value);
     };
-    // Serializing a struct of strings, bools and integers cannot fail.
+    match qcnl {
+        Qcnl::Pccs(url) => {
+            set("pccs_url", url.as_str().into());
+            set("use_secure_cert", true.into());
+            set("retry_times", 6.into());
+            set("retry_delay", 10.into());
+            set("pck_cache_expire_hours", 168.into());
+            set("verify_collateral_cache_expire_hours", 168.into());
+        }
+        Qcnl::AzureThim { collateral_service } => {
+            // Intel's sgx_default_qcnl_azure.conf, with the collateral service chosen here.
+            set("pccs_url", AZURE_THIM_URL.into());
+            set("use_secure_cert", true.into());
+            set("collateral_service", collateral_service.as_str().into());
+            set("pccs_api_version", "3.1".into());
+            set("retry_times", 6.into());
+            set("retry_delay", 5.into());
+            set("local_pck_url", AZURE_LOCAL_THIM_URL.into());
+            set("pck_cache_expire_hours", 48.into());
+            set("verify_collateral_cache_expire_hours", 48.into());
+            set(
+                "custom_request_options",
+                serde_json::json!({
+                    "get_cert": {
+                        "headers": { "metadata": "true" },
+                        "params": { "api-version": AZURE_THIM_API_VERSION }
+                    }
+                }),
+            );
+        }
+    }
+    // Serializing a map of strings, bools, integers and objects cannot fail.
     let mut text = serde_json::to_string_pretty(&conf).unwrap_or_default();
     text.push('\n');
     text
 }
 
-pub(super) fn qcnl_config_map(opts: &RenderOptions, pccs_url: &str) -> ConfigMap {
+pub(super) fn qcnl_config_map(opts: &RenderOptions, qcnl: &Qcnl) -> ConfigMap {
     ConfigMap {
         metadata: meta(
             QCNL_CONFIG_MAP_NAME,
             Some(&opts.namespace),
             COMPONENT_QUOTE_HELPER,
         ),
-        data: Some(BTreeMap::from([(s(QCNL_CONF_KEY), qcnl_conf(pccs_url))])),
+        data: Some(BTreeMap::from([(s(QCNL_CONF_KEY), qcnl_conf(qcnl))])),
         ..ConfigMap::default()
     }
 }
@@ -295,7 +334,7 @@ pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
                 env.push(ssl_cert_file);
             }
         }
-        if opts.quote_helper_pccs_url().is_some() {
+        if opts.quote_helper_qcnl().is_some() {
             mounts.push(VolumeMount {
                 sub_path: Some(s(QCNL_CONF_KEY)),
                 ..mount("qcnl", QCNL_CONF_PATH, true)
@@ -363,12 +402,55 @@ mod tests {
 
     #[test]
     fn qcnl_conf_is_json_with_the_url() {
-        let text = qcnl_conf("https://pccs.example:8081/sgx/certification/v4/");
+        let text = qcnl_conf(&Qcnl::Pccs(
+            "https://pccs.example:8081/sgx/certification/v4/".to_owned(),
+        ));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             v["pccs_url"],
             "https://pccs.example:8081/sgx/certification/v4/"
         );
         assert_eq!(v["use_secure_cert"], true);
+    }
+
+    #[test]
+    fn azure_thim_conf_is_intels_azure_file_with_the_collateral_service() {
+        // Intel's QuoteGeneration/qcnl/linux/sgx_default_qcnl_azure.conf, as Azure users copy it.
+        let intel: serde_json::Value = serde_json::from_str(
+            r#"{
+              "pccs_url": "https://global.acccache.azure.net/sgx/certification/v4/",
+              "use_secure_cert": true,
+              "collateral_service": "https://api.trustedservices.intel.com/sgx/certification/v4/",
+              "pccs_api_version": "3.1",
+              "retry_times": 6,
+              "retry_delay": 5,
+              "local_pck_url": "http://169.254.169.254/metadata/THIM/sgx/certification/v4/",
+              "pck_cache_expire_hours": 48,
+              "verify_collateral_cache_expire_hours": 48,
+              "custom_request_options": {
+                "get_cert": {
+                  "headers": { "metadata": "true" },
+                  "params": { "api-version": "2021-07-22-preview" }
+                }
+              }
+            }"#,
+        )
+        .unwrap();
+        let text = qcnl_conf(&Qcnl::AzureThim {
+            collateral_service: "https://api.trustedservices.intel.com/sgx/certification/v4/"
+                .to_owned(),
+        });
+        let ours: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(ours, intel);
+        let text = qcnl_conf(&Qcnl::AzureThim {
+            collateral_service: "http://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/"
+                .to_owned(),
+        });
+        let ours: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            ours["collateral_service"],
+            "http://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/"
+        );
+        assert_eq!(ours["pccs_url"], intel["pccs_url"]);
     }
 }

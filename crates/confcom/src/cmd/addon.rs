@@ -70,6 +70,11 @@ struct RenderArgs {
     /// PCCS URL for the hardware quote provider (renders a ConfigMap with sgx_default_qcnl.conf).
     #[arg(long, value_name = "URL")]
     pccs_url: Option<String>,
+    /// On Azure: the hardware quote helpers take PCK certificates from Azure's THIM (the host's
+    /// endpoint, then the global cache) and collateral from --pccs-url, the in-cluster PCCS or
+    /// Intel's PCS, as Intel's sgx_default_qcnl_azure.conf does.
+    #[arg(long)]
+    azure_thim: bool,
     /// Also install a PCCS for the cluster (Deployment and Service `sgx-pccs`, port 8081): on
     /// hardware it caches --pccs-upstream and the quote helpers use it; with --simulate it serves
     /// the collateral of the cluster's simulated CA (--sim-ca).
@@ -184,6 +189,7 @@ fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
         pccs_url: args.pccs_url,
         enable_pccs: args.enable_pccs,
         pccs_upstream: args.pccs_upstream,
+        azure_thim: args.azure_thim,
         pccs_tls,
         sim_ca,
         webhook,
