@@ -908,3 +908,127 @@ fn a_slow_upstream_delays_only_its_own_requests() {
     let out = verify_sample(&pccs.url);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
 }
+
+/// A stand-in for Azure's THIM on a host (`/metadata/THIM/sgx/certification/v4/`): `pckcert` only,
+/// answered in THIM's JSON form from the PCCS at `target`, and refused (400) without the
+/// `metadata: true` header or the `api-version` parameter; anything else is 404. Each request
+/// line is reported on `seen`.
+fn thim_stand_in(target: &str, seen: std::sync::mpsc::Sender<String>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let target = target.to_owned();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            let line = text.lines().next().unwrap_or_default().to_owned();
+            let _ = seen.send(line.clone());
+            let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            let has_metadata = text
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("metadata: true"));
+            let reply = match path.strip_prefix("/metadata/THIM/sgx/certification/v4/pckcert?") {
+                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned(),
+                Some(query)
+                    if !has_metadata || !query.contains("api-version=2021-07-22-preview") =>
+                {
+                    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_owned()
+                }
+                Some(query) => {
+                    let (head, body) =
+                        http_get(&format!("{target}/sgx/certification/v4/pckcert?{query}"));
+                    let header = |name: &str| {
+                        head.lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                            })
+                            .unwrap()
+                    };
+                    let json = serde_json::json!({
+                        "pckCert": String::from_utf8(body).unwrap(),
+                        "sgx-Pck-Certificate-Issuer-Chain": header("SGX-PCK-Certificate-Issuer-Chain"),
+                        "sgx-Tcbm": header("SGX-TCBm"),
+                        "cacheMaxAge": 86400,
+                    })
+                    .to_string();
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+                        json.len()
+                    )
+                }
+            };
+            let _ = client.write_all(reply.as_bytes());
+        }
+    });
+    format!("http://{addr}/metadata/THIM/sgx/certification/v4/")
+}
+
+#[test]
+fn pck_certificates_from_azure_thim_and_collateral_from_the_upstream() {
+    let node = demo();
+    let origin = Pccs::start(&["--sim-state", node.path().join("state").to_str().unwrap()]);
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let thim = thim_stand_in(&origin.url, seen_tx);
+    let cache = tempfile::tempdir().unwrap();
+    let pccs = Pccs::start(&[
+        "--upstream",
+        &origin.url,
+        "--pck-upstream",
+        &thim,
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+    ]);
+    let query = format!(
+        "qeid={}&cpusvn={}&pcesvn=0000&pceid=0000",
+        "AB".repeat(16),
+        "00".repeat(16)
+    );
+    let (direct_head, direct_body) = http_get(&format!(
+        "{}/sgx/certification/v4/pckcert?{query}",
+        origin.url
+    ));
+    assert!(direct_head.starts_with("HTTP/1.1 200"), "{direct_head}");
+    let (head, body) = http_get(&format!(
+        "{}/sgx/certification/v4/pckcert?{query}",
+        pccs.url
+    ));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // THIM's JSON answer, served in Intel's form: the same certificate and headers.
+    assert_eq!(body, direct_body);
+    let headers = |head: &str| -> Vec<String> {
+        let mut names: Vec<String> = head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("sgx-"))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(headers(&head), headers(&direct_head));
+    assert_eq!(headers(&head).len(), 4, "{head}");
+    let line = seen.try_recv().unwrap();
+    assert!(
+        line.starts_with("GET /metadata/THIM/sgx/certification/v4/pckcert?"),
+        "{line}"
+    );
+    // The collateral comes from --upstream: THIM is not asked, and the quote verifies.
+    let out = confcom(&[
+        "verify",
+        node.path().join("quote.bin").to_str().unwrap(),
+        "--pccs",
+        &pccs.url,
+        "--root",
+        node.path().join("collateral/root-ca.pem").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(
+        seen.try_recv().is_err(),
+        "only the PCK certificate came from THIM"
+    );
+}

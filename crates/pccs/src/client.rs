@@ -546,6 +546,34 @@ impl PccsClient {
     }
 }
 
+/// Reads a `pckcert` answer of status 200 from `url` (its headers and body, as
+/// [`PccsClient::fetch`] returns them): a PEM body with headers, or Azure's JSON body, checked as
+/// [`PccsClient::pck_cert`] checks it.
+pub fn pck_cert_reply(
+    url: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> Result<FetchedPckCert, FetchError> {
+    Reply {
+        url: url.to_owned(),
+        headers,
+        body,
+    }
+    .pck_cert()
+}
+
+/// Whether `url` is Azure's THIM (its global cache, or a host's instance-metadata endpoint), whose
+/// `pckcert` route wants [`THIM_PCK_PARAMS`] and [`THIM_PCK_HEADERS`].
+pub fn is_azure_thim(url: &str) -> bool {
+    url.contains(".acccache.azure.net/") || url.contains("/metadata/THIM/")
+}
+
+/// The query parameters THIM's `pckcert` takes (Intel's `sgx_default_qcnl_azure.conf`).
+pub const THIM_PCK_PARAMS: [(&str, &str); 1] = [("api-version", "2021-07-22-preview")];
+/// The request headers THIM's `pckcert` takes on an Azure host (Intel's
+/// `sgx_default_qcnl_azure.conf`).
+pub const THIM_PCK_HEADERS: [(&str, &str); 1] = [("metadata", "true")];
+
 /// Whether a failed GET may succeed when repeated.
 fn retryable(error: &FetchError) -> bool {
     match error {

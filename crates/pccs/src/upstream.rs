@@ -15,10 +15,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::api::{
-    ApiVersion, HEADER_IDENTITY_CHAIN, HEADER_PCK_CHAIN, HEADER_PCK_CRL_CHAIN,
-    HEADER_TCB_INFO_CHAIN_V3, HEADER_TCB_INFO_CHAIN_V4,
+    ApiVersion, HEADER_IDENTITY_CHAIN, HEADER_PCK_CRL_CHAIN, HEADER_TCB_INFO_CHAIN_V3,
+    HEADER_TCB_INFO_CHAIN_V4,
 };
-use crate::client::{ClientOptions, PccsClient, crl_der};
+use crate::client::{
+    ClientOptions, PccsClient, THIM_PCK_HEADERS, THIM_PCK_PARAMS, crl_der, is_azure_thim,
+    pck_cert_reply,
+};
 use crate::source::{CaType, CollateralSource, Crl, PckCert, PckCertQuery, Signed, SourceError};
 use crate::store::{Entry, Store};
 
@@ -48,9 +51,40 @@ struct UpstreamMetrics {
 pub struct UpstreamSource {
     v4: PccsClient,
     v3: PccsClient,
+    pck: PckUpstream,
     store: Store,
     max_age: Duration,
     metrics: UpstreamMetrics,
+}
+
+/// Where PCK certificates come from, and what their requests carry besides the platform's identity.
+#[derive(Clone, Debug)]
+struct PckUpstream {
+    client: PccsClient,
+    params: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+}
+
+impl PckUpstream {
+    /// `client`, with the parameters and headers Azure's THIM wants when it is THIM.
+    fn new(client: PccsClient) -> Self {
+        let (params, headers) = if is_azure_thim(client.base()) {
+            let owned = |pairs: &[(&str, &str)]| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect()
+            };
+            (owned(&THIM_PCK_PARAMS), owned(&THIM_PCK_HEADERS))
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Self {
+            client,
+            params,
+            headers,
+        }
+    }
 }
 
 /// Seconds since the Unix epoch (0 when the clock is set before it).
@@ -123,12 +157,29 @@ impl UpstreamSource {
             ApiVersion::V3 => (other, given),
         };
         Ok(Self {
+            pck: PckUpstream::new(v4.clone()),
             v4,
             v3,
             store,
             max_age: DEFAULT_MAX_AGE,
             metrics: UpstreamMetrics::default(),
         })
+    }
+
+    /// Takes PCK certificates from `url` instead (API v4 unless the URL names v3): Azure's THIM,
+    /// say, while the rest comes from Intel's PCS. A THIM URL (the global cache or a host's
+    /// instance-metadata endpoint) gets the `api-version` parameter and `metadata` header that
+    /// THIM wants, and its JSON answers are read as the PEM-and-headers ones.
+    pub fn with_pck_upstream(
+        mut self,
+        url: &str,
+        timeout: Duration,
+        options: ClientOptions,
+    ) -> Result<Self, SourceError> {
+        let client = PccsClient::with_options(url, timeout, options)
+            .map_err(|e| SourceError::Upstream(e.to_string()))?;
+        self.pck = PckUpstream::new(client);
+        Ok(self)
     }
 
     /// Sets how long an answer is served before it is fetched again, at most (`0`: fetch for every
@@ -182,6 +233,18 @@ impl UpstreamSource {
         url: &str,
         next_update: fn(&[u8]) -> Option<u64>,
     ) -> Result<Option<Entry>, SourceError> {
+        self.cached_from(&self.v4, &[], key, url, next_update)
+    }
+
+    /// [`UpstreamSource::cached`], fetched by `client` with `headers`.
+    fn cached_from(
+        &self,
+        client: &PccsClient,
+        headers: &[(String, String)],
+        key: &str,
+        url: &str,
+        next_update: fn(&[u8]) -> Option<u64>,
+    ) -> Result<Option<Entry>, SourceError> {
         let now = now();
         let stored = match self.store.get(key) {
             Ok(stored) => stored,
@@ -206,7 +269,7 @@ impl UpstreamSource {
                 None => Err(SourceError::Upstream(reason)),
             }
         };
-        let reply = match self.v4.fetch(url) {
+        let reply = match client.fetch_with_headers(url, headers) {
             Ok(reply) => reply,
             Err(e) => return failed(e.to_string()),
         };
@@ -272,20 +335,36 @@ impl CollateralSource for UpstreamSource {
         let pce_svn = hex::encode_upper(query.pce_svn.to_le_bytes());
         let pce_id = hex::encode_upper(query.pce_id);
         let key = format!("pckcert/{}/{cpu_svn}/{pce_svn}/{pce_id}", query.qe_id);
+        let pck = &self.pck;
         let mut url = format!(
             "{}pckcert?cpusvn={cpu_svn}&pcesvn={pce_svn}&pceid={pce_id}&qeid={}",
-            self.v4.base(),
+            pck.client.base(),
             query.qe_id
         );
         if let Some(ppid) = &query.encrypted_ppid {
             url.push_str(&format!("&encrypted_ppid={}", hex::encode_upper(ppid)));
         }
-        let Some(entry) = self.cached(&key, &url, |_| None)? else {
+        for (name, value) in &pck.params {
+            url.push_str(&format!(
+                "&{}={}",
+                form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>(),
+                form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
+            ));
+        }
+        let Some(entry) = self.cached_from(&pck.client, &pck.headers, &key, &url, |_| None)? else {
             return Ok(None);
         };
-        let issuer_chain = chain(&entry, &[HEADER_PCK_CHAIN])?;
-        let mut whole = entry.body;
-        whole.extend_from_slice(issuer_chain.as_bytes());
+        // A PEM body with headers (PCS, PCCS) or THIM's JSON body.
+        let fetched =
+            pck_cert_reply(&url, entry.headers, entry.body).map_err(|e| SourceError::Corrupt {
+                what: "an upstream PCK certificate",
+                reason: e.to_string(),
+            })?;
+        let mut whole = fetched.cert_pem.into_bytes();
+        if !whole.ends_with(b"\n") {
+            whole.push(b'\n');
+        }
+        whole.extend_from_slice(fetched.issuer_chain.as_bytes());
         PckCert::from_chain_pem(&whole).map(Some)
     }
 

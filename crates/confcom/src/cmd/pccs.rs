@@ -66,6 +66,13 @@ pub struct Args {
     /// Timeout of each upstream request, in seconds.
     #[arg(long, env = "CONFCOM_PCCS_UPSTREAM_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub upstream_timeout_secs: u64,
+    /// Take PCK certificates from this service instead of --upstream: on Azure, THIM
+    /// (`http://169.254.169.254/metadata/THIM/sgx/certification/v4/` on a host, or
+    /// `https://global.acccache.azure.net/sgx/certification/v4/`), whose `api-version` parameter,
+    /// `metadata` header and JSON answers are handled, while CRLs, TCB info and identities come from
+    /// --upstream (Intel's PCS). Cached as the rest.
+    #[arg(long, value_name = "URL", requires = "upstream")]
+    pub pck_upstream: Option<String>,
     /// PEM CA certificates trusted for the upstream besides Mozilla's roots and the system's store
     /// (which SSL_CERT_FILE and SSL_CERT_DIR may name): a PCCS under a private CA (repeatable).
     #[arg(long, value_name = "FILE", requires = "upstream")]
@@ -123,8 +130,11 @@ fn source(
             ..ClientOptions::default()
         };
         let timeout = Duration::from_secs(args.upstream_timeout_secs);
-        let source = UpstreamSource::with_options(url, store, timeout, options)?
+        let mut source = UpstreamSource::with_options(url, store, timeout, options.clone())?
             .with_max_age(Duration::from_secs(args.max_age_secs));
+        if let Some(pck) = &args.pck_upstream {
+            source = source.with_pck_upstream(pck, timeout, options)?;
+        }
         source.register_metrics(registry);
         return Ok(Arc::new(source));
     }
