@@ -70,6 +70,14 @@ pub enum FetchError {
         /// The start of the body, when it is text.
         message: String,
     },
+    /// The server's TLS certificate is refused: an unknown issuer, another name, expired.
+    #[error("{url}: {reason}")]
+    UntrustedCertificate {
+        /// The request.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The answer is not what the API promises.
     #[error("{url}: {reason}")]
     BadReply {
@@ -194,9 +202,16 @@ impl PccsClient {
         url: &str,
         headers: &[(String, String)],
     ) -> Result<RawReply, FetchError> {
-        // Failures that repeating cannot mend (TLS, sizes, the URL) are bad replies; the rest
-        // (refusals, resets, timeouts) are transport failures, worth a retry.
+        // Failures that repeating cannot mend are a refused server certificate (ureq hands the
+        // handshake's rustls error over as I/O) or bad replies (other TLS failures, sizes, the
+        // URL); the rest (refusals, resets, timeouts) are transport failures, worth a retry.
         let transport = |e: ureq::Error| match e {
+            ureq::Error::Io(ref io) if refused_certificate(io) => {
+                FetchError::UntrustedCertificate {
+                    url: url.to_owned(),
+                    reason: io.to_string(),
+                }
+            }
             ureq::Error::Tls(_)
             | ureq::Error::Rustls(_)
             | ureq::Error::BodyExceedsLimit(_)
@@ -574,12 +589,23 @@ pub const THIM_PCK_PARAMS: [(&str, &str); 1] = [("api-version", "2021-07-22-prev
 /// `sgx_default_qcnl_azure.conf`).
 pub const THIM_PCK_HEADERS: [(&str, &str); 1] = [("metadata", "true")];
 
+/// Whether an I/O failure is rustls refusing the server's certificate: `InvalidData` wrapping
+/// rustls's `Error::InvalidCertificate` (unknown issuer, another name, expired, …), whose text
+/// starts so.
+fn refused_certificate(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::InvalidData
+        && error
+            .get_ref()
+            .is_some_and(|inner| inner.to_string().starts_with("invalid peer certificate"))
+}
+
 /// Whether a failed GET may succeed when repeated.
 fn retryable(error: &FetchError) -> bool {
     match error {
         FetchError::Transport { .. } => true,
         FetchError::Status { status, .. } => *status >= 500,
         FetchError::BadUrl(_)
+        | FetchError::UntrustedCertificate { .. }
         | FetchError::BadReply { .. }
         | FetchError::Trust(_)
         | FetchError::Unsupported { .. } => false,

@@ -92,9 +92,7 @@ impl QplError {
             QplError::ClearCache { .. } => SGX_QL_PERSISTENT_STORAGE_ERROR,
             QplError::Fetch { document, source } => match source {
                 FetchError::BadUrl(_) | FetchError::Trust(_) => SGX_QL_ERROR_UNEXPECTED,
-                FetchError::Transport { reason, .. } if is_untrusted_certificate(reason) => {
-                    SGX_QL_ROOT_CA_UNTRUSTED
-                }
+                FetchError::UntrustedCertificate { .. } => SGX_QL_ROOT_CA_UNTRUSTED,
                 FetchError::Transport { .. } => SGX_QL_NETWORK_ERROR,
                 FetchError::BadReply { .. } => SGX_QL_ERROR_MESSAGE_PARSING_ERROR,
                 FetchError::Unsupported { .. } => SGX_QL_ERROR_INVALID_PARAMETER,
@@ -119,12 +117,6 @@ fn not_found(document: Document) -> quote3_error_t {
         }
         Document::QveIdentity => SGX_QL_NO_QVE_IDENTITY_DATA,
     }
-}
-
-/// Whether a transport failure is the TLS certificate of the service being refused.
-fn is_untrusted_certificate(reason: &str) -> bool {
-    let reason = reason.to_ascii_lowercase();
-    reason.contains("certificate") && (reason.contains("invalid") || reason.contains("unknown"))
 }
 
 #[cfg(test)]
@@ -163,5 +155,22 @@ mod tests {
             },
         };
         assert_eq!(transport.status(), 0xE019);
+        let untrusted = QplError::Fetch {
+            document: Document::PckCert,
+            source: FetchError::UntrustedCertificate {
+                url: "https://x/".into(),
+                reason: "invalid peer certificate: UnknownIssuer".into(),
+            },
+        };
+        assert_eq!(untrusted.status(), 0xE065);
+        // A parsing failure that mentions a certificate is still a parsing failure.
+        let bad = QplError::Fetch {
+            document: Document::PckCert,
+            source: FetchError::BadReply {
+                url: "https://x/".into(),
+                reason: "certificate: invalid PEM, unknown label".into(),
+            },
+        };
+        assert_eq!(bad.status(), 0xE046);
     }
 }

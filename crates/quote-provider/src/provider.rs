@@ -210,7 +210,11 @@ impl Provider {
                     );
                     return read_quote_config(&pck_cert_entry(cert));
                 }
-                Err(e @ (FetchError::Transport { .. } | FetchError::Status { .. })) => {
+                Err(
+                    e @ (FetchError::Transport { .. }
+                    | FetchError::UntrustedCertificate { .. }
+                    | FetchError::Status { .. }),
+                ) => {
                     log::log(
                         SGX_QL_LOG_INFO,
                         &format!("local_pck_url failed ({e}): failing over to pccs_url {url}"),
