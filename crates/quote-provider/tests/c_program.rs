@@ -96,9 +96,11 @@ fn served(sim: &Sim) -> Served {
     }
 }
 
-/// A test's files: the QCNL configuration and the cache parent directory.
+/// A test's files: the QCNL configuration and the cache parent directory; and environment
+/// variables the program gets besides.
 struct Setup {
     dir: tempfile::TempDir,
+    env: Vec<(&'static str, PathBuf)>,
 }
 
 impl Setup {
@@ -106,9 +108,18 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("cache")).unwrap();
         std::fs::create_dir(dir.path().join("out")).unwrap();
-        let setup = Self { dir };
+        let setup = Self {
+            dir,
+            env: Vec::new(),
+        };
         setup.configure(config);
         setup
+    }
+
+    /// This setup, with `name=value` in the program's environment.
+    fn with_env(mut self, name: &'static str, value: &Path) -> Self {
+        self.env.push((name, value.to_owned()));
+        self
     }
 
     fn configure(&self, config: &str) {
@@ -128,7 +139,8 @@ impl Setup {
         let mut command = command(args);
         command
             .env("QCNL_CONF_PATH", self.conf())
-            .env("AZDCAP_CACHE", self.dir.path().join("cache"));
+            .env("AZDCAP_CACHE", self.dir.path().join("cache"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
@@ -925,4 +937,221 @@ fn tdx_collateral_takes_tcb_info_and_qe_identity_from_the_tdx_routes() {
     let lines = setup.run(&["tdx", &fmspc, ca, out.to_str().unwrap()]);
     assert_eq!(status(&lines, "tdx_collateral"), INVALID_PARAMETER);
     assert!(server.seen().is_empty());
+}
+
+// ---- HTTPS ----
+
+const ROOT_CA_UNTRUSTED: u32 = 0xE065;
+
+/// The PCCS API over a simulated platform, served over HTTPS with a certificate for `localhost`
+/// under a private CA that neither Mozilla's roots nor the system's store hold.
+struct HttpsPccs {
+    sim: Sim,
+    served: Served,
+    certs: common::LocalhostCerts,
+    pccs: Pccs,
+    /// TLS handshakes the server has begun.
+    handshakes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HttpsPccs {
+    fn start() -> Self {
+        let sim = Sim::new();
+        let served = served(&sim);
+        let certs = common::LocalhostCerts::new();
+        let (tls, handshakes) = certs.server_config();
+        let routes = pccs::routes(sim.source.clone(), pccs::RouteOptions::default(), |_| {});
+        let pccs = Pccs::serve_tls(routes, tls);
+        Self {
+            sim,
+            served,
+            certs,
+            pccs,
+            handshakes,
+        }
+    }
+
+    /// The handshakes since the last call.
+    fn take_handshakes(&self) -> usize {
+        self.handshakes.swap(0, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Every fetching call of the program, in that order, with `setup`: the PCK certificate, the
+/// root CA CRL, the collateral and the QvE identity. Yields each call's line name and status as
+/// the call is made.
+fn statuses_of_every_call<'a>(
+    setup: &'a Setup,
+    served: &Served,
+) -> impl Iterator<Item = (&'static str, u32)> + 'a {
+    let out = setup.out();
+    let fmspc = hex::encode(served.pck.fmspc);
+    let collateral = |mode| {
+        vec![
+            String::from(mode),
+            fmspc.clone(),
+            served.pck.ca.as_str().to_owned(),
+            out.to_str().unwrap().to_owned(),
+        ]
+    };
+    [
+        ("quote_config", config_args(&served.pck, &out.join("c"))),
+        (
+            "root_ca_crl",
+            vec!["rootcrl".into(), out.join("r").to_str().unwrap().into()],
+        ),
+        ("collateral", collateral("collateral")),
+        ("collateral", collateral("collateral_params")),
+        (
+            "qve_identity",
+            vec!["qve".into(), out.to_str().unwrap().into()],
+        ),
+    ]
+    .into_iter()
+    .map(|(name, args)| (name, status(&setup.run(&as_strs(&args)), name)))
+}
+
+#[test]
+fn https_under_an_unknown_ca_is_root_ca_untrusted_and_not_retried() {
+    let https = HttpsPccs::start();
+    // Retries are configured: a refused certificate is not worth one.
+    let setup = Setup::new(&conf(
+        &https.pccs.https_url(),
+        ",\n  \"use_secure_cert\": true,\n  \"retry_times\": 3,\n  \"retry_delay\": 1",
+    ));
+    for (name, status) in statuses_of_every_call(&setup, &https.served) {
+        assert_eq!(status, ROOT_CA_UNTRUSTED, "{name}");
+        assert_eq!(https.take_handshakes(), 1, "{name}: one attempt, no retry");
+    }
+    assert!(
+        https.pccs.seen().is_empty(),
+        "no request got past the handshake"
+    );
+
+    // The log names the refused certificate.
+    let mut command = setup.command(&["rootcrl", setup.out().join("r").to_str().unwrap()]);
+    command.env("CONFCOM_QPL_LOG", "1");
+    let output = run(command);
+    assert_eq!(status(&lines(&output), "root_ca_crl"), ROOT_CA_UNTRUSTED);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&https.pccs.https_url()) && stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn https_under_a_ca_named_by_ssl_cert_file_serves_what_http_serves() {
+    let https = HttpsPccs::start();
+    let plain = Pccs::start(https.sim.source.clone());
+    let over_http = Setup::new(&conf(&plain.url(), ""));
+    let over_https = Setup::new(&conf(
+        &https.pccs.https_url(),
+        ",\n  \"use_secure_cert\": true",
+    ))
+    .with_env("SSL_CERT_FILE", &https.certs.ca());
+    let served = &https.served;
+    for setup in [&over_http, &over_https] {
+        fetch_all(setup, served);
+        let lines = setup.run(&["qve", setup.out().to_str().unwrap()]);
+        // The simulated platform has no QvE identity: a 404 that came over the connection.
+        assert_eq!(status(&lines, "qve_identity"), NO_QVE_IDENTITY_DATA);
+    }
+    assert!(https.take_handshakes() >= 4, "every call went over TLS");
+    for route in [
+        "pckcert",
+        "pckcrl",
+        "tcb",
+        "qe/identity",
+        "qve/identity",
+        "rootcacrl",
+    ] {
+        assert!(!https.pccs.seen_at(route).is_empty(), "{route} over HTTPS");
+    }
+    // Every buffer the program wrote, over HTTPS as over HTTP; over HTTP each one was compared
+    // with what the PCCS serves (and the certificate data here).
+    let cert_data = with_nul(
+        &[
+            served.pck_cert_body.as_slice(),
+            served.pck_cert_chain.as_bytes(),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        std::fs::read(over_http.out().join("cert_data")).unwrap(),
+        cert_data
+    );
+    let files = |setup: &Setup| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(setup.out())
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let http_files = files(&over_http);
+    assert_eq!(
+        http_files
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "cert_data",
+            "pck_crl",
+            "pck_crl_issuer_chain",
+            "qe_identity",
+            "qe_identity_issuer_chain",
+            "root.crl",
+            "root_ca_crl",
+            "tcb_info",
+            "tcb_info_issuer_chain",
+        ]
+    );
+    assert_eq!(files(&over_https), http_files);
+}
+
+#[test]
+fn https_without_secure_cert_accepts_the_unknown_ca() {
+    let https = HttpsPccs::start();
+    let setup = Setup::new(&conf(
+        &https.pccs.https_url(),
+        ",\n  \"use_secure_cert\": false",
+    ));
+    fetch_all(&setup, &https.served);
+    assert_eq!(
+        std::fs::read(setup.out().join("cert_data")).unwrap(),
+        with_nul(
+            &[
+                https.served.pck_cert_body.as_slice(),
+                https.served.pck_cert_chain.as_bytes(),
+            ]
+            .concat(),
+        )
+    );
+    assert!(https.take_handshakes() >= 3, "every call went over TLS");
+    assert!(!https.pccs.seen_at("pckcert").is_empty());
+}
+
+#[test]
+fn https_to_a_name_the_certificate_does_not_carry_is_root_ca_untrusted() {
+    let https = HttpsPccs::start();
+    // The CA is trusted, but the certificate names `localhost`, not the address.
+    let url = format!(
+        "https://127.0.0.1:{}/sgx/certification/v4/",
+        https.pccs.addr.port()
+    );
+    let setup = Setup::new(&conf(
+        &url,
+        ",\n  \"retry_times\": 2,\n  \"retry_delay\": 1",
+    ))
+    .with_env("SSL_CERT_FILE", &https.certs.ca());
+    for (name, status) in statuses_of_every_call(&setup, &https.served) {
+        assert_eq!(status, ROOT_CA_UNTRUSTED, "{name}");
+        assert_eq!(https.take_handshakes(), 1, "{name}: one attempt, no retry");
+    }
+    assert!(https.pccs.seen().is_empty());
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pccs::{CollateralSource, SimSource};
@@ -99,6 +100,15 @@ impl Pccs {
 
     /// Serves `routes`, recording each request.
     pub fn serve(routes: ops_http::ExtraRoutes) -> Self {
+        Self::serve_with(routes, None)
+    }
+
+    /// Serves `routes` over TLS with `tls` (see [`LocalhostCerts`]), recording each request.
+    pub fn serve_tls(routes: ops_http::ExtraRoutes, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::serve_with(routes, Some(tls))
+    }
+
+    fn serve_with(routes: ops_http::ExtraRoutes, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
         let routes = ops_http::ExtraRoutes::new(move |path, query, headers| {
@@ -129,17 +139,26 @@ impl Pccs {
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 let readiness = ops_http::Readiness::new();
                 readiness.set_ready(true);
-                ops_http::serve(
-                    listener,
-                    Arc::new(prometheus_client::registry::Registry::default()),
-                    readiness,
-                    Some(routes),
-                    async {
-                        let _ = stop_rx.await;
-                    },
-                )
-                .await
-                .unwrap();
+                let registry = Arc::new(prometheus_client::registry::Registry::default());
+                let stopped = async {
+                    let _ = stop_rx.await;
+                };
+                match tls {
+                    None => ops_http::serve(listener, registry, readiness, Some(routes), stopped)
+                        .await
+                        .unwrap(),
+                    Some(tls) => ops_http::serve_tls(
+                        listener,
+                        tls,
+                        registry,
+                        readiness,
+                        Some(routes),
+                        ops_http::Limits::default(),
+                        stopped,
+                    )
+                    .await
+                    .unwrap(),
+                }
             });
         });
         let addr = addr_rx.recv().unwrap();
@@ -154,6 +173,14 @@ impl Pccs {
     /// The v4 base URL.
     pub fn url(&self) -> String {
         format!("http://{}/sgx/certification/v4/", self.addr)
+    }
+
+    /// The v4 base URL over HTTPS, naming the server `localhost` (the name of [`LocalhostCerts`]).
+    pub fn https_url(&self) -> String {
+        format!(
+            "https://localhost:{}/sgx/certification/v4/",
+            self.addr.port()
+        )
     }
 
     /// The requests seen so far.
@@ -188,6 +215,64 @@ impl Pccs {
 impl Drop for Pccs {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A private CA and a serving certificate for `localhost` under it, made as `confcom pccs certs`
+/// makes them for a Service (`ca.crt`, `tls.crt`, `tls.key`).
+pub struct LocalhostCerts {
+    pub dir: tempfile::TempDir,
+}
+
+impl LocalhostCerts {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let request = addon::certs::CertRequest {
+            service: "localhost".to_owned(),
+            ..addon::certs::CertRequest::default()
+        };
+        assert!(request.dns_names().contains(&"localhost".to_owned()));
+        addon::certs::ensure_dir(dir.path(), &request, time::OffsetDateTime::now_utc(), false)
+            .unwrap();
+        Self { dir }
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The server's TLS configuration, and the count of TLS handshakes it has begun (each client
+    /// connection, whether or not the client then trusts the certificate).
+    pub fn server_config(&self) -> (Arc<rustls::ServerConfig>, Arc<AtomicUsize>) {
+        let mut config = addon::server::tls_config_from_pem_files(
+            &self.dir.path().join("tls.crt"),
+            &self.dir.path().join("tls.key"),
+        )
+        .unwrap();
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        config.cert_resolver = Arc::new(CountingResolver {
+            inner: Arc::clone(&config.cert_resolver),
+            count: Arc::clone(&handshakes),
+        });
+        (Arc::new(config), handshakes)
+    }
+}
+
+/// Counts the client hellos a server answers with its certificate.
+#[derive(Debug)]
+struct CountingResolver {
+    inner: Arc<dyn rustls::server::ResolvesServerCert>,
+    count: Arc<AtomicUsize>,
+}
+
+impl rustls::server::ResolvesServerCert for CountingResolver {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.inner.resolve(hello)
     }
 }
 
@@ -342,6 +427,9 @@ pub fn command(args: &[&str]) -> Command {
         "HOME",
         "TMPDIR",
         "CONFCOM_QPL_LOG",
+        // The system's certificate store as rustls-native-certs reads it.
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
     ] {
         command.env_remove(name);
     }
