@@ -590,13 +590,15 @@ pub const THIM_PCK_PARAMS: [(&str, &str); 1] = [("api-version", "2021-07-22-prev
 pub const THIM_PCK_HEADERS: [(&str, &str); 1] = [("metadata", "true")];
 
 /// Whether an I/O failure is rustls refusing the server's certificate: `InvalidData` wrapping
-/// rustls's `Error::InvalidCertificate` (unknown issuer, another name, expired, …), whose text
-/// starts so.
+/// rustls's `Error::InvalidCertificate` (unknown issuer, another name, expired, …).
 fn refused_certificate(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::InvalidData
-        && error
-            .get_ref()
-            .is_some_and(|inner| inner.to_string().starts_with("invalid peer certificate"))
+        && error.get_ref().is_some_and(|inner| {
+            matches!(
+                inner.downcast_ref::<rustls::Error>(),
+                Some(rustls::Error::InvalidCertificate(_))
+            )
+        })
 }
 
 /// Whether a failed GET may succeed when repeated.
