@@ -144,6 +144,17 @@ impl Setup {
         command
     }
 
+    /// Runs `command` for the served platform's FMSPC and CA, writing its buffers into `out`.
+    fn run_for(&self, command: &str, served: &Served, out: &Path) -> Lines {
+        let fmspc = hex::encode(served.pck.fmspc);
+        self.run(&[
+            command,
+            &fmspc,
+            served.pck.ca.as_str(),
+            out.to_str().unwrap(),
+        ])
+    }
+
     fn run(&self, args: &[&str]) -> Lines {
         lines(&run(self.command(args)))
     }
@@ -387,12 +398,7 @@ fn server_down_is_a_network_error() {
     let out = setup.out();
     let lines = setup.run(&as_strs(&config_args(&served.pck, &out.join("c"))));
     assert_eq!(status(&lines, "quote_config"), NETWORK_ERROR);
-    let lines = setup.run(&[
-        "collateral",
-        &hex::encode(served.pck.fmspc),
-        served.pck.ca.as_str(),
-        out.to_str().unwrap(),
-    ]);
+    let lines = setup.run_for("collateral", &served, &out);
     assert_eq!(status(&lines, "collateral"), NETWORK_ERROR);
     let lines = setup.run(&["qve", out.to_str().unwrap()]);
     assert_eq!(status(&lines, "qve_identity"), NETWORK_ERROR);
@@ -411,12 +417,7 @@ fn fetch_all(setup: &Setup, served: &Served) -> Lines {
         std::fs::read(out.join("root.crl")).unwrap(),
         served.root_ca_crl_der
     );
-    let lines = setup.run(&[
-        "collateral",
-        &hex::encode(served.pck.fmspc),
-        served.pck.ca.as_str(),
-        out.to_str().unwrap(),
-    ]);
+    let lines = setup.run_for("collateral", &served, &out);
     check_collateral(&lines, &out, served);
     lines
 }
@@ -464,12 +465,7 @@ fn second_calls_are_served_from_the_cache_with_the_server_stopped() {
     let out = setup.out();
     let lines = setup.run(&as_strs(&config_args(&served.pck, &out.join("c"))));
     assert_eq!(status(&lines, "quote_config"), NO_PLATFORM_CERT_DATA);
-    let lines = setup.run(&[
-        "collateral",
-        &hex::encode(served.pck.fmspc),
-        served.pck.ca.as_str(),
-        out.to_str().unwrap(),
-    ]);
+    let lines = setup.run_for("collateral", &served, &out);
     assert_eq!(status(&lines, "collateral"), NO_QUOTE_COLLATERAL_DATA);
 }
 
@@ -544,12 +540,7 @@ fn broken_json_configuration_is_config_invalid_json() {
     let served = served(&sim);
     let setup = Setup::new("{ \"pccs_url\": ");
     let out = setup.out();
-    let lines = setup.run(&[
-        "collateral",
-        &hex::encode(served.pck.fmspc),
-        served.pck.ca.as_str(),
-        out.to_str().unwrap(),
-    ]);
+    let lines = setup.run_for("collateral", &served, &out);
     assert_eq!(status(&lines, "collateral"), 0xE067);
 }
 
@@ -682,12 +673,7 @@ fn intels_azure_configuration_takes_the_certificate_from_thim_byte_for_byte() {
 
     // Collateral from the collateral service, without update= (tcb_update_type is unset).
     let out = setup.out();
-    let lines = setup.run(&[
-        "collateral",
-        &hex::encode(served.pck.fmspc),
-        served.pck.ca.as_str(),
-        out.to_str().unwrap(),
-    ]);
+    let lines = setup.run_for("collateral", &served, &out);
     check_collateral(&lines, &out, &served);
     let tcb = pccs.seen_at("/tcb");
     assert_eq!(tcb.len(), 1);
@@ -846,12 +832,7 @@ fn global_init_and_cleanup_succeed_in_any_order_and_change_nothing() {
         assert_eq!(field(&lines, "global", key), "0x0000", "{key}");
     }
     let out = setup.out();
-    let lines = setup.run(&[
-        "global",
-        &hex::encode(served.pck.fmspc),
-        served.pck.ca.as_str(),
-        out.to_str().unwrap(),
-    ]);
+    let lines = setup.run_for("global", &served, &out);
     check_collateral(&lines, &out, &served);
 }
 
