@@ -417,7 +417,7 @@ fn fetch_all(setup: &Setup, served: &Served) -> Lines {
         std::fs::read(out.join("root.crl")).unwrap(),
         served.root_ca_crl_der
     );
-    let lines = setup.run_for("collateral", &served, &out);
+    let lines = setup.run_for("collateral", served, &out);
     check_collateral(&lines, &out, served);
     lines
 }
