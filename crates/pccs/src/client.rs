@@ -409,17 +409,7 @@ impl PccsClient {
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(FetchError::BadUrl(url.to_owned()));
         }
-        let trimmed = url.trim_end_matches('/');
-        let (base, version) = if trimmed.ends_with("/sgx/certification/v3") {
-            (format!("{trimmed}/"), ApiVersion::V3)
-        } else if trimmed.ends_with("/sgx/certification/v4") {
-            (format!("{trimmed}/"), ApiVersion::V4)
-        } else {
-            (
-                format!("{trimmed}{}", ApiVersion::V4.prefix()),
-                ApiVersion::V4,
-            )
-        };
+        let (base, version) = base_url(url);
         // Mozilla's roots, the system's store and the operator's CA files (see [`crate::tls`]);
         // read only for HTTPS, so a plain-HTTP client never depends on them.
         let mut tls =
@@ -558,6 +548,22 @@ impl PccsClient {
         }
         let reply = self.get_retrying(&url, &request.extra_headers)?;
         reply.pck_cert()
+    }
+}
+
+/// The base requests go to and its API version, for a URL as [`PccsClient::new`] takes it: a base
+/// ending in `/sgx/certification/v3/` or `/v4/`, or a server root (API v4).
+pub fn base_url(url: &str) -> (String, ApiVersion) {
+    let trimmed = url.trim_end_matches('/');
+    if trimmed.ends_with("/sgx/certification/v3") {
+        (format!("{trimmed}/"), ApiVersion::V3)
+    } else if trimmed.ends_with("/sgx/certification/v4") {
+        (format!("{trimmed}/"), ApiVersion::V4)
+    } else {
+        (
+            format!("{trimmed}{}", ApiVersion::V4.prefix()),
+            ApiVersion::V4,
+        )
     }
 }
 

@@ -186,6 +186,15 @@ impl Provider {
         Ok(value)
     }
 
+    /// A cache key of a document the `update` type changes, naming the type when one is set.
+    fn with_update(&self, mut key: String) -> String {
+        if let Some(update) = self.config.tcb_update {
+            key.push_str("\nupdate=");
+            key.push_str(update.as_str());
+        }
+        key
+    }
+
     /// `sgx_ql_get_quote_config`: the PCK certificate chain for a platform and its TCB, from
     /// `local_pck_url` first when it is set, else (or when it fails) from the cache or `pccs_url`.
     pub fn quote_config(&self, request: &PckCertRequest) -> Result<QuoteConfig, QplError> {
@@ -257,13 +266,7 @@ impl Provider {
     /// and QE identity of TDX (`/tdx/certification/v4/`). The collateral service must speak API v4:
     /// a `/sgx/certification/v3/` URL is an invalid parameter, without a request.
     pub fn tdx_collateral(&self, fmspc: &[u8; 6], ca: CaType) -> Result<Collateral, QplError> {
-        // PccsClient reads a base ending in /sgx/certification/v3 as API v3, anything else as v4.
-        if self
-            .config
-            .collateral_url()
-            .trim_end_matches('/')
-            .ends_with("/sgx/certification/v3")
-        {
+        if pccs::client::base_url(self.config.collateral_url()).1 == pccs::ApiVersion::V3 {
             return Err(QplError::InvalidParameter(
                 "TDX collateral needs API v4, and the collateral service URL is an API v3 URL",
             ));
@@ -277,11 +280,11 @@ impl Provider {
             Tee::Sgx => ("collateral", Document::Collateral),
             Tee::Tdx => ("tdxcollateral", Document::TdxCollateral),
         };
-        let mut key = format!("{name}\n{url}\n{}\n{}", hex::encode(fmspc), ca.as_str());
-        if let Some(update) = self.config.tcb_update {
-            key.push_str("\nupdate=");
-            key.push_str(update.as_str());
-        }
+        let key = self.with_update(format!(
+            "{name}\n{url}\n{}\n{}",
+            hex::encode(fmspc),
+            ca.as_str()
+        ));
         self.cached(
             Kind::Collateral,
             &key,
@@ -345,11 +348,7 @@ impl Provider {
     /// `sgx_ql_get_qve_identity`: the QvE identity document and its issuer chain.
     pub fn qve_identity(&self) -> Result<Signed, QplError> {
         let url = self.config.collateral_url();
-        let mut key = format!("qveidentity\n{url}");
-        if let Some(update) = self.config.tcb_update {
-            key.push_str("\nupdate=");
-            key.push_str(update.as_str());
-        }
+        let key = self.with_update(format!("qveidentity\n{url}"));
         self.cached(
             Kind::Collateral,
             &key,
