@@ -286,10 +286,11 @@ impl Config {
                 Some(Value::Object(get_cert)) => {
                     config.get_cert_params = string_pairs(path, get_cert, "params")?;
                     config.get_cert_headers = string_pairs(path, get_cert, "headers")?;
-                    if let Some((name, value)) = config
-                        .get_cert_headers
-                        .iter()
-                        .find(|(name, value)| !is_header_name(name) || !is_header_value(value))
+                    if let Some((name, value)) =
+                        config.get_cert_headers.iter().find(|(name, value)| {
+                            http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                                || http::HeaderValue::from_str(value).is_err()
+                        })
                     {
                         return Err(bad(
                             "custom_request_options.get_cert.headers",
@@ -473,21 +474,6 @@ fn string_pairs(
             .collect(),
         Some(_) => Err(bad("not an object".into())),
     }
-}
-
-/// Whether `name` is an HTTP header name (a non-empty token, RFC 9110).
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Whether `value` can travel as an HTTP header value: visible ASCII, spaces and tabs.
-fn is_header_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 fn api_version(text: &str) -> Option<CrlEncoding> {
