@@ -9,9 +9,9 @@
 //! its key (`pck-<hex>.json`, `qv-<hex>.json`), written to a temporary file in the same directory
 //! and renamed into place, so readers never see half an entry. [`Cache::clear`] removes the entries
 //! of some kinds (`sgx_qpl_clear_cache`) and nothing else: Intel's library may keep its own files
-//! in a directory of the same name. Entries are opened without following symbolic links and without blocking (a
-//! FIFO planted under an entry's name is refused, not waited on), must be regular files, and are
-//! read up to a bounded size. An entry records when it was stored and the earliest `nextUpdate`
+//! in a directory of the same name. Entries are opened without following symbolic links and
+//! without blocking (a FIFO planted under an entry's name is refused, not waited on), must be
+//! regular files, and are read up to a bounded size. An entry records when it was stored and the earliest `nextUpdate`
 //! of what it holds; it is served while younger than the configured hours and not past that
 //! `nextUpdate`. An entry stored in the future (clock skew, or a planted file) is stale. Damaged
 //! or unreadable entries are misses.
