@@ -40,7 +40,7 @@ use pccs::CaType;
 use pccs::client::PckCertRequest;
 
 use error::QplError;
-use provider::Provider;
+use provider::{Provider, Tee};
 use types::*;
 
 /// Runs one exported call: catches panics, maps the outcome to `quote3_error_t`, and logs
@@ -269,13 +269,6 @@ fn collateral_block(c: &provider::Collateral) -> Result<*mut sgx_ql_qve_collater
         });
         Ok(collateral)
     }
-}
-
-/// Which collateral a function returns.
-#[derive(Clone, Copy)]
-enum Tee {
-    Sgx,
-    Tdx,
 }
 
 /// The shared body of the collateral functions.

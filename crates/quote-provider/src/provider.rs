@@ -405,8 +405,10 @@ impl Provider {
 
 /// Which kind of quote collateral is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tee {
+pub enum Tee {
+    /// SGX quotes (`sgx_ql_get_quote_verification_collateral`).
     Sgx,
+    /// TDX quotes (`tdx_ql_get_quote_verification_collateral`).
     Tdx,
 }
 
