@@ -475,11 +475,7 @@ impl PccsClient {
     }
 
     fn tcb_info_at(&self, base: &str, fmspc: &[u8; 6]) -> Result<Signed, FetchError> {
-        let mut url = format!("{base}tcb?fmspc={}", hex::encode_upper(fmspc));
-        if let Some(update) = self.update {
-            url.push_str("&update=");
-            url.push_str(update.as_str());
-        }
+        let url = self.with_update(format!("{base}tcb?fmspc={}", hex::encode_upper(fmspc)));
         self.get_retrying(&url, &[])?
             .signed(&[HEADER_TCB_INFO_CHAIN_V4, HEADER_TCB_INFO_CHAIN_V3])
     }
@@ -500,10 +496,13 @@ impl PccsClient {
             .signed(&[HEADER_IDENTITY_CHAIN])
     }
 
-    /// `url?update=…` when an update type is set.
+    /// `url` with `update=…` as its last query parameter when an update type is set.
     fn with_update(&self, url: String) -> String {
         match self.update {
-            Some(update) => format!("{url}?update={}", update.as_str()),
+            Some(update) => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}update={}", update.as_str())
+            }
             None => url,
         }
     }
@@ -539,13 +538,7 @@ impl PccsClient {
             hex::encode_upper(request.pce_svn.to_le_bytes()),
             hex::encode_upper(request.pce_id.to_le_bytes()),
         ));
-        for (name, value) in &request.extra_params {
-            url.push_str(&format!(
-                "&{}={}",
-                utf8_percent_encode(name, QUERY_VALUE),
-                utf8_percent_encode(value, QUERY_VALUE)
-            ));
-        }
+        push_query_params(&mut url, &request.extra_params);
         let reply = self.get_retrying(&url, &request.extra_headers)?;
         reply.pck_cert()
     }
@@ -564,6 +557,18 @@ pub fn base_url(url: &str) -> (String, ApiVersion) {
             format!("{trimmed}{}", ApiVersion::V4.prefix()),
             ApiVersion::V4,
         )
+    }
+}
+
+/// Appends `&name=value` for each of `params` to a URL that has a query, both percent-encoded
+/// (only RFC 3986's unreserved characters stay as they are).
+pub fn push_query_params(url: &mut String, params: &[(String, String)]) {
+    for (name, value) in params {
+        url.push_str(&format!(
+            "&{}={}",
+            utf8_percent_encode(name, QUERY_VALUE),
+            utf8_percent_encode(value, QUERY_VALUE)
+        ));
     }
 }
 

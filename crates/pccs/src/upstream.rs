@@ -20,7 +20,7 @@ use crate::api::{
 };
 use crate::client::{
     ClientOptions, PccsClient, THIM_PCK_HEADERS, THIM_PCK_PARAMS, crl_der, is_azure_thim,
-    pck_cert_reply,
+    pck_cert_reply, push_query_params,
 };
 use crate::source::{CaType, CollateralSource, Crl, PckCert, PckCertQuery, Signed, SourceError};
 use crate::store::{Entry, Store};
@@ -344,13 +344,7 @@ impl CollateralSource for UpstreamSource {
         if let Some(ppid) = &query.encrypted_ppid {
             url.push_str(&format!("&encrypted_ppid={}", hex::encode_upper(ppid)));
         }
-        for (name, value) in &pck.params {
-            url.push_str(&format!(
-                "&{}={}",
-                form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>(),
-                form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
-            ));
-        }
+        push_query_params(&mut url, &pck.params);
         let Some(entry) = self.cached_from(&pck.client, &pck.headers, &key, &url, |_| None)? else {
             return Ok(None);
         };
