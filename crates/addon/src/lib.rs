@@ -3,7 +3,9 @@
 //!
 //! - [`render`]: `confcom addon render` – the device plugin DaemonSet with its ServiceAccount and
 //!   the RBAC to patch `nodes/status` (it advertises `sgx.intel.com/epc` there), the quote helper
-//!   DaemonSet (opt-in), the webhook objects (opt-in) as deterministic YAML.
+//!   DaemonSet (opt-in), the webhook objects (opt-in), and with `--dra` the SGX DRA driver
+//!   (kubelet-plugin DaemonSet, slice RBAC and admission policy, DeviceClasses) as deterministic
+//!   YAML.
 //! - [`admission`]: the AdmissionReview → JSONPatch logic of `confcom webhook`.
 //! - [`quantity`]: Kubernetes quantities as bytes, and back in the API server's binary-SI form.
 //! - [`server`]: the webhook's HTTPS server (rustls with the ring provider, hyper HTTP/1.1).

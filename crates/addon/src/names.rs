@@ -19,6 +19,8 @@ pub const COMPONENT_QUOTE_HELPER: &str = "quote-helper";
 pub const COMPONENT_WEBHOOK: &str = "webhook";
 /// Component value of the PCCS objects.
 pub const COMPONENT_PCCS: &str = "pccs";
+/// Component value of the DRA driver objects (`--dra`).
+pub const COMPONENT_DRA_DRIVER: &str = "dra-driver";
 
 /// Annotation stating why a container runs as uid 0 (YAML comments cannot come from typed objects).
 pub const ANNOTATION_RUNS_AS_ROOT: &str = "confcom.sgx/runs-as-root";
@@ -134,3 +136,48 @@ pub const SIM_CA_SECRET_NAME: &str = "sgx-sim-ca";
 /// Intel's public Provisioning Certification Service, API v4: the in-cluster PCCS's default
 /// upstream.
 pub const INTEL_PCS_URL: &str = "https://api.trustedservices.intel.com/sgx/certification/v4/";
+
+/// The DRA driver's name (`ResourceSlice.spec.driver`, kubelet plugin name); equal to
+/// `dra_driver::names::DEFAULT_DRIVER_NAME` (a test of the `confcom` crate holds them together).
+pub const DRA_DRIVER: &str = "sgx.confcom-rs.github.io";
+/// DeviceClass: EPC from any of the driver's devices.
+pub const DRA_CLASS_EPC: &str = "sgx.confcom-rs.github.io";
+/// DeviceClass: EPC plus the wiring to the node's quote helper.
+pub const DRA_CLASS_QUOTE_HELPER: &str = "quote-helper.sgx.confcom-rs.github.io";
+/// DeviceClass: EPC plus the provisioning device node.
+pub const DRA_CLASS_PROVISION: &str = "provision.sgx.confcom-rs.github.io";
+/// The device capacity holding EPC bytes.
+pub const DRA_CAPACITY_EPC: &str = "epc";
+/// Device attribute (bool): the provisioning device node exists on the node.
+pub const DRA_ATTR_PROVISIONING: &str = "provisioning";
+/// Device attribute (string): the platform's TCB status under current collateral.
+pub const DRA_ATTR_TCB_STATUS: &str = "tcbStatus";
+/// `apiVersion` of the driver's opaque configuration.
+pub const DRA_CONFIG_API_VERSION: &str = "sgx.confcom-rs.github.io/v1alpha1";
+/// `kind` of the driver's opaque configuration.
+pub const DRA_CONFIG_KIND: &str = "SgxConfig";
+/// Kubelet's plugin registration directory.
+pub const KUBELET_PLUGINS_REGISTRY_DIR: &str = "/var/lib/kubelet/plugins_registry";
+/// Parent of the kubelet plugins' own directories.
+pub const KUBELET_PLUGINS_DIR: &str = "/var/lib/kubelet/plugins";
+/// The dynamic CDI directory the container runtimes read.
+pub const CDI_DYNAMIC_DIR: &str = "/var/run/cdi";
+
+/// Name of the DRA driver's kubelet-plugin DaemonSet.
+pub const DRA_DRIVER_NAME: &str = "sgx-dra-driver";
+/// ServiceAccount of the DRA driver: it publishes its node's ResourceSlices.
+pub const DRA_DRIVER_SERVICE_ACCOUNT: &str = "sgx-dra-driver";
+/// ClusterRole and ClusterRoleBinding of the DRA driver.
+pub const DRA_DRIVER_CLUSTER_ROLE: &str = "confcom-sgx-dra-driver";
+/// ValidatingAdmissionPolicy (and its binding) that limits the driver to its own node's slices.
+pub const DRA_DRIVER_SLICE_POLICY: &str = "confcom-sgx-dra-driver-own-node";
+/// Name of the quote helper DaemonSet on DRA nodes (it takes its SGX devices from a claim).
+pub const DRA_QUOTE_HELPER_NAME: &str = "sgx-quote-helper-dra";
+/// ResourceClaimTemplate of the quote helper on DRA nodes.
+pub const DRA_QUOTE_HELPER_CLAIM_TEMPLATE: &str = "sgx-quote-helper";
+/// Metrics and health port of the DRA driver.
+pub const DRA_DRIVER_METRICS_PORT: u16 = 9104;
+/// Environment variable the DRA driver reads its pod's UID from (rolling-update socket names).
+pub const ENV_POD_UID: &str = "POD_UID";
+/// The user-info extra key carrying the node of a service-account token bound to a pod.
+pub const USER_EXTRA_NODE_NAME: &str = "authentication.kubernetes.io/node-name";

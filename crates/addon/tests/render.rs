@@ -145,6 +145,50 @@ fn combinations() -> Vec<(&'static str, RenderOptions)> {
             },
         ),
         (
+            "dra-simulated",
+            RenderOptions {
+                dra: true,
+                simulate: true,
+                enable_quote_helper: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "dra-hardware",
+            RenderOptions {
+                dra: true,
+                enable_quote_helper: true,
+                enable_pccs: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "dra-pools",
+            RenderOptions {
+                dra: true,
+                dra_node_selector: BTreeMap::from([(
+                    "confcom.sgx/dra".to_owned(),
+                    "true".to_owned(),
+                )]),
+                enable_quote_helper: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "dra-pools-selected-no-extended-resources",
+            RenderOptions {
+                dra: true,
+                dra_node_selector: BTreeMap::from([
+                    ("agentpool".to_owned(), "sgxdra".to_owned()),
+                    ("confcom.sgx/dra".to_owned(), "true".to_owned()),
+                ]),
+                node_selector: BTreeMap::from([("tee".to_owned(), "sgx".to_owned())]),
+                dra_extended_resources: false,
+                epc_mib: Some(64),
+                ..base.clone()
+            },
+        ),
+        (
             "everything-simulated-custom",
             RenderOptions {
                 namespace: "confcom-sgx".to_owned(),
@@ -296,7 +340,8 @@ fn every_object_carries_the_add_on_labels_and_namespace() {
                     COMPONENT_DEVICE_PLUGIN,
                     COMPONENT_QUOTE_HELPER,
                     COMPONENT_WEBHOOK,
-                    COMPONENT_PCCS
+                    COMPONENT_PCCS,
+                    COMPONENT_DRA_DRIVER
                 ]
                 .contains(&component.as_str()),
                 "{name}: {} has component {component}",
@@ -306,6 +351,9 @@ fn every_object_carries_the_add_on_labels_and_namespace() {
                 "MutatingWebhookConfiguration",
                 "ClusterRole",
                 "ClusterRoleBinding",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
+                "DeviceClass",
             ];
             let expected_ns =
                 (!cluster_scoped.contains(&object.kind())).then_some(opts.namespace.as_str());
@@ -328,14 +376,16 @@ fn workloads_are_hardened() {
             };
             let spec = pod_spec(template);
             let what = format!("{name}/{}", object.name());
-            // Only the device plugin gets an API token (to patch its node's status).
-            let token = object.name() == DEVICE_PLUGIN_NAME;
+            // Only the device plugin (to patch its node's status) and the DRA driver (to publish
+            // its node's ResourceSlices) get an API token, each its own.
+            let account = match object.name() {
+                DEVICE_PLUGIN_NAME => Some(DEVICE_PLUGIN_SERVICE_ACCOUNT),
+                DRA_DRIVER_NAME => Some(DRA_DRIVER_SERVICE_ACCOUNT),
+                _ => None,
+            };
+            let token = account.is_some();
             assert_eq!(spec.automount_service_account_token, Some(token), "{what}");
-            assert_eq!(
-                spec.service_account_name.as_deref(),
-                token.then_some(DEVICE_PLUGIN_SERVICE_ACCOUNT),
-                "{what}"
-            );
+            assert_eq!(spec.service_account_name.as_deref(), account, "{what}");
             assert_eq!(spec.host_network, None, "{what}");
             assert_eq!(spec.host_pid, None, "{what}");
             assert_eq!(spec.host_ipc, None, "{what}");
@@ -441,6 +491,10 @@ fn mounts(container: &Container) -> BTreeMap<String, (String, bool)> {
 #[test]
 fn device_plugin_mounts_and_flags() {
     for (name, opts, objects) in render_all() {
+        if !opts.device_plugin_pool() {
+            assert!(daemon_set(&objects, DEVICE_PLUGIN_NAME).is_none(), "{name}");
+            continue;
+        }
         let template = daemon_set(&objects, DEVICE_PLUGIN_NAME).unwrap();
         let spec = pod_spec(template);
         let container = &spec.containers[0];
@@ -499,6 +553,17 @@ fn device_plugin_mounts_and_flags() {
 fn device_plugin_may_patch_node_status_and_nothing_else() {
     use k8s_openapi::api::rbac::v1::PolicyRule;
     for (name, opts, objects) in render_all() {
+        if !opts.device_plugin_pool() {
+            // --dra without --dra-node-selector: the DRA driver replaces the device plugin.
+            assert!(
+                objects.iter().all(|o| {
+                    o.metadata().labels.as_ref().unwrap()[LABEL_COMPONENT]
+                        != COMPONENT_DEVICE_PLUGIN
+                }),
+                "{name}"
+            );
+            continue;
+        }
         // Apply order: identity and permissions before the pods that use them.
         let kinds: Vec<&str> = objects.iter().take(4).map(Object::kind).collect();
         assert_eq!(
@@ -556,12 +621,13 @@ fn device_plugin_may_patch_node_status_and_nothing_else() {
             Some(opts.namespace.as_str()),
             "{name}"
         );
-        // Nothing else is bound, and no other workload runs as this account.
+        // Nothing else is bound (but the DRA driver's own role), and no other workload runs as
+        // this account.
         let bindings = objects
             .iter()
             .filter(|o| o.kind() == "ClusterRoleBinding" || o.kind() == "RoleBinding")
             .count();
-        assert_eq!(bindings, 1, "{name}");
+        assert_eq!(bindings, 1 + usize::from(opts.dra), "{name}");
 
         let spec = pod_spec(daemon_set(&objects, DEVICE_PLUGIN_NAME).unwrap());
         assert_eq!(spec.automount_service_account_token, Some(true));
@@ -584,7 +650,12 @@ fn device_plugin_may_patch_node_status_and_nothing_else() {
 #[test]
 fn node_daemons_tolerate_sgx_taints_and_select_sgx_nodes() {
     for (name, opts, objects) in render_all() {
-        for ds_name in [DEVICE_PLUGIN_NAME, QUOTE_HELPER_NAME] {
+        for ds_name in [
+            DEVICE_PLUGIN_NAME,
+            QUOTE_HELPER_NAME,
+            DRA_DRIVER_NAME,
+            DRA_QUOTE_HELPER_NAME,
+        ] {
             let Some(template) = daemon_set(&objects, ds_name) else {
                 continue;
             };
@@ -602,6 +673,10 @@ fn node_daemons_tolerate_sgx_taints_and_select_sgx_nodes() {
             );
             let selector = spec.node_selector.as_ref().unwrap();
             assert_eq!(selector["kubernetes.io/os"], "linux");
+            if !opts.dra_node_selector.is_empty() {
+                // Two pools: see dra_and_device_plugin_pools_are_disjoint.
+                continue;
+            }
             if !opts.node_selector.is_empty() {
                 for (k, v) in &opts.node_selector {
                     assert_eq!(selector.get(k), Some(v), "{name}");
@@ -644,12 +719,15 @@ fn node_daemons_tolerate_sgx_taints_and_select_sgx_nodes() {
 #[test]
 fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
     for (name, opts, objects) in render_all() {
-        let template = daemon_set(&objects, QUOTE_HELPER_NAME);
         let config_map = objects.iter().find(|o| {
             o.kind() == "ConfigMap" && o.metadata().name.as_deref() == Some("sgx-quote-helper-qcnl")
         });
         if !opts.enable_quote_helper {
-            assert!(template.is_none(), "{name}");
+            assert!(daemon_set(&objects, QUOTE_HELPER_NAME).is_none(), "{name}");
+            assert!(
+                daemon_set(&objects, DRA_QUOTE_HELPER_NAME).is_none(),
+                "{name}"
+            );
             assert!(
                 objects.iter().all(|o| {
                     o.metadata().labels.as_ref().unwrap()[LABEL_COMPONENT] != COMPONENT_QUOTE_HELPER
@@ -658,7 +736,31 @@ fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
             );
             continue;
         }
-        let spec = pod_spec(template.unwrap());
+        // One quote helper per node pool: device-plugin nodes, DRA nodes.
+        let pools = [
+            (QUOTE_HELPER_NAME, false, opts.device_plugin_pool()),
+            (DRA_QUOTE_HELPER_NAME, true, opts.dra),
+        ];
+        for (ds_name, dra, expected) in pools {
+            let template = daemon_set(&objects, ds_name);
+            assert_eq!(template.is_some(), expected, "{name}: {ds_name}");
+            let Some(template) = template else {
+                continue;
+            };
+            quote_helper_checks(name, &opts, template, dra, config_map);
+        }
+    }
+}
+
+fn quote_helper_checks(
+    name: &str,
+    opts: &RenderOptions,
+    template: &PodTemplateSpec,
+    dra: bool,
+    config_map: Option<&Object>,
+) {
+    {
+        let spec = pod_spec(template);
         let container = &spec.containers[0];
         assert_eq!(args(container)[0], "quote-helper");
         assert_eq!(
@@ -695,16 +797,40 @@ fn quote_helper_only_when_enabled_and_pinned_to_its_backend() {
         assert_eq!(m["aesmd"], ("/var/run/aesmd".into(), false));
 
         let resources = container.resources.as_ref().unwrap();
-        for map in [&resources.requests, &resources.limits] {
-            let map = map.as_ref().unwrap();
-            assert!(map.contains_key("kubernetes.azure.com/sgx_epc_mem_in_MiB"));
-            assert_eq!(map["sgx.intel.com/provision"].0, "1");
+        if dra {
+            // The same devices from a claim of the provision class, no extended resources.
+            let claims = resources.claims.as_ref().unwrap();
+            assert_eq!(claims.len(), 1, "{name}");
+            let pod_claims = spec.resource_claims.as_ref().unwrap();
+            assert_eq!(pod_claims.len(), 1, "{name}");
+            assert_eq!(pod_claims[0].name, claims[0].name);
+            assert_eq!(
+                pod_claims[0].resource_claim_template_name.as_deref(),
+                Some(DRA_QUOTE_HELPER_CLAIM_TEMPLATE)
+            );
+            for map in [&resources.requests, &resources.limits] {
+                assert!(
+                    map.as_ref()
+                        .unwrap()
+                        .keys()
+                        .all(|k| k == "cpu" || k == "memory"),
+                    "{name}"
+                );
+            }
+        } else {
+            assert_eq!(resources.claims, None, "{name}");
+            assert_eq!(spec.resource_claims, None, "{name}");
+            for map in [&resources.requests, &resources.limits] {
+                let map = map.as_ref().unwrap();
+                assert!(map.contains_key("kubernetes.azure.com/sgx_epc_mem_in_MiB"));
+                assert_eq!(map["sgx.intel.com/provision"].0, "1");
+            }
+            assert_eq!(
+                resources.requests.as_ref().unwrap()["kubernetes.azure.com/sgx_epc_mem_in_MiB"],
+                resources.limits.as_ref().unwrap()["kubernetes.azure.com/sgx_epc_mem_in_MiB"],
+                "extended resources need requests == limits"
+            );
         }
-        assert_eq!(
-            resources.requests.as_ref().unwrap()["kubernetes.azure.com/sgx_epc_mem_in_MiB"],
-            resources.limits.as_ref().unwrap()["kubernetes.azure.com/sgx_epc_mem_in_MiB"],
-            "extended resources need requests == limits"
-        );
         let readiness = container.readiness_probe.as_ref().unwrap();
         assert_eq!(
             readiness.http_get.as_ref().unwrap().path.as_deref(),
@@ -1290,6 +1416,23 @@ fn checked_in_default_manifests_are_up_to_date() {
                 ..RenderOptions::default()
             },
         ),
+        (
+            "deploy/manifests/confcom-dra.yaml",
+            RenderOptions {
+                dra: true,
+                enable_quote_helper: true,
+                ..RenderOptions::default()
+            },
+        ),
+        (
+            "deploy/manifests/confcom-dra-simulate.yaml",
+            RenderOptions {
+                dra: true,
+                enable_quote_helper: true,
+                simulate: true,
+                ..RenderOptions::default()
+            },
+        ),
     ];
     let update = std::env::var_os("CONFCOM_UPDATE_MANIFESTS").is_some();
     for (path, opts) in expected {
@@ -1304,5 +1447,778 @@ fn checked_in_default_manifests_are_up_to_date() {
             on_disk == rendered,
             "{path} is stale: regenerate it with `deploy/render-manifests.sh`"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SGX DRA driver (--dra)
+
+fn dra_renders() -> Vec<(&'static str, RenderOptions, Vec<Object>)> {
+    render_all()
+        .into_iter()
+        .filter(|(_, opts, _)| opts.dra)
+        .collect()
+}
+
+#[test]
+fn dra_objects_only_with_dra() {
+    for (name, opts, objects) in render_all() {
+        let dra: Vec<&Object> = objects
+            .iter()
+            .filter(|o| {
+                o.metadata().labels.as_ref().unwrap()[LABEL_COMPONENT] == COMPONENT_DRA_DRIVER
+            })
+            .collect();
+        if !opts.dra {
+            assert!(dra.is_empty(), "{name}");
+            assert!(
+                !objects.iter().any(|o| o.kind() == "ResourceClaimTemplate"),
+                "{name}"
+            );
+            continue;
+        }
+        let kinds: Vec<(&str, &str)> = dra.iter().map(|o| (o.kind(), o.name())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("ServiceAccount", DRA_DRIVER_SERVICE_ACCOUNT),
+                ("ClusterRole", DRA_DRIVER_CLUSTER_ROLE),
+                ("ClusterRoleBinding", DRA_DRIVER_CLUSTER_ROLE),
+                ("ValidatingAdmissionPolicy", DRA_DRIVER_SLICE_POLICY),
+                ("ValidatingAdmissionPolicyBinding", DRA_DRIVER_SLICE_POLICY),
+                ("DeviceClass", DRA_CLASS_EPC),
+                ("DeviceClass", DRA_CLASS_QUOTE_HELPER),
+                ("DeviceClass", DRA_CLASS_PROVISION),
+                ("DaemonSet", DRA_DRIVER_NAME),
+            ],
+            "{name}: identity, permissions and classes before the pods"
+        );
+    }
+}
+
+#[test]
+fn dra_driver_mounts_only_what_it_needs() {
+    for (name, opts, objects) in dra_renders() {
+        let spec = pod_spec(daemon_set(&objects, DRA_DRIVER_NAME).unwrap());
+        let container = &spec.containers[0];
+        assert_eq!(args(container)[0], "dra-driver", "{name}");
+        assert_eq!(flag(container, "--node-name"), Some("$(NODE_NAME)"));
+        assert_eq!(flag(container, "--metrics-addr"), Some("0.0.0.0:9104"));
+        let env = container.env.as_ref().unwrap();
+        let field = |var: &str| {
+            env.iter()
+                .find(|e| e.name == var)
+                .and_then(|e| e.value_from.as_ref())
+                .and_then(|v| v.field_ref.as_ref())
+                .map(|f| f.field_path.clone())
+        };
+        assert_eq!(field("NODE_NAME").as_deref(), Some("spec.nodeName"));
+        assert_eq!(field("POD_UID").as_deref(), Some("metadata.uid"));
+        assert_eq!(args(container).contains(&"--simulate"), opts.simulate);
+        let epc = opts.epc_mib.or(opts.simulate.then_some(256));
+        assert_eq!(
+            flag(container, "--epc-mib").map(str::to_owned),
+            epc.map(|n| n.to_string()),
+            "{name}"
+        );
+
+        let plugin_dir = "/var/lib/kubelet/plugins/sgx.confcom-rs.github.io";
+        let mut expected_hp = BTreeMap::from([
+            (
+                "plugins-registry".to_owned(),
+                (
+                    "/var/lib/kubelet/plugins_registry".to_owned(),
+                    "Directory".to_owned(),
+                ),
+            ),
+            (
+                "plugin-dir".to_owned(),
+                (plugin_dir.to_owned(), "DirectoryOrCreate".to_owned()),
+            ),
+            (
+                "cdi".to_owned(),
+                ("/var/run/cdi".to_owned(), "DirectoryOrCreate".to_owned()),
+            ),
+            (
+                "aesmd".to_owned(),
+                ("/var/run/aesmd".to_owned(), "DirectoryOrCreate".to_owned()),
+            ),
+        ]);
+        // Kubelet and the runtime read these at the host's paths: mounted at the same paths.
+        let mut expected_mounts = BTreeMap::from([
+            (
+                "plugins-registry".to_owned(),
+                ("/var/lib/kubelet/plugins_registry".to_owned(), false),
+            ),
+            ("plugin-dir".to_owned(), (plugin_dir.to_owned(), false)),
+            ("cdi".to_owned(), ("/var/run/cdi".to_owned(), false)),
+            ("aesmd".to_owned(), ("/var/run/aesmd".to_owned(), true)),
+        ]);
+        if !opts.simulate {
+            // Discovery exactly as the device plugin does it.
+            let dp = render(&RenderOptions {
+                dra: false,
+                dra_node_selector: BTreeMap::new(),
+                dra_extended_resources: true,
+                ..opts.clone()
+            })
+            .unwrap();
+            let dp_spec = pod_spec(daemon_set(&dp, DEVICE_PLUGIN_NAME).unwrap());
+            let dp_hp = host_paths(dp_spec);
+            let dp_m = mounts(&dp_spec.containers[0]);
+            for key in ["host-dev", "host-sys"] {
+                expected_hp.insert(key.to_owned(), dp_hp[key].clone());
+                expected_mounts.insert(key.to_owned(), dp_m[key].clone());
+                assert!(dp_m[key].1, "read-only");
+            }
+            for f in ["--dev-root", "--sysfs-root"] {
+                assert_eq!(
+                    flag(container, f),
+                    flag(&dp_spec.containers[0], f),
+                    "{name}"
+                );
+            }
+        }
+        assert_eq!(host_paths(spec), expected_hp, "{name}");
+        assert_eq!(mounts(container), expected_mounts, "{name}");
+        assert!(
+            spec.volumes.iter().flatten().all(|v| v.host_path.is_some()),
+            "{name}: nothing but these host paths"
+        );
+
+        // Hardened as the device plugin: root for kubelet's directories, nothing more.
+        let sc = container.security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_user, Some(0));
+        assert_eq!(sc.privileged, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(spec.host_network, None);
+        let port = &container.ports.as_ref().unwrap()[0];
+        assert_eq!(
+            (port.name.as_deref(), port.container_port),
+            (Some("metrics"), 9104)
+        );
+        for probe in [&container.liveness_probe, &container.readiness_probe] {
+            let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+            assert_eq!(
+                get.port,
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+                    "metrics".to_owned()
+                )
+            );
+        }
+        let tolerations = spec.tolerations.as_ref().unwrap();
+        assert!(
+            tolerations
+                .iter()
+                .any(|t| t.key.as_deref() == Some("sgx.intel.com/epc"))
+        );
+        assert_eq!(
+            spec.priority_class_name.as_deref(),
+            Some("system-node-critical")
+        );
+    }
+}
+
+#[test]
+fn dra_driver_rbac_is_exactly_slices_claims_and_nodes() {
+    use k8s_openapi::api::rbac::v1::PolicyRule;
+    for (name, opts, objects) in dra_renders() {
+        let role = find(&objects, |o| match o {
+            Object::ClusterRole(r)
+                if r.metadata.name.as_deref() == Some(DRA_DRIVER_CLUSTER_ROLE) =>
+            {
+                Some(r)
+            }
+            _ => None,
+        });
+        let rule = |group: &str, resource: &str, verbs: &[&str]| PolicyRule {
+            api_groups: Some(vec![group.to_owned()]),
+            resources: Some(vec![resource.to_owned()]),
+            verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+            ..PolicyRule::default()
+        };
+        assert_eq!(
+            role.rules.as_deref(),
+            Some(
+                &[
+                    rule(
+                        "resource.k8s.io",
+                        "resourceslices",
+                        &[
+                            "get", "list", "watch", "create", "update", "patch", "delete"
+                        ]
+                    ),
+                    rule("resource.k8s.io", "resourceclaims", &["get"]),
+                    rule("", "nodes", &["get"]),
+                ][..]
+            ),
+            "{name}"
+        );
+        assert_eq!(role.aggregation_rule, None);
+        let binding = find(&objects, |o| match o {
+            Object::ClusterRoleBinding(b)
+                if b.metadata.name.as_deref() == Some(DRA_DRIVER_CLUSTER_ROLE) =>
+            {
+                Some(b)
+            }
+            _ => None,
+        });
+        assert_eq!(binding.role_ref.name, DRA_DRIVER_CLUSTER_ROLE);
+        let subjects = binding.subjects.as_ref().unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].kind, "ServiceAccount");
+        assert_eq!(subjects[0].name, DRA_DRIVER_SERVICE_ACCOUNT);
+        assert_eq!(
+            subjects[0].namespace.as_deref(),
+            Some(opts.namespace.as_str())
+        );
+    }
+}
+
+/// Evaluates one CEL expression over `variables`, as the API server or the scheduler would.
+fn eval_cel(expression: &str, variables: &[(&str, serde_json::Value)]) -> cel::Value {
+    let program = cel::Program::compile(expression)
+        .unwrap_or_else(|e| panic!("{expression} does not compile: {e}"));
+    let mut context = cel::Context::default();
+    for (name, value) in variables {
+        context.add_variable(*name, value.clone()).unwrap();
+    }
+    program
+        .execute(&context)
+        .unwrap_or_else(|e| panic!("{expression}: {e}"))
+}
+
+fn eval_bool(expression: &str, variables: &[(&str, serde_json::Value)]) -> bool {
+    match eval_cel(expression, variables) {
+        cel::Value::Bool(b) => b,
+        other => panic!("{expression}: not a boolean: {other:?}"),
+    }
+}
+
+/// Runs the slice policy on one admission request: `None` if it does not apply, else the
+/// messages of the failed validations (empty: admitted).
+fn run_slice_policy(
+    policy: &k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy,
+    request: serde_json::Value,
+    object: serde_json::Value,
+    old_object: serde_json::Value,
+) -> Option<Vec<String>> {
+    let spec = policy.spec.as_ref().unwrap();
+    let mut vars = vec![
+        ("request", request),
+        ("object", object),
+        ("oldObject", old_object),
+    ];
+    for condition in spec.match_conditions.iter().flatten() {
+        if !eval_bool(&condition.expression, &vars) {
+            return None;
+        }
+    }
+    let mut variables = serde_json::Map::new();
+    for variable in spec.variables.iter().flatten() {
+        vars.retain(|(n, _)| *n != "variables");
+        vars.push(("variables", serde_json::Value::Object(variables.clone())));
+        let value = match eval_cel(&variable.expression, &vars) {
+            cel::Value::Bool(b) => serde_json::json!(b),
+            cel::Value::String(s) => serde_json::json!(s.as_str()),
+            cel::Value::Map(_) => {
+                // The object chosen: find which by evaluating the same choice on the name.
+                let op = vars.iter().find(|(n, _)| *n == "request").unwrap().1["operation"].clone();
+                let pick = if op == "DELETE" {
+                    "oldObject"
+                } else {
+                    "object"
+                };
+                vars.iter().find(|(n, _)| *n == pick).unwrap().1.clone()
+            }
+            other => panic!("unexpected variable value {other:?}"),
+        };
+        variables.insert(variable.name.clone(), value);
+    }
+    vars.retain(|(n, _)| *n != "variables");
+    vars.push(("variables", serde_json::Value::Object(variables)));
+    let mut failures = Vec::new();
+    for validation in spec.validations.iter().flatten() {
+        if !eval_bool(&validation.expression, &vars) {
+            let message = match &validation.message_expression {
+                Some(e) => match eval_cel(e, &vars) {
+                    cel::Value::String(s) => s.to_string(),
+                    other => panic!("message is not a string: {other:?}"),
+                },
+                None => validation.message.clone().unwrap(),
+            };
+            failures.push(message);
+        }
+    }
+    Some(failures)
+}
+
+#[test]
+fn dra_slice_policy_keeps_each_driver_pod_to_its_own_node() {
+    for (name, opts, objects) in dra_renders() {
+        let policy = find(&objects, |o| match o {
+            Object::ValidatingAdmissionPolicy(p) => Some(p),
+            _ => None,
+        });
+        let spec = policy.spec.as_ref().unwrap();
+        assert_eq!(spec.failure_policy.as_deref(), Some("Fail"));
+        let rules = spec
+            .match_constraints
+            .as_ref()
+            .unwrap()
+            .resource_rules
+            .as_ref()
+            .unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].api_groups.as_deref(),
+            Some(&["resource.k8s.io".to_owned()][..])
+        );
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["resourceslices".to_owned()][..])
+        );
+        let ops: BTreeSet<&str> = rules[0]
+            .operations
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(ops, BTreeSet::from(["CREATE", "UPDATE", "DELETE"]));
+        let binding = find(&objects, |o| match o {
+            Object::ValidatingAdmissionPolicyBinding(b) => Some(b),
+            _ => None,
+        });
+        assert_eq!(binding.spec.policy_name, DRA_DRIVER_SLICE_POLICY);
+        assert_eq!(binding.spec.validation_actions, ["Deny"]);
+        assert_eq!(binding.spec.match_resources, None, "every slice write");
+
+        let user = format!(
+            "system:serviceaccount:{}:{DRA_DRIVER_SERVICE_ACCOUNT}",
+            opts.namespace
+        );
+        let request = |op: &str, username: &str, node: Option<&str>| {
+            let mut extra = serde_json::json!({
+                "authentication.kubernetes.io/pod-name": ["sgx-dra-driver-x"]
+            });
+            if let Some(node) = node {
+                extra[USER_EXTRA_NODE_NAME] = serde_json::json!([node]);
+            }
+            serde_json::json!({"operation": op, "userInfo": {"username": username, "extra": extra}})
+        };
+        let slice = |driver: &str, node: Option<&str>| {
+            let mut spec = serde_json::json!({"driver": driver, "pool": {"name": "p", "generation": 1, "resourceSliceCount": 1}});
+            match node {
+                Some(node) => spec["nodeName"] = serde_json::json!(node),
+                None => spec["allNodes"] = serde_json::json!(true),
+            }
+            serde_json::json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice", "spec": spec})
+        };
+        let null = serde_json::Value::Null;
+        let own = slice(DRA_DRIVER, Some("node-a"));
+        let other = slice(DRA_DRIVER, Some("node-b"));
+        let run = |req, obj, old| run_slice_policy(policy, req, obj, old);
+
+        for op in ["CREATE", "UPDATE"] {
+            assert_eq!(
+                run(
+                    request(op, &user, Some("node-a")),
+                    own.clone(),
+                    null.clone()
+                ),
+                Some(vec![]),
+                "{name}: {op} of its own node's slice"
+            );
+            let denied = run(
+                request(op, &user, Some("node-a")),
+                other.clone(),
+                null.clone(),
+            )
+            .unwrap();
+            assert_eq!(denied.len(), 1, "{name}: {op} of another node's slice");
+            assert!(denied[0].contains("node-a") && denied[0].contains("node-b"));
+            let all_nodes = run(
+                request(op, &user, Some("node-a")),
+                slice(DRA_DRIVER, None),
+                null.clone(),
+            )
+            .unwrap();
+            assert_eq!(all_nodes.len(), 1, "{name}: a slice for all nodes");
+            let foreign = run(
+                request(op, &user, Some("node-a")),
+                slice("gpu.example.com", Some("node-a")),
+                null.clone(),
+            )
+            .unwrap();
+            assert_eq!(foreign.len(), 1, "{name}: another driver's slice");
+            assert!(foreign[0].contains(DRA_DRIVER));
+        }
+        // DELETE has no new object: the stored one decides.
+        assert_eq!(
+            run(
+                request("DELETE", &user, Some("node-a")),
+                null.clone(),
+                own.clone()
+            ),
+            Some(vec![])
+        );
+        assert_eq!(
+            run(
+                request("DELETE", &user, Some("node-a")),
+                null.clone(),
+                other.clone()
+            )
+            .unwrap()
+            .len(),
+            1
+        );
+        // A token bound to no node is refused outright.
+        let unbound = run(request("CREATE", &user, None), own.clone(), null.clone()).unwrap();
+        assert!(unbound.iter().any(|m| m.contains("no node association")));
+        // Other users (kubelet, the scheduler, admins) are not this policy's business.
+        assert_eq!(
+            run(
+                request("CREATE", "system:node:node-a", Some("node-a")),
+                other.clone(),
+                null.clone()
+            ),
+            None
+        );
+        assert_eq!(
+            run(
+                request(
+                    "DELETE",
+                    "system:serviceaccount:elsewhere:sgx-dra-driver",
+                    Some("node-a")
+                ),
+                null.clone(),
+                other.clone()
+            ),
+            None,
+            "{name}: the match names the add-on's namespace"
+        );
+    }
+}
+
+/// A device as the scheduler's CEL sees it: attributes and capacity grouped by domain, an unknown
+/// domain reading as an empty map.
+fn cel_device(driver: &str, attributes: serde_json::Value) -> serde_json::Value {
+    let mut attrs = serde_json::json!({ DRA_DRIVER: {} });
+    attrs[driver] = attributes;
+    serde_json::json!({
+        "driver": driver,
+        "attributes": attrs,
+        "capacity": { driver: { "epc": "256Mi" } },
+        "allowMultipleAllocations": true,
+    })
+}
+
+#[test]
+fn dra_device_classes_select_sgx_devices_and_configure_the_driver() {
+    use k8s_openapi::api::resource::v1::DeviceClass;
+    let ours_provisioning = cel_device(
+        DRA_DRIVER,
+        serde_json::json!({"provisioning": true, "sgx2": true, "tcbStatus": "UpToDate"}),
+    );
+    let ours_no_provisioning = cel_device(
+        DRA_DRIVER,
+        serde_json::json!({"provisioning": false, "tcbStatus": "OutOfDate"}),
+    );
+    let ours_unattested = cel_device(DRA_DRIVER, serde_json::json!({"sgx2": true}));
+    let foreign = cel_device(
+        "gpu.example.com",
+        serde_json::json!({"provisioning": true, "model": "x"}),
+    );
+    let selects = |class: &DeviceClass, device: &serde_json::Value| {
+        class
+            .spec
+            .as_ref()
+            .unwrap()
+            .selectors
+            .iter()
+            .flatten()
+            .all(|sel| {
+                eval_bool(
+                    &sel.cel.as_ref().unwrap().expression,
+                    &[("device", device.clone())],
+                )
+            })
+    };
+    for (name, opts, objects) in dra_renders() {
+        let classes: BTreeMap<&str, &DeviceClass> = objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::DeviceClass(c) => Some((o.name(), c)),
+                _ => None,
+            })
+            .collect();
+        let epc = classes[DRA_CLASS_EPC];
+        let helper = classes[DRA_CLASS_QUOTE_HELPER];
+        let provision = classes[DRA_CLASS_PROVISION];
+        for class in [epc, helper] {
+            assert!(selects(class, &ours_provisioning));
+            assert!(selects(class, &ours_no_provisioning));
+            assert!(selects(class, &ours_unattested));
+            assert!(!selects(class, &foreign));
+        }
+        assert!(selects(provision, &ours_provisioning));
+        assert!(!selects(provision, &ours_no_provisioning));
+        assert!(
+            !selects(provision, &ours_unattested),
+            "an absent attribute selects nothing"
+        );
+        assert!(!selects(provision, &foreign));
+        assert_eq!(
+            epc.spec.as_ref().unwrap().selectors.as_ref().unwrap()[0]
+                .cel
+                .as_ref()
+                .unwrap()
+                .expression,
+            "device.driver == \"sgx.confcom-rs.github.io\""
+        );
+
+        let config = |class: &DeviceClass| {
+            class.spec.as_ref().unwrap().config.as_ref().map(|c| {
+                assert_eq!(c.len(), 1);
+                let opaque = c[0].opaque.as_ref().unwrap();
+                assert_eq!(opaque.driver, DRA_DRIVER);
+                opaque.parameters.0.clone()
+            })
+        };
+        assert_eq!(config(epc), None);
+        assert_eq!(
+            config(helper),
+            Some(serde_json::json!({
+                "apiVersion": "sgx.confcom-rs.github.io/v1alpha1",
+                "kind": "SgxConfig",
+                "quoteHelper": true
+            }))
+        );
+        assert_eq!(
+            config(provision),
+            Some(serde_json::json!({
+                "apiVersion": "sgx.confcom-rs.github.io/v1alpha1",
+                "kind": "SgxConfig",
+                "provision": true
+            }))
+        );
+
+        let extended =
+            |class: &DeviceClass| class.spec.as_ref().unwrap().extended_resource_name.clone();
+        let on = opts.dra_extended_resources;
+        assert_eq!(
+            extended(epc).as_deref(),
+            on.then_some("sgx.intel.com/enclave"),
+            "{name}"
+        );
+        assert_eq!(extended(helper), None);
+        assert_eq!(
+            extended(provision).as_deref(),
+            on.then_some("sgx.intel.com/provision"),
+            "{name}"
+        );
+    }
+    // The claim selector the examples and docs show.
+    let tcb = addon::render::dra::tcb_up_to_date_selector();
+    assert!(eval_bool(&tcb, &[("device", ours_provisioning)]));
+    assert!(!eval_bool(&tcb, &[("device", ours_no_provisioning)]));
+}
+
+#[test]
+fn dra_quote_helper_claims_epc_and_provisioning() {
+    for (name, opts, objects) in dra_renders() {
+        let template = objects.iter().find_map(|o| match o {
+            Object::ResourceClaimTemplate(t) => Some(t),
+            _ => None,
+        });
+        if !opts.enable_quote_helper {
+            assert!(template.is_none(), "{name}");
+            continue;
+        }
+        let template = template.unwrap();
+        assert_eq!(
+            template.metadata.name.as_deref(),
+            Some(DRA_QUOTE_HELPER_CLAIM_TEMPLATE)
+        );
+        assert_eq!(
+            template.metadata.namespace.as_deref(),
+            Some(opts.namespace.as_str())
+        );
+        let requests = template
+            .spec
+            .as_ref()
+            .unwrap()
+            .spec
+            .as_ref()
+            .unwrap()
+            .devices
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap();
+        assert_eq!(requests.len(), 1);
+        let exactly = requests[0].exactly.as_ref().unwrap();
+        assert_eq!(exactly.device_class_name, DRA_CLASS_PROVISION);
+        assert_eq!(
+            exactly
+                .capacity
+                .as_ref()
+                .unwrap()
+                .requests
+                .as_ref()
+                .unwrap()["epc"]
+                .0,
+            "4Mi"
+        );
+        let position = |kind: &str, n: &str| {
+            objects
+                .iter()
+                .position(|o| o.kind() == kind && o.name() == n)
+                .unwrap()
+        };
+        assert!(
+            position("ResourceClaimTemplate", DRA_QUOTE_HELPER_CLAIM_TEMPLATE)
+                < position("DaemonSet", DRA_QUOTE_HELPER_NAME)
+        );
+    }
+}
+
+/// Whether a pod with this placement may run on a node with these labels.
+fn schedulable(spec: &PodSpec, node: &BTreeMap<&str, &str>) -> bool {
+    let selector_ok = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .all(|(k, v)| node.get(k.as_str()) == Some(&v.as_str()));
+    let affinity_ok = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_none_or(|required| {
+            required.node_selector_terms.iter().any(|term| {
+                term.match_expressions.iter().flatten().all(|e| {
+                    let value = node.get(e.key.as_str());
+                    let listed =
+                        value.is_some_and(|v| e.values.iter().flatten().any(|x| x.as_str() == *v));
+                    match e.operator.as_str() {
+                        "In" => listed,
+                        "NotIn" => !listed,
+                        other => panic!("operator {other} not modelled"),
+                    }
+                })
+            })
+        });
+    selector_ok && affinity_ok
+}
+
+#[test]
+fn dra_and_device_plugin_never_share_a_node() {
+    let base = [
+        ("kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", "amd64"),
+    ];
+    let node = |extra: &[(&'static str, &'static str)]| -> BTreeMap<&str, &str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    let nodes = [
+        node(&[(NFD_SGX_LABEL, "true")]),
+        node(&[("tee", "sgx")]),
+        node(&[(NFD_SGX_LABEL, "true"), ("confcom.sgx/dra", "true")]),
+        node(&[("tee", "sgx"), ("confcom.sgx/dra", "true")]),
+        node(&[("tee", "sgx"), ("confcom.sgx/dra", "false")]),
+        node(&[("tee", "sgx"), ("agentpool", "sgxdra")]),
+        node(&[
+            ("tee", "sgx"),
+            ("agentpool", "sgxdra"),
+            ("confcom.sgx/dra", "true"),
+        ]),
+        node(&[]),
+    ];
+    for (name, opts, objects) in render_all() {
+        let spec_of = |ds: &str| daemon_set(&objects, ds).map(pod_spec);
+        let dp = spec_of(DEVICE_PLUGIN_NAME);
+        let dra = spec_of(DRA_DRIVER_NAME);
+        let dp_qh = spec_of(QUOTE_HELPER_NAME);
+        let dra_qh = spec_of(DRA_QUOTE_HELPER_NAME);
+        for labels in &nodes {
+            let on = |spec: Option<&PodSpec>| spec.is_some_and(|s| schedulable(s, labels));
+            assert!(
+                !(on(dp) && on(dra)),
+                "{name}: both the device plugin and the DRA driver on {labels:?}"
+            );
+            // Each pool's quote helper follows its pool's daemon.
+            if opts.enable_quote_helper {
+                assert_eq!(on(dp_qh), on(dp), "{name}: {labels:?}");
+                assert_eq!(on(dra_qh), on(dra), "{name}: {labels:?}");
+            }
+            if opts.dra && !opts.dra_node_selector.is_empty() {
+                let in_dra_pool = opts
+                    .dra_node_selector
+                    .iter()
+                    .all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str()));
+                assert_eq!(on(dra), in_dra_pool, "{name}: {labels:?}");
+                let sgx = if opts.node_selector.is_empty() {
+                    labels.get(NFD_SGX_LABEL) == Some(&"true") || labels.get("tee") == Some(&"sgx")
+                } else {
+                    opts.node_selector
+                        .iter()
+                        .all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str()))
+                };
+                assert_eq!(on(dp), sgx && !in_dra_pool, "{name}: {labels:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dra_option_errors() {
+    let pool = || BTreeMap::from([("confcom.sgx/dra".to_owned(), "true".to_owned())]);
+    type Check = fn(&RenderError) -> bool;
+    let cases: Vec<(RenderOptions, Check)> = vec![
+        (
+            RenderOptions {
+                dra_node_selector: pool(),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::DraNodeSelectorWithoutDra),
+        ),
+        (
+            RenderOptions {
+                dra_extended_resources: false,
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::DraExtendedResourcesWithoutDra),
+        ),
+        (
+            RenderOptions {
+                dra: true,
+                dra_node_selector: BTreeMap::from([("bad key!".to_owned(), "x".to_owned())]),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::InvalidDraNodeSelector { .. }),
+        ),
+        (
+            // The device plugin's pool lies inside the DRA pool: it would run nowhere.
+            RenderOptions {
+                dra: true,
+                dra_node_selector: pool(),
+                node_selector: BTreeMap::from([
+                    ("confcom.sgx/dra".to_owned(), "true".to_owned()),
+                    ("tee".to_owned(), "sgx".to_owned()),
+                ]),
+                ..RenderOptions::default()
+            },
+            |e| matches!(e, RenderError::DevicePluginPoolInsideDraPool),
+        ),
+    ];
+    for (opts, check) in cases {
+        let err = render(&opts).unwrap_err();
+        assert!(check(&err), "unexpected error {err:?}");
+        assert!(!err.to_string().is_empty());
     }
 }

@@ -6,16 +6,20 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::resource::v1::{DeviceClass, ResourceClaimTemplate};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::certs::{CertBundle, is_dns_label};
 use crate::names::*;
 
+pub mod dra;
 mod node_daemons;
 mod parts;
 mod pccs;
@@ -101,6 +105,26 @@ pub enum RenderError {
         /// The namespace rendered into.
         namespace: String,
     },
+    /// `--dra-node-selector` without `--dra`.
+    #[error("--dra-node-selector selects the DRA driver's nodes: add --dra")]
+    DraNodeSelectorWithoutDra,
+    /// `--no-dra-extended-resources` without `--dra`.
+    #[error("--no-dra-extended-resources configures the DRA device classes: add --dra")]
+    DraExtendedResourcesWithoutDra,
+    /// A `--dra-node-selector` entry is not a valid label key/value.
+    #[error("DRA node selector {key:?}={value:?} is not a valid label key and value")]
+    InvalidDraNodeSelector {
+        /// Label key.
+        key: String,
+        /// Label value.
+        value: String,
+    },
+    /// The device plugin's `--node-selector` picks only nodes of the DRA pool, which the device
+    /// plugin leaves to the DRA driver: it would run nowhere.
+    #[error(
+        "--node-selector selects only nodes that --dra-node-selector gives to the DRA driver; the device plugin would run nowhere (drop --dra-node-selector to replace the device plugin with the DRA driver)"
+    )]
+    DevicePluginPoolInsideDraPool,
     /// A rendered object could not be turned into YAML (never expected for these types).
     #[error("YAML serialization failed: {0}")]
     Yaml(#[from] serde_norway::Error),
@@ -124,6 +148,15 @@ pub struct RenderOptions {
     pub epc_mib: Option<u64>,
     /// Replaces the default SGX node affinity with exact label matches.
     pub node_selector: BTreeMap<String, String>,
+    /// Render the SGX DRA driver (`--dra`): its DaemonSet, RBAC, slice policy and DeviceClasses.
+    /// Without [`Self::dra_node_selector`] it replaces the device plugin on the SGX nodes.
+    pub dra: bool,
+    /// The DRA node pool (`--dra-node-selector`): the DRA driver runs on nodes with all these
+    /// labels, the device plugin on every other SGX node.
+    pub dra_node_selector: BTreeMap<String, String>,
+    /// Map `sgx.intel.com/enclave` and `sgx.intel.com/provision` to the DRA classes (KEP-5004);
+    /// off with `--no-dra-extended-resources`.
+    pub dra_extended_resources: bool,
     /// PCCS (or caching service) URL for the hardware quote provider.
     pub pccs_url: Option<String>,
     /// Render the in-cluster PCCS (`--enable-pccs`); on hardware the quote helpers use it unless
@@ -153,6 +186,9 @@ impl Default for RenderOptions {
             simulate: false,
             epc_mib: None,
             node_selector: BTreeMap::new(),
+            dra: false,
+            dra_node_selector: BTreeMap::new(),
+            dra_extended_resources: true,
             pccs_url: None,
             enable_pccs: false,
             pccs_upstream: INTEL_PCS_URL.to_owned(),
@@ -187,6 +223,14 @@ pub enum Object {
     Deployment(Deployment),
     /// The webhook registration.
     MutatingWebhookConfiguration(MutatingWebhookConfiguration),
+    /// The DRA driver's limit to its own node's ResourceSlices.
+    ValidatingAdmissionPolicy(ValidatingAdmissionPolicy),
+    /// Puts the policy into force.
+    ValidatingAdmissionPolicyBinding(ValidatingAdmissionPolicyBinding),
+    /// A DRA device class.
+    DeviceClass(DeviceClass),
+    /// The quote helper's claim on DRA nodes.
+    ResourceClaimTemplate(ResourceClaimTemplate),
 }
 
 impl Object {
@@ -202,6 +246,10 @@ impl Object {
             Object::Service(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
             Object::MutatingWebhookConfiguration(o) => &o.metadata,
+            Object::ValidatingAdmissionPolicy(o) => &o.metadata,
+            Object::ValidatingAdmissionPolicyBinding(o) => &o.metadata,
+            Object::DeviceClass(o) => &o.metadata,
+            Object::ResourceClaimTemplate(o) => &o.metadata,
         }
     }
 
@@ -218,6 +266,10 @@ impl Object {
             Object::Service(_) => Service::KIND,
             Object::Deployment(_) => Deployment::KIND,
             Object::MutatingWebhookConfiguration(_) => MutatingWebhookConfiguration::KIND,
+            Object::ValidatingAdmissionPolicy(_) => ValidatingAdmissionPolicy::KIND,
+            Object::ValidatingAdmissionPolicyBinding(_) => ValidatingAdmissionPolicyBinding::KIND,
+            Object::DeviceClass(_) => DeviceClass::KIND,
+            Object::ResourceClaimTemplate(_) => ResourceClaimTemplate::KIND,
         }
     }
 
@@ -286,6 +338,31 @@ impl RenderOptions {
         }
         if self.epc_mib == Some(0) {
             return Err(RenderError::ZeroEpc);
+        }
+        if !self.dra {
+            if !self.dra_node_selector.is_empty() {
+                return Err(RenderError::DraNodeSelectorWithoutDra);
+            }
+            if !self.dra_extended_resources {
+                return Err(RenderError::DraExtendedResourcesWithoutDra);
+            }
+        }
+        for (key, value) in &self.dra_node_selector {
+            if !is_label_key(key) || !is_label_value(value) {
+                return Err(RenderError::InvalidDraNodeSelector {
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
+        if !self.dra_node_selector.is_empty()
+            && !self.node_selector.is_empty()
+            && self
+                .dra_node_selector
+                .iter()
+                .all(|(k, v)| self.node_selector.get(k) == Some(v))
+        {
+            return Err(RenderError::DevicePluginPoolInsideDraPool);
         }
         if let Some(url) = &self.pccs_url {
             if !self.enable_quote_helper {
@@ -367,6 +444,12 @@ impl RenderOptions {
         self.quote_helper_pccs_url().map(Qcnl::Pccs)
     }
 
+    /// Whether any node runs the device plugin: always without `--dra`, and with it only when
+    /// `--dra-node-selector` leaves the other SGX nodes to the device plugin.
+    pub fn device_plugin_pool(&self) -> bool {
+        !self.dra || !self.dra_node_selector.is_empty()
+    }
+
     fn epc_mib(&self) -> Option<u64> {
         match (self.epc_mib, self.simulate) {
             (Some(n), _) => Some(n),
@@ -374,6 +457,15 @@ impl RenderOptions {
             (None, false) => None,
         }
     }
+}
+
+/// The node pool a node daemon runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pool {
+    /// The SGX nodes served by the device plugin.
+    DevicePlugin,
+    /// The SGX nodes served by the DRA driver.
+    Dra,
 }
 
 /// The files of a simulated CA directory (`confcom sim init --ca-dir`).
@@ -421,12 +513,30 @@ fn certificate_names(cert_pem: &str, dns_name: &str) -> bool {
 /// Renders every object for `opts`, in apply order.
 pub fn render(opts: &RenderOptions) -> Result<Vec<Object>, RenderError> {
     opts.validate()?;
-    let mut objects = vec![
-        Object::ServiceAccount(device_plugin_service_account(opts)),
-        Object::ClusterRole(device_plugin_cluster_role()),
-        Object::ClusterRoleBinding(device_plugin_cluster_role_binding(opts)),
-        Object::DaemonSet(device_plugin(opts)),
-    ];
+    let mut objects = Vec::new();
+    if opts.device_plugin_pool() {
+        objects.extend([
+            Object::ServiceAccount(device_plugin_service_account(opts)),
+            Object::ClusterRole(device_plugin_cluster_role()),
+            Object::ClusterRoleBinding(device_plugin_cluster_role_binding(opts)),
+            Object::DaemonSet(device_plugin(opts)),
+        ]);
+    }
+    if opts.dra {
+        objects.extend([
+            Object::ServiceAccount(dra::service_account(opts)),
+            Object::ClusterRole(dra::cluster_role()),
+            Object::ClusterRoleBinding(dra::cluster_role_binding(opts)),
+            Object::ValidatingAdmissionPolicy(dra::slice_policy(opts)),
+            Object::ValidatingAdmissionPolicyBinding(dra::slice_policy_binding()),
+        ]);
+        objects.extend(
+            dra::device_classes(opts)
+                .into_iter()
+                .map(Object::DeviceClass),
+        );
+        objects.push(Object::DaemonSet(dra::daemon(opts)));
+    }
     if let Some(files) = &opts.sim_ca {
         objects.push(Object::Secret(sim_ca_secret(opts, files)));
     }
@@ -442,7 +552,15 @@ pub fn render(opts: &RenderOptions) -> Result<Vec<Object>, RenderError> {
         if let Some(qcnl) = opts.quote_helper_qcnl() {
             objects.push(Object::ConfigMap(qcnl_config_map(opts, &qcnl)));
         }
-        objects.push(Object::DaemonSet(quote_helper(opts)));
+        if opts.device_plugin_pool() {
+            objects.push(Object::DaemonSet(quote_helper(opts, Pool::DevicePlugin)));
+        }
+        if opts.dra {
+            objects.push(Object::ResourceClaimTemplate(
+                dra::quote_helper_claim_template(opts),
+            ));
+            objects.push(Object::DaemonSet(quote_helper(opts, Pool::Dra)));
+        }
     }
     if let Some(certs) = &opts.webhook {
         objects.push(Object::Secret(webhook_secret(opts, certs)));
@@ -535,6 +653,21 @@ pub fn from_yaml(text: &str) -> Result<Vec<Object>, ParseError> {
             }
             (MutatingWebhookConfiguration::API_VERSION, MutatingWebhookConfiguration::KIND) => {
                 Object::MutatingWebhookConfiguration(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (ValidatingAdmissionPolicy::API_VERSION, ValidatingAdmissionPolicy::KIND) => {
+                Object::ValidatingAdmissionPolicy(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (
+                ValidatingAdmissionPolicyBinding::API_VERSION,
+                ValidatingAdmissionPolicyBinding::KIND,
+            ) => Object::ValidatingAdmissionPolicyBinding(
+                serde_norway::from_value(value).map_err(yaml)?,
+            ),
+            (DeviceClass::API_VERSION, DeviceClass::KIND) => {
+                Object::DeviceClass(serde_norway::from_value(value).map_err(yaml)?)
+            }
+            (ResourceClaimTemplate::API_VERSION, ResourceClaimTemplate::KIND) => {
+                Object::ResourceClaimTemplate(serde_norway::from_value(value).map_err(yaml)?)
             }
             _ => {
                 return Err(ParseError::UnexpectedKind {

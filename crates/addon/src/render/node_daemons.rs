@@ -9,23 +9,25 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, ServiceAccount, Volume,
-    VolumeMount,
+    PodResourceClaim, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceClaim,
+    ResourceRequirements, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::RenderOptions;
 use super::parts::*;
+use super::{Pool, RenderOptions};
 use crate::names::*;
 
-fn node_daemon_pod_spec(
+/// The pod spec of a node daemon in `pool`: placement, tolerations, priority, hardening.
+pub(super) fn node_daemon_pod_spec(
     opts: &RenderOptions,
+    pool: Pool,
     container: Container,
     volumes: Vec<Volume>,
 ) -> PodSpec {
-    let (node_selector, affinity) = node_placement(opts);
+    let (node_selector, affinity) = node_placement(opts, pool);
     PodSpec {
         containers: vec![container],
         volumes: Some(volumes),
@@ -44,7 +46,8 @@ fn node_daemon_pod_spec(
     }
 }
 
-fn daemon_set(
+/// A node daemon's DaemonSet (rolling update one node at a time), stating why it runs as root.
+pub(super) fn daemon_set(
     opts: &RenderOptions,
     name: &str,
     component: &str,
@@ -195,7 +198,7 @@ pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
     let spec = PodSpec {
         service_account_name: Some(s(DEVICE_PLUGIN_SERVICE_ACCOUNT)),
         automount_service_account_token: Some(true),
-        ..node_daemon_pod_spec(opts, container, volumes)
+        ..node_daemon_pod_spec(opts, Pool::DevicePlugin, container, volumes)
     };
     daemon_set(
         opts,
@@ -283,7 +286,9 @@ pub(super) fn qcnl_config_map(opts: &RenderOptions, qcnl: &Qcnl) -> ConfigMap {
     }
 }
 
-pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
+/// The quote helper of one node pool: on device-plugin nodes it requests the device plugin's
+/// resources, on DRA nodes it claims the same from the provision class.
+pub(super) fn quote_helper(opts: &RenderOptions, pool: Pool) -> DaemonSet {
     let backend = if opts.simulate { "sim" } else { "dcap" };
     let mut args = vec![
         s("quote-helper"),
@@ -351,13 +356,30 @@ pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
         }
     }
     // The quoting and provisioning enclaves need EPC and the provision device node, both granted
-    // by the device plugin (the dependency the AKS documentation describes). Extended resources
-    // must have requests equal to limits.
-    let sgx = [(RESOURCE_EPC_MIB, "4"), (RESOURCE_PROVISION, "1")];
+    // by the device plugin (the dependency the AKS documentation describes) or, on DRA nodes, by
+    // a claim. Extended resources must have requests equal to limits.
     let mut requests = quantities(&[("cpu", "20m"), ("memory", "32Mi")]);
     let mut limits = quantities(&[("cpu", "500m"), ("memory", "256Mi")]);
-    requests.extend(quantities(&sgx));
-    limits.extend(quantities(&sgx));
+    let mut claims = None;
+    let mut pod_claims = None;
+    match pool {
+        Pool::DevicePlugin => {
+            let sgx = [(RESOURCE_EPC_MIB, "4"), (RESOURCE_PROVISION, "1")];
+            requests.extend(quantities(&sgx));
+            limits.extend(quantities(&sgx));
+        }
+        Pool::Dra => {
+            claims = Some(vec![ResourceClaim {
+                name: s("sgx"),
+                request: None,
+            }]);
+            pod_claims = Some(vec![PodResourceClaim {
+                name: s("sgx"),
+                resource_claim_template_name: Some(s(DRA_QUOTE_HELPER_CLAIM_TEMPLATE)),
+                ..PodResourceClaim::default()
+            }]);
+        }
+    }
     let container = Container {
         name: s("quote-helper"),
         image: Some(if opts.simulate {
@@ -374,7 +396,7 @@ pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
         resources: Some(ResourceRequirements {
             requests: Some(requests),
             limits: Some(limits),
-            ..ResourceRequirements::default()
+            claims,
         }),
         security_context: Some(hardened(true)),
         volume_mounts: Some(mounts),
@@ -387,13 +409,15 @@ pub(super) fn quote_helper(opts: &RenderOptions) -> DaemonSet {
         "creates the AESM socket in the root-owned host directory /var/run/aesmd shared with app \
          pods and opens the root-owned SGX device nodes; every capability is dropped"
     };
-    daemon_set(
-        opts,
-        QUOTE_HELPER_NAME,
-        COMPONENT_QUOTE_HELPER,
-        reason,
-        node_daemon_pod_spec(opts, container, volumes),
-    )
+    let name = match pool {
+        Pool::DevicePlugin => QUOTE_HELPER_NAME,
+        Pool::Dra => DRA_QUOTE_HELPER_NAME,
+    };
+    let spec = PodSpec {
+        resource_claims: pod_claims,
+        ..node_daemon_pod_spec(opts, pool, container, volumes)
+    };
+    daemon_set(opts, name, COMPONENT_QUOTE_HELPER, reason, spec)
 }
 
 #[cfg(test)]

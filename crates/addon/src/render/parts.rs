@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::RenderOptions;
+use super::{Pool, RenderOptions};
 use crate::certs::CertBundle;
 use crate::names::*;
 
@@ -172,8 +172,64 @@ pub(super) fn node_requirement(key: &str, values: &[&str]) -> NodeSelectorRequir
     }
 }
 
-/// Node placement of the node daemons: (nodeSelector, affinity).
-pub(super) fn node_placement(opts: &RenderOptions) -> (BTreeMap<String, String>, Option<Affinity>) {
+/// Node placement of the node daemons of `pool`: (nodeSelector, affinity).
+///
+/// Without `--dra-node-selector` one pool holds every SGX node, served by the device plugin or
+/// (`--dra`) by the DRA driver. With it, the DRA pool is exactly the nodes with those labels, and
+/// the device plugin pool excludes them (one `NotIn` per label, ORed), so no node runs both.
+pub(super) fn node_placement(
+    opts: &RenderOptions,
+    pool: Pool,
+) -> (BTreeMap<String, String>, Option<Affinity>) {
+    let split = opts.dra && !opts.dra_node_selector.is_empty();
+    if split && pool == Pool::Dra {
+        let mut selector = BTreeMap::from([(s("kubernetes.io/os"), s("linux"))]);
+        if !opts.simulate {
+            selector.insert(s("kubernetes.io/arch"), s("amd64"));
+        }
+        selector.extend(opts.dra_node_selector.clone());
+        return (selector, None);
+    }
+    let (selector, terms) = sgx_placement(opts);
+    if !split {
+        return (selector, terms.map(required_affinity));
+    }
+    // Not a DRA node: for every existing term (or none), one term per DRA label saying the node
+    // lacks that label value.
+    let base = terms.unwrap_or_else(|| vec![NodeSelectorTerm::default()]);
+    let mut excluded = Vec::new();
+    for term in &base {
+        for (key, value) in &opts.dra_node_selector {
+            let mut term = term.clone();
+            term.match_expressions
+                .get_or_insert_with(Vec::new)
+                .push(NodeSelectorRequirement {
+                    key: key.clone(),
+                    operator: s("NotIn"),
+                    values: Some(vec![value.clone()]),
+                });
+            excluded.push(term);
+        }
+    }
+    (selector, Some(required_affinity(excluded)))
+}
+
+fn required_affinity(terms: Vec<NodeSelectorTerm>) -> Affinity {
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: terms,
+            }),
+            ..NodeAffinity::default()
+        }),
+        ..Affinity::default()
+    }
+}
+
+/// The SGX nodes: (nodeSelector, ORed node affinity terms).
+fn sgx_placement(
+    opts: &RenderOptions,
+) -> (BTreeMap<String, String>, Option<Vec<NodeSelectorTerm>>) {
     let mut selector = BTreeMap::from([(s("kubernetes.io/os"), s("linux"))]);
     if !opts.node_selector.is_empty() {
         selector.extend(opts.node_selector.clone());
@@ -195,16 +251,7 @@ pub(super) fn node_placement(opts: &RenderOptions) -> (BTreeMap<String, String>,
             ..NodeSelectorTerm::default()
         },
     ];
-    let affinity = Affinity {
-        node_affinity: Some(NodeAffinity {
-            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                node_selector_terms: terms,
-            }),
-            ..NodeAffinity::default()
-        }),
-        ..Affinity::default()
-    };
-    (selector, Some(affinity))
+    (selector, Some(terms))
 }
 
 /// A Deployment of the add-on's cluster services (webhook, PCCS): one container, non-root, on
