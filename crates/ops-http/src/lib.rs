@@ -13,10 +13,12 @@
 //! percent-encoded) and the request headers, may add response headers, and run inline or, when they may wait on a remote
 //! service, on the blocking pool ([`ExtraRoutes::blocking`]).
 //! Request bodies are
-//! never read. The server is bounded: at most [`Limits::max_connections`] connections at once (further
-//! clients wait in the listen backlog), request headers must arrive within
-//! [`Limits::header_read_timeout`] and be at most 16 KiB, and a connection lives at most
-//! [`Limits::connection_timeout`].
+//! never read. The server is bounded by a [`guard::Governor`]: at most [`Limits::max_connections`]
+//! connections at once (at the cap the oldest idle or incomplete one is closed, so new clients never
+//! wait behind slow ones), at most [`Limits::max_pending_per_address`] incomplete ones per client
+//! address, TLS handshakes within [`Limits::handshake_timeout`], request headers within
+//! [`Limits::header_read_timeout`] and at most 16 KiB, keep-alive waits within
+//! [`Limits::idle_timeout`], and a connection lives at most [`Limits::connection_timeout`].
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -39,6 +41,10 @@
 //! # }
 //! ```
 
+pub mod guard;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -55,8 +61,9 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::registry::Registry;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
+
+use crate::guard::{ConnHandle, ConnLimits, ConnMetrics, Governor};
 
 /// Content type of `/metrics` (what `prometheus_client::encoding::text` produces).
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -168,23 +175,46 @@ impl std::fmt::Debug for ExtraRoutes {
     }
 }
 
-/// Bounds of the server; [`serve`] uses [`Limits::default`].
+/// Bounds of the server; [`serve`] uses [`Limits::default`] (see [`guard`] for the reasoning).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections held at once; at the cap the oldest idle or incomplete one is closed.
     pub max_connections: usize,
-    /// Time allowed for a request head to arrive, also between keep-alive requests.
+    /// Connections from one client address that have not sent a complete request yet.
+    pub max_pending_per_address: usize,
+    /// Time allowed for a TLS handshake ([`serve_tls`]).
+    pub handshake_timeout: Duration,
+    /// Time allowed for a request head to arrive.
     pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
     /// Longest life of one connection.
     pub connection_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let conn = ConnLimits::default();
         Self {
-            max_connections: 64,
-            header_read_timeout: Duration::from_secs(5),
+            max_connections: conn.max_connections,
+            max_pending_per_address: conn.max_pending_per_address,
+            handshake_timeout: conn.handshake_timeout,
+            header_read_timeout: conn.header_timeout,
+            idle_timeout: conn.idle_timeout,
             connection_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Limits {
+    /// The governor's share of the limits.
+    pub fn conn_limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.max_connections,
+            max_pending_per_address: self.max_pending_per_address,
+            handshake_timeout: self.handshake_timeout,
+            header_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
         }
     }
 }
@@ -228,11 +258,13 @@ pub async fn serve_with_limits(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_inner(listener, None, registry, readiness, extra, limits, shutdown).await
+    let metrics = ConnMetrics::default();
+    let server = (registry, readiness, extra, limits, metrics);
+    serve_inner(listener, None, server, shutdown).await
 }
 
 /// [`serve_with_limits`] over TLS (rustls): the handshake must complete within
-/// [`Limits::header_read_timeout`].
+/// [`Limits::handshake_timeout`].
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -242,79 +274,82 @@ pub async fn serve_tls(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    serve_inner(
-        listener,
-        Some(acceptor),
-        registry,
-        readiness,
-        extra,
-        limits,
-        shutdown,
-    )
-    .await
+    let metrics = ConnMetrics::default();
+    let server = (registry, readiness, extra, limits, metrics);
+    serve_inner(listener, Some(tls), server, shutdown).await
 }
 
-async fn serve_inner(
+/// [`serve_with_limits`], or [`serve_tls`] when `tls` is given, counting connections in `metrics`
+/// (see [`ConnMetrics::register`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_guarded(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     registry: Arc<Registry>,
     readiness: Readiness,
     extra: Option<ExtraRoutes>,
     limits: Limits,
+    metrics: ConnMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let server = (registry, readiness, extra, limits, metrics);
+    serve_inner(listener, tls, server, shutdown).await
+}
+
+type Server = (
+    Arc<Registry>,
+    Readiness,
+    Option<ExtraRoutes>,
+    Limits,
+    ConnMetrics,
+);
+
+async fn serve_inner(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    (registry, readiness, extra, limits, metrics): Server,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let state = Arc::new(State {
         registry,
         readiness,
         extra,
     });
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let governor = Governor::new("ops-http", limits.conn_limits(), metrics);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
-            accepted = accept_with_slot(&listener, &slots) => accepted,
+            accepted = governor.accept(&listener, tls.is_some()) => accepted,
         };
-        let (stream, permit) = match accepted {
-            Ok(pair) => pair,
-            Err(err) if is_transient(&err) => {
-                tracing::warn!(error = %err, "ops-http: accept failed, retrying");
-                if is_resource_exhaustion(&err) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                continue;
-            }
-            Err(err) => return Err(err),
-        };
+        let (stream, _peer, conn) = accepted?;
         let state = Arc::clone(&state);
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
+        let handle = conn.handle();
+        let stream = handle.io(stream);
+        let lifetime = limits.connection_timeout;
+        tokio::spawn(conn.run(async move {
             let started = tokio::time::Instant::now();
-            let lifetime = limits.connection_timeout;
-            let header_timeout = limits.header_read_timeout;
             match tls {
                 None => {
-                    let conn = serve_connection(stream, state, watcher, header_timeout);
+                    let conn = serve_connection(stream, state, watcher, &handle);
                     finish(conn, lifetime).await;
                 }
-                Some(acceptor) => {
-                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => {
-                            let conn = serve_connection(stream, state, watcher, header_timeout);
-                            finish(conn, lifetime.saturating_sub(started.elapsed())).await;
-                        }
-                        Ok(Err(err)) => {
-                            tracing::debug!(error = %err, "ops-http: TLS handshake failed");
-                        }
-                        Err(_) => tracing::debug!("ops-http: TLS handshake too slow"),
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => {
+                        handle.handshake_done();
+                        let conn = serve_connection(stream, state, watcher, &handle);
+                        finish(conn, lifetime.saturating_sub(started.elapsed())).await;
                     }
-                }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "ops-http: TLS handshake failed");
+                    }
+                },
             }
-        });
+        }));
     }
     drop(listener);
     tokio::select! {
@@ -335,12 +370,13 @@ async fn finish(conn: impl Future<Output = hyper::Result<()>>, lifetime: Duratio
     }
 }
 
-/// One HTTP/1.1 connection over `stream`, watched for graceful shutdown.
+/// One HTTP/1.1 connection over `stream`, watched for graceful shutdown; its head, idle and
+/// busy phases are reported to the governor through `guard`.
 fn serve_connection<S>(
     stream: S,
     state: Arc<State>,
     watcher: hyper_util::server::graceful::Watcher,
-    header_read_timeout: Duration,
+    guard: &ConnHandle,
 ) -> impl Future<Output = hyper::Result<()>>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -351,35 +387,11 @@ where
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        // The governor times heads out (and counts it).
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEAD_BYTES)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(stream), guard.service(service));
     watcher.watch(conn)
-}
-
-async fn accept_with_slot(
-    listener: &TcpListener,
-    slots: &Arc<Semaphore>,
-) -> std::io::Result<(TcpStream, OwnedSemaphorePermit)> {
-    let permit = Arc::clone(slots)
-        .acquire_owned()
-        .await
-        .map_err(|_| std::io::Error::other("connection semaphore closed"))?;
-    let (stream, _peer) = listener.accept().await?;
-    Ok((stream, permit))
-}
-
-fn is_transient(err: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted, WouldBlock};
-    matches!(
-        err.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    ) || is_resource_exhaustion(err)
-}
-
-fn is_resource_exhaustion(err: &std::io::Error) -> bool {
-    // ENOMEM, ENFILE, EMFILE, ENOBUFS on Linux.
-    matches!(err.raw_os_error(), Some(12 | 23 | 24 | 105))
 }
 
 async fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<Bytes>> {
