@@ -1,0 +1,729 @@
+//! Preparing and unpreparing claims: from an allocated ResourceClaim to the devices kubelet is
+//! told about and the CDI spec the runtime reads, with the checkpoint kept in step.
+//!
+//! Every failure is per claim: one bad claim never fails the others in the same call. Calls are
+//! serialized by one lock; the claims are read from the API server before it is taken (in
+//! parallel), except for claims already prepared, which are answered from the checkpoint.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use k8s_openapi::api::resource::v1::{DeviceAllocationConfiguration, ResourceClaim};
+use tokio::sync::{Mutex, watch};
+
+use super::cdi::{self, Grant, GrantError, NameError, Spec};
+use super::checkpoint::{self, Checkpoint, CheckpointError, PreparedClaim, PreparedDevice};
+use super::claims::{ClaimReadError, ClaimReader};
+use super::metrics::Metrics;
+use super::opaque::{ConfigError, SgxConfig};
+use crate::inventory::Inventory;
+use crate::names;
+
+/// A claim as kubelet names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRef {
+    /// Namespace.
+    pub namespace: String,
+    /// UID.
+    pub uid: String,
+    /// Name.
+    pub name: String,
+}
+
+/// Why one claim could not be prepared or unprepared (reported to kubelet in the claim's `error`).
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// kubelet sent an empty namespace, UID or name.
+    #[error(
+        "kubelet sent an incomplete claim reference (namespace {namespace:?}, name {name:?}, uid {uid:?})"
+    )]
+    IncompleteReference {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// UID.
+        uid: String,
+    },
+    /// The claim could not be read.
+    #[error(transparent)]
+    Read(#[from] ClaimReadError),
+    /// The claim of that name has another UID now.
+    #[error(
+        "claim {namespace}/{name} was replaced: kubelet asked for UID {expected}, the API server has {found:?}"
+    )]
+    Replaced {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The UID kubelet sent.
+        expected: String,
+        /// The UID of the current object.
+        found: Option<String>,
+    },
+    /// The claim has no allocation.
+    #[error("claim {namespace}/{name} is not allocated")]
+    NotAllocated {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// None of the claim's results are this driver's devices on this node.
+    #[error("claim {namespace}/{name} has no device of driver {driver} in pool {node} (this node){}", others_text(.other_pools))]
+    NoDevicesOnNode {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The driver.
+        driver: String,
+        /// This node (the pool name).
+        node: String,
+        /// Pools of this driver the claim was allocated from instead.
+        other_pools: Vec<String>,
+    },
+    /// A result names a device this node does not have.
+    #[error(
+        "claim {namespace}/{name} was allocated device {device:?}, which this node does not have (devices: {known})"
+    )]
+    UnknownDevice {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The device.
+        device: String,
+        /// The node's devices.
+        known: String,
+    },
+    /// An opaque configuration for this driver was refused.
+    #[error("claim {namespace}/{name}: config[{index}] ({source_kind}): {error}")]
+    Config {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Index in `status.allocation.devices.config`.
+        index: usize,
+        /// `FromClass` or `FromClaim`.
+        source_kind: String,
+        /// The problem.
+        error: ConfigError,
+    },
+    /// A consumed capacity that is not a whole number of bytes.
+    #[error(
+        "claim {namespace}/{name}: consumed EPC capacity {value:?} of device {device} is not a whole number of bytes"
+    )]
+    BadCapacity {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The device.
+        device: String,
+        /// The quantity.
+        value: String,
+    },
+    /// The node cannot grant what the claim needs.
+    #[error("claim {namespace}/{name}: {error}")]
+    Grant {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The problem.
+        error: GrantError,
+    },
+    /// A CDI name would be invalid.
+    #[error(transparent)]
+    CdiName(#[from] NameError),
+    /// Writing or removing the CDI spec failed.
+    #[error("CDI spec {path}: {reason}")]
+    CdiFile {
+        /// The spec file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The checkpoint could not be saved.
+    #[error("{0}")]
+    Checkpoint(String),
+}
+
+fn others_text(pools: &[String]) -> String {
+    if pools.is_empty() {
+        String::new()
+    } else {
+        format!("; it was allocated from pool(s) {}", pools.join(", "))
+    }
+}
+
+/// Where the preparer keeps its files, and who it is.
+#[derive(Clone, Debug)]
+pub struct PreparerConfig {
+    /// The driver name.
+    pub driver: String,
+    /// The node name (= this node's pool name).
+    pub node: String,
+    /// The CDI spec directory.
+    pub cdi_root: PathBuf,
+    /// The checkpoint file.
+    pub checkpoint: PathBuf,
+    /// The boot ID file (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: PathBuf,
+}
+
+/// The claim state machine behind the DRA service (shared by v1 and v1beta1).
+pub struct Preparer {
+    config: PreparerConfig,
+    inventory: watch::Receiver<Inventory>,
+    claims: Arc<dyn ClaimReader>,
+    metrics: Metrics,
+    state: Mutex<Checkpoint>,
+}
+
+/// The outcome of one claim.
+pub type ClaimOutcome<T> = Result<T, ClaimError>;
+
+impl Preparer {
+    /// A preparer starting from the checkpoint on disk (an unusable one is set aside, see
+    /// [`checkpoint::load_or_recover`]).
+    pub fn new(
+        config: PreparerConfig,
+        inventory: watch::Receiver<Inventory>,
+        claims: Arc<dyn ClaimReader>,
+        metrics: Metrics,
+    ) -> Self {
+        let state = checkpoint::load_or_recover(&config.checkpoint);
+        metrics.set_prepared_claims(state.claims.len());
+        tracing::info!(
+            prepared = state.claims.len(),
+            checkpoint = %config.checkpoint.display(),
+            "checkpoint loaded"
+        );
+        Self {
+            config,
+            inventory,
+            claims,
+            metrics,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// UIDs of the prepared claims.
+    pub async fn prepared(&self) -> BTreeSet<String> {
+        self.state.lock().await.claims.keys().cloned().collect()
+    }
+
+    /// Prepare `claims`; the result holds one entry per distinct UID.
+    pub async fn prepare(
+        &self,
+        claims: &[ClaimRef],
+    ) -> BTreeMap<String, ClaimOutcome<Vec<PreparedDevice>>> {
+        let started = std::time::Instant::now();
+        let to_read: Vec<&ClaimRef> = {
+            let state = self.state.lock().await;
+            let mut seen = BTreeSet::new();
+            claims
+                .iter()
+                .filter(|c| complete(c) && !state.claims.contains_key(&c.uid))
+                .filter(|c| seen.insert(c.uid.as_str()))
+                .collect()
+        };
+        let reads = join_all(
+            to_read
+                .iter()
+                .map(|c| self.claims.get(&c.namespace, &c.name)),
+        )
+        .await;
+        let mut read: BTreeMap<&str, Result<ResourceClaim, ClaimReadError>> =
+            to_read.iter().map(|c| c.uid.as_str()).zip(reads).collect();
+
+        let mut state = self.state.lock().await;
+        let before = state.clone();
+        let boot_id = checkpoint::read_boot_id(&self.config.boot_id);
+        let inventory = self.inventory.borrow().clone();
+        let mut results = BTreeMap::new();
+        let mut changed = Vec::new();
+        for claim in claims {
+            if results.contains_key(&claim.uid) {
+                continue;
+            }
+            let outcome = if !complete(claim) {
+                Err(incomplete(claim))
+            } else if let Some(entry) = state.claims.get_mut(&claim.uid) {
+                self.refresh(claim, entry, boot_id.as_deref(), &inventory)
+                    .await
+                    .map(|rewritten| {
+                        if rewritten {
+                            changed.push(claim.uid.clone());
+                        }
+                        entry.devices.clone()
+                    })
+            } else {
+                let object = match read.remove(claim.uid.as_str()) {
+                    Some(object) => object,
+                    // Unprepared by a concurrent call after the first look: read it now.
+                    None => self.claims.get(&claim.namespace, &claim.name).await,
+                };
+                match self
+                    .prepare_new(claim, object, boot_id.as_deref(), &inventory)
+                    .await
+                {
+                    Ok(entry) => {
+                        let devices = entry.devices.clone();
+                        state.claims.insert(claim.uid.clone(), entry);
+                        changed.push(claim.uid.clone());
+                        Ok(devices)
+                    }
+                    Err(err) => Err(err),
+                }
+            };
+            results.insert(claim.uid.clone(), outcome);
+        }
+        if !changed.is_empty()
+            && let Err(err) = self.save(&state).await
+        {
+            tracing::error!(error = %err, "cannot save the checkpoint; the claims prepared in this call fail");
+            *state = before;
+            for uid in &changed {
+                results.insert(uid.clone(), Err(ClaimError::Checkpoint(err.to_string())));
+            }
+        }
+        self.metrics.set_prepared_claims(state.claims.len());
+        drop(state);
+        let errors = results.values().filter(|r| r.is_err()).count();
+        for (uid, outcome) in &results {
+            match outcome {
+                Ok(devices) => {
+                    tracing::info!(claim.uid = %uid, devices = devices.len(), "claim prepared")
+                }
+                Err(err) => tracing::warn!(claim.uid = %uid, error = %err, "claim not prepared"),
+            }
+        }
+        self.metrics.prepared(
+            results.len() as u64,
+            errors as u64,
+            started.elapsed().as_secs_f64(),
+        );
+        results
+    }
+
+    /// Unprepare `claims`: remove the CDI specs written for them and forget them. An unknown UID
+    /// is success. The result holds one entry per distinct UID.
+    pub async fn unprepare(&self, claims: &[ClaimRef]) -> BTreeMap<String, ClaimOutcome<()>> {
+        let started = std::time::Instant::now();
+        let mut state = self.state.lock().await;
+        let before = state.clone();
+        let mut results = BTreeMap::new();
+        let mut changed = Vec::new();
+        for claim in claims {
+            if results.contains_key(&claim.uid) {
+                continue;
+            }
+            if claim.uid.is_empty() {
+                results.insert(claim.uid.clone(), Err(incomplete(claim)));
+                continue;
+            }
+            let mut paths = vec![cdi::spec_path(
+                &self.config.cdi_root,
+                &self.config.driver,
+                &claim.uid,
+            )];
+            if let Some(entry) = state.claims.get(&claim.uid)
+                && !paths.contains(&entry.cdi_spec)
+            {
+                paths.push(entry.cdi_spec.clone());
+            }
+            let mut outcome = Ok(());
+            for path in paths {
+                let removal = tokio::task::spawn_blocking({
+                    let path = path.clone();
+                    move || super::atomic::remove_durably(&path)
+                })
+                .await;
+                match removal {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => {
+                        outcome = Err(ClaimError::CdiFile {
+                            path,
+                            reason: format!("cannot remove: {err}"),
+                        })
+                    }
+                    Err(err) => {
+                        outcome = Err(ClaimError::CdiFile {
+                            path,
+                            reason: format!("removal task failed: {err}"),
+                        })
+                    }
+                }
+            }
+            if outcome.is_ok() && state.claims.remove(&claim.uid).is_some() {
+                changed.push(claim.uid.clone());
+            }
+            results.insert(claim.uid.clone(), outcome);
+        }
+        if !changed.is_empty()
+            && let Err(err) = self.save(&state).await
+        {
+            tracing::error!(error = %err, "cannot save the checkpoint; the claims unprepared in this call fail");
+            *state = before;
+            for uid in &changed {
+                results.insert(uid.clone(), Err(ClaimError::Checkpoint(err.to_string())));
+            }
+        }
+        self.metrics.set_prepared_claims(state.claims.len());
+        drop(state);
+        let errors = results.values().filter(|r| r.is_err()).count();
+        for (uid, outcome) in &results {
+            match outcome {
+                Ok(()) => tracing::info!(claim.uid = %uid, "claim unprepared"),
+                Err(err) => tracing::warn!(claim.uid = %uid, error = %err, "claim not unprepared"),
+            }
+        }
+        self.metrics.unprepared(
+            results.len() as u64,
+            errors as u64,
+            started.elapsed().as_secs_f64(),
+        );
+        results
+    }
+
+    /// A claim prepared before: write its CDI spec again when the node rebooted since (or the boot
+    /// ID is unknown) or the spec is gone. Returns whether the entry changed.
+    async fn refresh(
+        &self,
+        claim: &ClaimRef,
+        entry: &mut PreparedClaim,
+        boot_id: Option<&str>,
+        inventory: &Inventory,
+    ) -> ClaimOutcome<bool> {
+        let same_boot = boot_id.is_some_and(|b| b == entry.boot_id);
+        let present = tokio::fs::try_exists(&entry.cdi_spec)
+            .await
+            .unwrap_or(false);
+        if same_boot && present {
+            return Ok(false);
+        }
+        tracing::info!(
+            claim.uid = %claim.uid,
+            rebooted = !same_boot,
+            spec_present = present,
+            "writing the CDI spec of a prepared claim again"
+        );
+        let spec = self.spec(claim, &entry.devices, inventory)?;
+        self.write_spec(&entry.cdi_spec, &spec).await?;
+        entry.boot_id = boot_id.unwrap_or_default().to_owned();
+        Ok(true)
+    }
+
+    async fn prepare_new(
+        &self,
+        claim: &ClaimRef,
+        object: Result<ResourceClaim, ClaimReadError>,
+        boot_id: Option<&str>,
+        inventory: &Inventory,
+    ) -> ClaimOutcome<PreparedClaim> {
+        let object = object?;
+        let devices = plan(
+            &self.config.driver,
+            &self.config.node,
+            claim,
+            &object,
+            inventory,
+        )?;
+        let spec = self.spec(claim, &devices, inventory)?;
+        let path = cdi::spec_path(&self.config.cdi_root, &self.config.driver, &claim.uid);
+        self.write_spec(&path, &spec).await?;
+        Ok(PreparedClaim {
+            name: claim.name.clone(),
+            namespace: claim.namespace.clone(),
+            boot_id: boot_id.unwrap_or_default().to_owned(),
+            cdi_spec: path,
+            devices,
+        })
+    }
+
+    fn spec(
+        &self,
+        claim: &ClaimRef,
+        devices: &[PreparedDevice],
+        inventory: &Inventory,
+    ) -> ClaimOutcome<Spec> {
+        build_spec(&self.config.driver, devices, inventory).map_err(|error| ClaimError::Grant {
+            namespace: claim.namespace.clone(),
+            name: claim.name.clone(),
+            error,
+        })
+    }
+
+    async fn write_spec(&self, path: &std::path::Path, spec: &Spec) -> ClaimOutcome<()> {
+        let file_error = |reason: String| ClaimError::CdiFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let bytes = serde_json::to_vec_pretty(spec).map_err(|e| file_error(e.to_string()))?;
+        let target = path.to_owned();
+        tokio::task::spawn_blocking(move || super::atomic::write_atomic(&target, &bytes, 0o644))
+            .await
+            .map_err(|e| file_error(format!("write task failed: {e}")))?
+            .map_err(|e| file_error(e.to_string()))
+    }
+
+    async fn save(&self, state: &Checkpoint) -> Result<(), CheckpointError> {
+        let path = self.config.checkpoint.clone();
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || checkpoint::save(&path, &state))
+            .await
+            .map_err(|e| CheckpointError::Damaged {
+                path: self.config.checkpoint.clone(),
+                reason: format!("save task failed: {e}"),
+            })?
+    }
+}
+
+fn complete(claim: &ClaimRef) -> bool {
+    !claim.uid.is_empty() && !claim.name.is_empty() && !claim.namespace.is_empty()
+}
+
+fn incomplete(claim: &ClaimRef) -> ClaimError {
+    ClaimError::IncompleteReference {
+        namespace: claim.namespace.clone(),
+        name: claim.name.clone(),
+        uid: claim.uid.clone(),
+    }
+}
+
+/// The CDI spec of a claim's devices on a node with `inventory`.
+pub fn build_spec(
+    driver: &str,
+    devices: &[PreparedDevice],
+    inventory: &Inventory,
+) -> Result<Spec, GrantError> {
+    let mut spec = Spec {
+        cdi_version: String::new(),
+        kind: cdi::kind(driver),
+        devices: Vec::with_capacity(devices.len()),
+    };
+    for device in devices {
+        let grant = Grant {
+            quote_helper: device.quote_helper,
+            provision: device.provision,
+            epc_bytes: device.epc_bytes,
+        };
+        spec.devices.push(cdi::Device {
+            name: device.cdi_name.clone(),
+            container_edits: cdi::edits(&inventory.nodes, inventory.simulated, grant)?,
+        });
+    }
+    spec.cdi_version = cdi::minimum_version(&spec).to_owned();
+    Ok(spec)
+}
+
+/// The devices of an allocated claim on this node: the results of `driver` in pool `node`, each
+/// with the configuration that applies to its request (class configs first, then claim configs;
+/// the last match wins) and its consumed EPC bytes (the whole device when none is recorded).
+pub fn plan(
+    driver: &str,
+    node: &str,
+    claim: &ClaimRef,
+    object: &ResourceClaim,
+    inventory: &Inventory,
+) -> ClaimOutcome<Vec<PreparedDevice>> {
+    let namespace = || claim.namespace.clone();
+    let name = || claim.name.clone();
+    let found_uid = object.metadata.uid.clone();
+    if found_uid.as_deref() != Some(claim.uid.as_str()) {
+        return Err(ClaimError::Replaced {
+            namespace: namespace(),
+            name: name(),
+            expected: claim.uid.clone(),
+            found: found_uid,
+        });
+    }
+    let allocated = object
+        .status
+        .as_ref()
+        .and_then(|s| s.allocation.as_ref())
+        .and_then(|a| a.devices.as_ref());
+    let Some(allocated) = allocated else {
+        return Err(ClaimError::NotAllocated {
+            namespace: namespace(),
+            name: name(),
+        });
+    };
+    let results = allocated.results.as_deref().unwrap_or_default();
+    let ours: Vec<_> = results.iter().filter(|r| r.driver == driver).collect();
+    let here: Vec<_> = ours.iter().filter(|r| r.pool == node).collect();
+    if here.is_empty() {
+        let other_pools: BTreeSet<String> = ours.iter().map(|r| r.pool.clone()).collect();
+        return Err(ClaimError::NoDevicesOnNode {
+            namespace: namespace(),
+            name: name(),
+            driver: driver.to_owned(),
+            node: node.to_owned(),
+            other_pools: other_pools.into_iter().collect(),
+        });
+    }
+    let configs = configs(driver, allocated.config.as_deref().unwrap_or_default()).map_err(
+        |(index, source_kind, error)| ClaimError::Config {
+            namespace: namespace(),
+            name: name(),
+            index,
+            source_kind,
+            error,
+        },
+    )?;
+    let mut devices = Vec::with_capacity(here.len());
+    for result in here {
+        let Some(device) = inventory.device(&result.device) else {
+            return Err(ClaimError::UnknownDevice {
+                namespace: namespace(),
+                name: name(),
+                device: result.device.clone(),
+                known: inventory
+                    .devices
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        let config = configs
+            .iter()
+            .rev()
+            .find(|(requests, _)| applies(requests, &result.request))
+            .map(|(_, config)| *config)
+            .unwrap_or_default();
+        let consumed = result.consumed_capacity.as_ref().and_then(|c| {
+            c.get(names::CAPACITY_EPC)
+                .or_else(|| c.get(&format!("{driver}/{}", names::CAPACITY_EPC)))
+        });
+        let epc_bytes = match consumed {
+            Some(quantity) => parse_bytes(&quantity.0).ok_or_else(|| ClaimError::BadCapacity {
+                namespace: namespace(),
+                name: name(),
+                device: result.device.clone(),
+                value: quantity.0.clone(),
+            })?,
+            None => device.bytes,
+        };
+        let share_id = result.share_id.clone().filter(|s| !s.is_empty());
+        let cdi_name = cdi::device_name(&claim.uid, &result.device, share_id.as_deref());
+        cdi::validate_device_name(&cdi_name)?;
+        devices.push(PreparedDevice {
+            request: main_request(&result.request).to_owned(),
+            pool: result.pool.clone(),
+            device: result.device.clone(),
+            share_id,
+            cdi_id: cdi::qualified_id(driver, &cdi_name),
+            cdi_name,
+            quote_helper: config.quote_helper,
+            provision: config.provision,
+            epc_bytes,
+        });
+    }
+    Ok(devices)
+}
+
+type Configs = Vec<(Vec<String>, SgxConfig)>;
+
+/// This driver's opaque configs in the order they apply: `FromClass` before `FromClaim`.
+fn configs(
+    driver: &str,
+    all: &[DeviceAllocationConfiguration],
+) -> Result<Configs, (usize, String, ConfigError)> {
+    let mut ranked = Vec::new();
+    for (index, config) in all.iter().enumerate() {
+        let Some(opaque) = config.opaque.as_ref().filter(|o| o.driver == driver) else {
+            continue;
+        };
+        let rank = match config.source.as_str() {
+            "FromClass" => 0,
+            "FromClaim" => 1,
+            other => {
+                return Err((
+                    index,
+                    other.to_owned(),
+                    ConfigError::Malformed {
+                        reason: format!("unknown config source {other:?}"),
+                    },
+                ));
+            }
+        };
+        let decoded = SgxConfig::decode(&opaque.parameters.0)
+            .map_err(|err| (index, config.source.clone(), err))?;
+        ranked.push((rank, config.requests.clone().unwrap_or_default(), decoded));
+    }
+    ranked.sort_by_key(|(rank, _, _)| *rank);
+    Ok(ranked.into_iter().map(|(_, r, c)| (r, c)).collect())
+}
+
+/// Whether a config with `requests` applies to the result of `request` (`req` or `req/sub`): an
+/// empty list applies to all; a main request name covers its subrequests.
+fn applies(requests: &[String], request: &str) -> bool {
+    requests.is_empty()
+        || requests
+            .iter()
+            .any(|r| r == request || r == main_request(request))
+}
+
+fn main_request(request: &str) -> &str {
+    request.split_once('/').map_or(request, |(main, _)| main)
+}
+
+/// A Kubernetes quantity as a whole number of bytes: digits with an optional binary (`Ki` … `Ei`)
+/// or decimal (`k` … `E`) suffix. Fractions, exponents and milli-units are refused.
+pub fn parse_bytes(quantity: &str) -> Option<u64> {
+    let digits = quantity.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, suffix) = quantity.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let multiplier: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        "Ei" => 1 << 60,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "P" => 1_000_000_000_000_000,
+        "E" => 1_000_000_000_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_parse_to_bytes() {
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("64Mi"), Some(64 << 20));
+        assert_eq!(parse_bytes("2G"), Some(2_000_000_000));
+        assert_eq!(parse_bytes("1.5Gi"), None);
+        assert_eq!(parse_bytes("100m"), None);
+        assert_eq!(parse_bytes("Mi"), None);
+        assert_eq!(parse_bytes("16Ei"), None);
+    }
+
+    #[test]
+    fn config_requests_cover_subrequests() {
+        assert!(applies(&[], "a/b"));
+        assert!(applies(&["a".into()], "a/b"));
+        assert!(applies(&["a/b".into()], "a/b"));
+        assert!(!applies(&["a/c".into()], "a/b"));
+        assert!(!applies(&["b".into()], "a"));
+        assert_eq!(main_request("a/b"), "a");
+    }
+}

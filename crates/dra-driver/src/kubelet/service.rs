@@ -1,0 +1,249 @@
+//! The gRPC services kubelet calls: plugin registration, and the DRA service in v1 and v1beta1
+//! (the same logic; v1beta1 has no `share_id`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::checkpoint::PreparedDevice;
+use super::metrics::Metrics;
+use super::prepare::{ClaimRef, Preparer};
+use super::proto::pluginregistration::registration_server::Registration;
+use super::proto::pluginregistration::{
+    InfoRequest, PluginInfo, RegistrationStatus, RegistrationStatusResponse,
+};
+use super::proto::{v1, v1beta1};
+
+/// The plugin type kubelet's DRA handler registers.
+pub const PLUGIN_TYPE: &str = "DRAPlugin";
+/// The services offered, preferred first (kubelet takes the first it knows; v1 has `share_id`).
+pub const SUPPORTED_VERSIONS: [&str; 2] = ["v1.DRAPlugin", "v1beta1.DRAPlugin"];
+/// Most claims accepted in one call (a pod has at most a few dozen).
+pub const MAX_CLAIMS_PER_CALL: usize = 1024;
+
+/// The registration service on `<registry dir>/<driver>-reg.sock`.
+#[derive(Clone, Debug)]
+pub struct RegistrationService {
+    info: PluginInfo,
+    metrics: Metrics,
+}
+
+impl RegistrationService {
+    /// Announce `driver` with its DRA socket at `endpoint` (an absolute path).
+    pub fn new(driver: &str, endpoint: &str, metrics: Metrics) -> Self {
+        Self {
+            info: PluginInfo {
+                r#type: PLUGIN_TYPE.to_owned(),
+                name: driver.to_owned(),
+                endpoint: endpoint.to_owned(),
+                supported_versions: SUPPORTED_VERSIONS.map(str::to_owned).to_vec(),
+            },
+            metrics,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Registration for RegistrationService {
+    async fn get_info(&self, _: Request<InfoRequest>) -> Result<Response<PluginInfo>, Status> {
+        tracing::debug!(rpc = "GetInfo", "kubelet asked for plugin info");
+        Ok(Response::new(self.info.clone()))
+    }
+
+    async fn notify_registration_status(
+        &self,
+        request: Request<RegistrationStatus>,
+    ) -> Result<Response<RegistrationStatusResponse>, Status> {
+        let status = request.into_inner();
+        self.metrics.registration(status.plugin_registered);
+        if status.plugin_registered {
+            tracing::info!(driver = %self.info.name, "registered with kubelet");
+            Ok(Response::new(RegistrationStatusResponse {}))
+        } else {
+            tracing::error!(
+                driver = %self.info.name,
+                error = %status.error,
+                "kubelet rejected the registration"
+            );
+            Err(Status::unavailable(format!(
+                "kubelet rejected the registration of {}: {}",
+                self.info.name, status.error
+            )))
+        }
+    }
+}
+
+/// The DRA service (both versions), over one [`Preparer`].
+#[derive(Clone)]
+pub struct DraService {
+    preparer: Arc<Preparer>,
+}
+
+impl DraService {
+    /// Serve `preparer`.
+    pub fn new(preparer: Arc<Preparer>) -> Self {
+        Self { preparer }
+    }
+}
+
+fn refs<'a>(
+    claims: impl ExactSizeIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Result<Vec<ClaimRef>, Status> {
+    if claims.len() > MAX_CLAIMS_PER_CALL {
+        return Err(Status::invalid_argument(format!(
+            "{} claims in one call; at most {MAX_CLAIMS_PER_CALL} are accepted",
+            claims.len()
+        )));
+    }
+    Ok(claims
+        .map(|(namespace, uid, name)| ClaimRef {
+            namespace: namespace.to_owned(),
+            uid: uid.to_owned(),
+            name: name.to_owned(),
+        })
+        .collect())
+}
+
+fn v1_device(d: &PreparedDevice) -> v1::Device {
+    v1::Device {
+        request_names: vec![d.request.clone()],
+        pool_name: d.pool.clone(),
+        device_name: d.device.clone(),
+        cdi_device_ids: vec![d.cdi_id.clone()],
+        share_id: d.share_id.clone(),
+    }
+}
+
+fn v1beta1_device(d: &PreparedDevice) -> v1beta1::Device {
+    v1beta1::Device {
+        request_names: vec![d.request.clone()],
+        pool_name: d.pool.clone(),
+        device_name: d.device.clone(),
+        cdi_device_ids: vec![d.cdi_id.clone()],
+    }
+}
+
+#[tonic::async_trait]
+impl v1::dra_plugin_server::DraPlugin for DraService {
+    async fn node_prepare_resources(
+        &self,
+        request: Request<v1::NodePrepareResourcesRequest>,
+    ) -> Result<Response<v1::NodePrepareResourcesResponse>, Status> {
+        let request = request.into_inner();
+        let claims = refs(
+            request
+                .claims
+                .iter()
+                .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
+        )?;
+        let claims: BTreeMap<_, _> = self
+            .preparer
+            .prepare(&claims)
+            .await
+            .into_iter()
+            .map(|(uid, outcome)| {
+                let response = match outcome {
+                    Ok(devices) => v1::NodePrepareResourceResponse {
+                        devices: devices.iter().map(v1_device).collect(),
+                        error: String::new(),
+                    },
+                    Err(err) => v1::NodePrepareResourceResponse {
+                        devices: Vec::new(),
+                        error: err.to_string(),
+                    },
+                };
+                (uid, response)
+            })
+            .collect();
+        Ok(Response::new(v1::NodePrepareResourcesResponse { claims }))
+    }
+
+    async fn node_unprepare_resources(
+        &self,
+        request: Request<v1::NodeUnprepareResourcesRequest>,
+    ) -> Result<Response<v1::NodeUnprepareResourcesResponse>, Status> {
+        let request = request.into_inner();
+        let claims = refs(
+            request
+                .claims
+                .iter()
+                .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
+        )?;
+        let claims = self
+            .preparer
+            .unprepare(&claims)
+            .await
+            .into_iter()
+            .map(|(uid, outcome)| {
+                let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+                (uid, v1::NodeUnprepareResourceResponse { error })
+            })
+            .collect();
+        Ok(Response::new(v1::NodeUnprepareResourcesResponse { claims }))
+    }
+}
+
+#[tonic::async_trait]
+impl v1beta1::dra_plugin_server::DraPlugin for DraService {
+    async fn node_prepare_resources(
+        &self,
+        request: Request<v1beta1::NodePrepareResourcesRequest>,
+    ) -> Result<Response<v1beta1::NodePrepareResourcesResponse>, Status> {
+        let request = request.into_inner();
+        let claims = refs(
+            request
+                .claims
+                .iter()
+                .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
+        )?;
+        let claims = self
+            .preparer
+            .prepare(&claims)
+            .await
+            .into_iter()
+            .map(|(uid, outcome)| {
+                let response = match outcome {
+                    Ok(devices) => v1beta1::NodePrepareResourceResponse {
+                        devices: devices.iter().map(v1beta1_device).collect(),
+                        error: String::new(),
+                    },
+                    Err(err) => v1beta1::NodePrepareResourceResponse {
+                        devices: Vec::new(),
+                        error: err.to_string(),
+                    },
+                };
+                (uid, response)
+            })
+            .collect();
+        Ok(Response::new(v1beta1::NodePrepareResourcesResponse {
+            claims,
+        }))
+    }
+
+    async fn node_unprepare_resources(
+        &self,
+        request: Request<v1beta1::NodeUnprepareResourcesRequest>,
+    ) -> Result<Response<v1beta1::NodeUnprepareResourcesResponse>, Status> {
+        let request = request.into_inner();
+        let claims = refs(
+            request
+                .claims
+                .iter()
+                .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
+        )?;
+        let claims = self
+            .preparer
+            .unprepare(&claims)
+            .await
+            .into_iter()
+            .map(|(uid, outcome)| {
+                let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+                (uid, v1beta1::NodeUnprepareResourceResponse { error })
+            })
+            .collect();
+        Ok(Response::new(v1beta1::NodeUnprepareResourcesResponse {
+            claims,
+        }))
+    }
+}
