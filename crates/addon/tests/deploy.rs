@@ -19,6 +19,14 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// Every YAML document of a file.
+fn yaml_docs(path: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_norway::Deserializer::from_str(&read(path))
+        .map(|doc| serde_json::to_value(serde_norway::Value::deserialize(doc).unwrap()).unwrap())
+        .collect()
+}
+
 fn yaml(path: &str) -> Value {
     let value: serde_norway::Value = serde_norway::from_str(&read(path)).unwrap();
     serde_json::to_value(value).unwrap()
@@ -32,18 +40,21 @@ fn assert_executable(path: &str) {
     assert!(mode & 0o111 != 0, "{path} must be executable");
 }
 
-const EXAMPLES: [&str; 4] = [
-    "examples/sgx-test-job.yaml",
-    "examples/sgx-test-job-simulated.yaml",
-    "examples/sgx-app-deployment.yaml",
-    "examples/sgx-intel-style-job-simulated.yaml",
+/// The example manifests and how many objects each holds.
+const EXAMPLES: [(&str, usize); 6] = [
+    ("examples/sgx-test-job.yaml", 1),
+    ("examples/sgx-test-job-simulated.yaml", 1),
+    ("examples/sgx-app-deployment.yaml", 1),
+    ("examples/sgx-intel-style-job-simulated.yaml", 1),
+    ("examples/sgx-dra-job-simulated.yaml", 2),
+    ("examples/sgx-dra-claim-tcb-up-to-date.yaml", 1),
 ];
 
 #[test]
 fn examples_validate_strictly() {
     let output = Command::new("kubernetes-validate")
         .args(["--strict", "-k", "1.37.0"])
-        .args(EXAMPLES.map(|path| repo().join(path)))
+        .args(EXAMPLES.map(|(path, _)| repo().join(path)))
         .output()
         .expect("kubernetes-validate must be installed: pip install kubernetes-validate==1.37.0");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -52,9 +63,13 @@ fn examples_validate_strictly() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for path in EXAMPLES {
+    for (path, objects) in EXAMPLES {
         let passed = format!("{path} passed for resource");
-        assert_eq!(stdout.matches(&passed).count(), 1, "{path}:\n{stdout}");
+        assert_eq!(
+            stdout.matches(&passed).count(),
+            objects,
+            "{path}:\n{stdout}"
+        );
     }
 }
 
@@ -544,4 +559,99 @@ fn check_static_tells_static_from_dynamic_binaries() {
         !check(&source).status.success(),
         "a text file is not an ELF binary"
     );
+}
+
+#[test]
+fn the_dra_twin_claims_epc_from_the_quote_helper_class_and_quotes_as_the_simulated_job_does() {
+    let docs = yaml_docs("examples/sgx-dra-job-simulated.yaml");
+    let [template, job] = &docs[..] else {
+        panic!("a ResourceClaimTemplate and a Job");
+    };
+    assert_eq!(template["kind"], "ResourceClaimTemplate");
+    let request = &template["spec"]["spec"]["devices"]["requests"][0];
+    assert_eq!(
+        request["exactly"]["deviceClassName"],
+        addon::names::DRA_CLASS_QUOTE_HELPER
+    );
+    assert_eq!(
+        request["exactly"]["capacity"]["requests"],
+        json!({ addon::names::DRA_CAPACITY_EPC: "5Mi" })
+    );
+    assert_eq!(job["kind"], "Job");
+    let spec = &job["spec"]["template"]["spec"];
+    let claims = spec["resourceClaims"].as_array().unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(
+        claims[0]["resourceClaimTemplateName"],
+        template["metadata"]["name"]
+    );
+    let quote = &spec["initContainers"][0];
+    assert_eq!(
+        quote["resources"]["claims"],
+        json!([{"name": claims[0]["name"]}])
+    );
+    // The claim's CDI devices bring the socket and SGX_AESM_ADDR; nothing of it in the pod.
+    assert!(quote.get("env").is_none());
+    assert!(
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.get("hostPath").is_none())
+    );
+    for container in spec["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(spec["containers"].as_array().unwrap())
+    {
+        let limits = container["resources"]["limits"].as_object().unwrap();
+        assert!(
+            limits.keys().all(|k| k == "cpu" || k == "memory"),
+            "no device-plugin resources"
+        );
+    }
+    // The same quote, printing and inspection as the device-plugin twin.
+    let twin = yaml("examples/sgx-test-job-simulated.yaml");
+    let twin_spec = &twin["spec"]["template"]["spec"];
+    assert_eq!(quote["args"], twin_spec["initContainers"][0]["args"]);
+    assert_eq!(quote["image"], DEFAULT_IMAGE);
+    assert_eq!(
+        spec["initContainers"][1]["command"],
+        twin_spec["initContainers"][1]["command"]
+    );
+    assert_eq!(
+        spec["containers"][0]["args"],
+        twin_spec["containers"][0]["args"]
+    );
+}
+
+#[test]
+fn the_tcb_claim_example_selects_only_up_to_date_platforms() {
+    let template = yaml("examples/sgx-dra-claim-tcb-up-to-date.yaml");
+    let exactly = &template["spec"]["spec"]["devices"]["requests"][0]["exactly"];
+    assert_eq!(
+        exactly["deviceClassName"],
+        addon::names::DRA_CLASS_QUOTE_HELPER
+    );
+    let expression = exactly["selectors"][0]["cel"]["expression"]
+        .as_str()
+        .unwrap();
+    assert_eq!(expression, addon::render::dra::tcb_up_to_date_selector());
+    let program = cel::Program::compile(expression).unwrap();
+    let selects = |attributes: Value| {
+        let driver = addon::names::DRA_DRIVER;
+        let device = json!({
+            "driver": driver,
+            "attributes": { driver: attributes },
+            "capacity": { driver: { "epc": "256Mi" } },
+        });
+        let mut context = cel::Context::default();
+        context.add_variable("device", device).unwrap();
+        program.execute(&context).unwrap() == cel::Value::Bool(true)
+    };
+    assert!(selects(json!({"tcbStatus": "UpToDate", "sgx2": true})));
+    assert!(!selects(json!({"tcbStatus": "OutOfDate"})));
+    assert!(!selects(json!({"tcbStatus": "SWHardeningNeeded"})));
+    assert!(!selects(json!({"sgx2": true})), "not attested yet");
 }

@@ -2022,6 +2022,7 @@ fn dra_device_classes_select_sgx_devices_and_configure_the_driver() {
     let tcb = addon::render::dra::tcb_up_to_date_selector();
     assert!(eval_bool(&tcb, &[("device", ours_provisioning)]));
     assert!(!eval_bool(&tcb, &[("device", ours_no_provisioning)]));
+    assert!(!eval_bool(&tcb, &[("device", ours_unattested)]));
 }
 
 #[test]

@@ -47,9 +47,11 @@ pub fn provision_selector() -> String {
 }
 
 /// A claim selector for platforms whose TCB is up to date (`tcbStatus == "UpToDate"`), as the
-/// examples and the deployment guide show it.
+/// examples and the deployment guide show it. A device without the attribute (its platform not
+/// attested yet) is not selected, rather than aborting the allocation.
 pub fn tcb_up_to_date_selector() -> String {
-    format!("device.attributes[\"{DRA_DRIVER}\"].{DRA_ATTR_TCB_STATUS} == \"UpToDate\"")
+    let attrs = format!("device.attributes[\"{DRA_DRIVER}\"]");
+    format!("\"{DRA_ATTR_TCB_STATUS}\" in {attrs} && {attrs}.{DRA_ATTR_TCB_STATUS} == \"UpToDate\"")
 }
 
 fn cel(expression: String) -> DeviceSelector {
