@@ -458,6 +458,23 @@ fn platform_levels(
     Ok(levels)
 }
 
+/// The TCBs (component SVNs, PCESVN) of the TCB info levels for a platform at `components` and
+/// `pce_svn` whose level has `status`, in the TCB info's (descending) order.
+pub(crate) fn level_tcbs(
+    components: [u8; 16],
+    pce_svn: u16,
+    status: TcbStatus,
+) -> Result<Vec<([u8; 16], u16)>, SimError> {
+    let platform = Tcb {
+        comps: components,
+        pce_svn,
+    };
+    Ok(platform_levels(platform, status, &[])?
+        .into_iter()
+        .map(|l| (l.tcb.comps, l.tcb.pce_svn))
+        .collect())
+}
+
 /// The QE identity levels (descending ISVSVN) that put `isv_svn` on a level with `status`.
 fn qe_levels(isv_svn: u16, status: QeStatus) -> Result<Vec<(u16, QeStatus, i64)>, SimError> {
     let above = isv_svn.checked_add(1).ok_or_else(|| {

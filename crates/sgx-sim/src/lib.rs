@@ -22,6 +22,13 @@
 //! | `cpu.json` | the simulated CPU: platform secret, CPUSVN, report key id (mode 0600; published 0644) |
 //! | `attestation-key.json` | attestation key and its PCK-signed QE report, created once (no-clobber) |
 //!
+//! CRL distribution points sit where Intel's do: the root, the PCK CA and the TCB signer name the
+//! root CA CRL (`<base>/sgx/certification/v4/rootcacrl?encoding=der`), each PCK certificate its
+//! CA's CRL (`<base>/sgx/certification/v4/pckcrl?ca=processor&encoding=der`), with `<base>` the
+//! in-cluster PCCS ([`DEFAULT_CRL_BASE_URL`]) or [`InitOptions::crl_base_url`]. A CA set made before
+//! names none and is used as it is (its root is the trust anchor verifiers hold: re-issuing it
+//! would change it, and a CA directory mounted from a Secret is read-only).
+//!
 //! A CA directory holds `root-ca.{pem,der,key}`, `pck-ca.{pem,key}` and `tcb-signing.{pem,key}`.
 //! Within one simulated cluster whoever holds the platform secret can create any report, and the state
 //! directory holds CA keys: this is a test platform, never a trust boundary.
@@ -54,5 +61,11 @@ pub use cache::{COLLATERAL_REFRESH, CollateralCache};
 pub use collateral::{Collateral, CollateralOptions, QeStatus, TcbStatus, files};
 pub use cpu::{CPU_FILE, EnclaveIdentity, QE_TARGET_INFO_FILE, SimCpu};
 pub use error::SimError;
-pub use pki::{ROOT_CERT_DER_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE};
-pub use platform::{ATTESTATION_KEY_FILE, InitOptions, PLATFORM_FILE, QE_AUTH_DATA, SimPlatform};
+pub use pki::{
+    DEFAULT_CRL_BASE_URL, PCK_CRL_PATH, ROOT_CA_CRL_PATH, ROOT_CERT_DER_FILE, ROOT_CERT_FILE,
+    ROOT_KEY_FILE, check_crl_base_url, crl_distribution_points, pck_crl_url, root_ca_crl_url,
+};
+pub use platform::{
+    ATTESTATION_KEY_FILE, CrlLocations, InitOptions, LevelPckCert, PLATFORM_FILE, QE_AUTH_DATA,
+    SimPlatform,
+};

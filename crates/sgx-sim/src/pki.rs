@@ -8,9 +8,9 @@ use std::path::Path;
 
 use der::{Decode, DecodePem, Encode};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
-    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P256_SHA256, RevocationReason, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    CustomExtension, DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, RevocationReason, RevokedCertParams, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{
@@ -20,6 +20,8 @@ use ring::signature::{
 use sgx_types::pck::PckExtension;
 use time::{Duration, OffsetDateTime};
 use x509_cert::Certificate;
+use x509_cert::ext::pkix::CrlDistributionPoints;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 
 use crate::error::SimError;
 use crate::fsutil::{self, PUBLIC_MODE, SECRET_MODE};
@@ -40,6 +42,87 @@ pub(crate) const PCK_CERT_FILE: &str = "pck.pem";
 pub(crate) const PCK_KEY_FILE: &str = "pck.key";
 pub(crate) const TCB_CERT_FILE: &str = "tcb-signing.pem";
 pub(crate) const TCB_KEY_FILE: &str = "tcb-signing.key";
+
+/// Where the simulated certificates say their CRLs are, unless `sim init --crl-base-url` says
+/// otherwise: the in-cluster PCCS as `confcom addon render` deploys it (the `sgx-pccs` Service in
+/// the add-on's default namespace `kube-system`, port 8081, plain HTTP unless rendered with TLS).
+pub const DEFAULT_CRL_BASE_URL: &str = "http://sgx-pccs.kube-system.svc:8081";
+/// The path (under a CRL base URL) of the root CA CRL, DER: the CRL distribution point of the
+/// root, the PCK CA and the TCB signer, as Intel's root CA CRL location is of Intel's.
+pub const ROOT_CA_CRL_PATH: &str = "/sgx/certification/v4/rootcacrl?encoding=der";
+/// The path (under a CRL base URL) of the PCK Processor CA's CRL, DER: the CRL distribution point
+/// of PCK certificates, in the form of Intel's (`…/sgx/certification/v4/pckcrl?ca=processor&encoding=der`).
+pub const PCK_CRL_PATH: &str = "/sgx/certification/v4/pckcrl?ca=processor&encoding=der";
+
+/// The root CA CRL's location under `base`.
+pub fn root_ca_crl_url(base: &str) -> String {
+    format!("{}{ROOT_CA_CRL_PATH}", base.trim_end_matches('/'))
+}
+
+/// The PCK CA CRL's location under `base`.
+pub fn pck_crl_url(base: &str) -> String {
+    format!("{}{PCK_CRL_PATH}", base.trim_end_matches('/'))
+}
+
+/// Checks a CRL base URL: `http://` or `https://`, a host, no query or fragment; returns it
+/// without a trailing `/`.
+pub fn check_crl_base_url(url: &str) -> Result<String, SimError> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    let valid = rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && !r.contains(['?', '#'])
+            && r.chars().all(|c| c.is_ascii_graphic())
+    });
+    if !valid {
+        return Err(SimError::InvalidOption(format!(
+            "CRL base URL {url:?}: an http:// or https:// URL without query (e.g. {DEFAULT_CRL_BASE_URL})"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The URIs of a certificate's CRL distribution points (DER certificate; none when it has no such
+/// extension or does not decode).
+pub fn crl_distribution_points(cert_der: &[u8]) -> Vec<String> {
+    let Ok(cert) = Certificate::from_der(cert_der) else {
+        return Vec::new();
+    };
+    let Ok(Some((_, points))) = cert
+        .tbs_certificate()
+        .get_extension::<CrlDistributionPoints>()
+    else {
+        return Vec::new();
+    };
+    points
+        .0
+        .iter()
+        .filter_map(|p| match &p.distribution_point {
+            Some(DistributionPointName::FullName(names)) => Some(names),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|name| match name {
+            GeneralName::UniformResourceIdentifier(uri) => Some(uri.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The CRL base URL a CA certificate of this PKI names (its distribution point minus
+/// [`ROOT_CA_CRL_PATH`]); `None` for certificates made before CRL distribution points.
+fn crl_base_of(ca_der: &[u8]) -> Option<String> {
+    crl_distribution_points(ca_der)
+        .iter()
+        .find_map(|uri| uri.strip_suffix(ROOT_CA_CRL_PATH).map(str::to_owned))
+}
+
+fn distribution_point(uri: String) -> Vec<CrlDistributionPoint> {
+    vec![CrlDistributionPoint { uris: vec![uri] }]
+}
 
 const SGX_EXTENSION_ARCS: [u64; 7] = [1, 2, 840, 113741, 1, 13, 1];
 const MAX_PEM: u64 = 64 * 1024;
@@ -243,19 +326,33 @@ const CA_FILES: [(&str, &str, &str); 3] = [
 ];
 
 impl CaSet {
-    pub(crate) fn generate(rng: &SystemRandom) -> Result<Self, SimError> {
+    /// A new CA set whose certificates name the root CA CRL under `crl_base` (see
+    /// [`check_crl_base_url`]) as their CRL distribution point, as Intel's root, PCK CAs and TCB
+    /// signer name Intel's root CA CRL.
+    /// `None` makes certificates without them, as the sim PKI was before it named CRLs.
+    pub(crate) fn generate(rng: &SystemRandom, crl_base: Option<&str>) -> Result<Self, SimError> {
+        let points = || {
+            crl_base
+                .map(|base| distribution_point(root_ca_crl_url(base)))
+                .unwrap_or_default()
+        };
         let root_key = new_key()?;
         let mut params = ca_params(ROOT_CN, 1, 30, serial(rng)?);
         params.use_authority_key_identifier_extension = false;
+        params.crl_distribution_points = points();
         let root = Certified::new(params.self_signed(&root_key)?, root_key);
         let root_issuer = root.issuer(ROOT_CN);
 
         let ca_key = new_key()?;
-        let ca_cert = ca_params(PCK_CA_CN, 0, 25, serial(rng)?).signed_by(&ca_key, &root_issuer)?;
+        let mut params = ca_params(PCK_CA_CN, 0, 25, serial(rng)?);
+        params.crl_distribution_points = points();
+        let ca_cert = params.signed_by(&ca_key, &root_issuer)?;
         let pck_ca = Certified::new(ca_cert, ca_key);
 
         let tcb_key = new_key()?;
-        let tcb_cert = leaf_params(TCB_CN, serial(rng)?).signed_by(&tcb_key, &root_issuer)?;
+        let mut params = leaf_params(TCB_CN, serial(rng)?);
+        params.crl_distribution_points = points();
+        let tcb_cert = params.signed_by(&tcb_key, &root_issuer)?;
         let tcb = Certified::new(tcb_cert, tcb_key);
         drop(root_issuer);
         Ok(Self { root, pck_ca, tcb })
@@ -284,7 +381,11 @@ impl CaSet {
 
     /// Loads the CA set of a CA directory, creating it when the directory holds none of its files.
     /// A complete directory is only read, so it may be read-only (a Kubernetes Secret).
-    pub(crate) fn load_or_create(dir: &Path, rng: &SystemRandom) -> Result<Self, SimError> {
+    pub(crate) fn load_or_create(
+        dir: &Path,
+        rng: &SystemRandom,
+        crl_base: &str,
+    ) -> Result<Self, SimError> {
         let complete = CA_FILES
             .iter()
             .flat_map(|(c, k, _)| [*c, *k])
@@ -300,7 +401,7 @@ impl CaSet {
             .filter(|f| dir.join(f).exists())
             .collect();
         if present.is_empty() {
-            let set = Self::generate(rng)?;
+            let set = Self::generate(rng, Some(crl_base))?;
             set.save(dir)?;
             return Ok(set);
         }
@@ -337,24 +438,19 @@ impl Pki {
         ext: &PckExtension,
         rng: &SystemRandom,
     ) -> Result<Self, SimError> {
-        let mut params = leaf_params(PCK_CN, serial(rng)?);
-        let ext_der = ext
-            .to_der()
-            .map_err(|e| SimError::Pki(format!("SGX extension: {e}")))?;
-        params
-            .custom_extensions
-            .push(CustomExtension::from_oid_content(
-                &SGX_EXTENSION_ARCS,
-                ext_der,
-            ));
-        let pck_key = new_key()?;
-        let pck_cert = params.signed_by(&pck_key, &ca.pck_ca.issuer(PCK_CA_CN))?;
+        let pck = issue_pck(&ca.pck_ca, ext, rng)?;
         Ok(Self {
             root: ca.root,
             pck_ca: ca.pck_ca,
-            pck: Certified::new(pck_cert, pck_key),
+            pck,
             tcb: ca.tcb,
         })
+    }
+
+    /// Another PCK certificate of the platform, for the TCB in `ext` (what PCS's `pckcerts` holds
+    /// for every TCB level); its key is thrown away.
+    pub(crate) fn issue_pck(&self, ext: &PckExtension) -> Result<String, SimError> {
+        Ok(issue_pck(&self.pck_ca, ext, &SystemRandom::new())?.pem)
     }
 
     pub(crate) fn save(&self, dir: &Path) -> Result<(), SimError> {
@@ -437,6 +533,32 @@ impl Pki {
             Certificate::from_der(&self.pck.der).map_err(|e| SimError::Pki(e.to_string()))?;
         Ok(cert.tbs_certificate().serial_number().as_bytes().to_vec())
     }
+}
+
+/// A PCK certificate with the SGX extension `ext` under `pck_ca`, naming the PCK CA's CRL as its
+/// distribution point when the CA names a CRL base URL (as Intel's PCK certificates name
+/// `…/pckcrl?ca=processor&encoding=der`).
+fn issue_pck(
+    pck_ca: &Certified,
+    ext: &PckExtension,
+    rng: &SystemRandom,
+) -> Result<Certified, SimError> {
+    let mut params = leaf_params(PCK_CN, serial(rng)?);
+    let ext_der = ext
+        .to_der()
+        .map_err(|e| SimError::Pki(format!("SGX extension: {e}")))?;
+    params
+        .custom_extensions
+        .push(CustomExtension::from_oid_content(
+            &SGX_EXTENSION_ARCS,
+            ext_der,
+        ));
+    if let Some(base) = crl_base_of(&pck_ca.der) {
+        params.crl_distribution_points = distribution_point(pck_crl_url(&base));
+    }
+    let pck_key = new_key()?;
+    let pck_cert = params.signed_by(&pck_key, &pck_ca.issuer(PCK_CA_CN))?;
+    Ok(Certified::new(pck_cert, pck_key))
 }
 
 /// The raw public key x‖y (64 bytes) of a ring key pair.

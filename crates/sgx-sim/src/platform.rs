@@ -54,6 +54,11 @@ pub struct InitOptions {
     pub pce_svn: u16,
     /// ISVSVN of the simulated QE3.
     pub qe_isv_svn: u16,
+    /// Where the certificates of a new CA set say their CRLs are (`http(s)://host[:port]`; the root
+    /// CA CRL at [`crate::ROOT_CA_CRL_PATH`], the PCK CA CRL at [`crate::PCK_CRL_PATH`] under it).
+    /// `None`: [`crate::DEFAULT_CRL_BASE_URL`]. An existing CA directory keeps the URLs its
+    /// certificates name; PCK certificates take theirs from the PCK CA.
+    pub crl_base_url: Option<String>,
 }
 
 impl Default for InitOptions {
@@ -65,6 +70,7 @@ impl Default for InitOptions {
             tcb_components: [14, 14, 3, 3, 255, 255, 1, 0, 13, 0, 0, 0, 0, 0, 0, 0],
             pce_svn: 13,
             qe_isv_svn: 8,
+            crl_base_url: None,
         }
     }
 }
@@ -105,6 +111,28 @@ fn qe_identity(isv_svn: u16) -> EnclaveIdentity {
         },
         ..EnclaveIdentity::default()
     }
+}
+
+/// Where a platform's CRLs are, as its certificates name them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CrlLocations {
+    /// The root certificate's CRL distribution point (the root CA CRL).
+    pub root_ca_crl: Option<String>,
+    /// The PCK certificate's CRL distribution point (the PCK CA CRL).
+    pub pck_crl: Option<String>,
+}
+
+/// A PCK certificate of one TCB level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelPckCert {
+    /// The level's SGX TCB component SVNs.
+    pub components: [u8; 16],
+    /// The level's PCESVN.
+    pub pce_svn: u16,
+    /// The CPUSVN the certificate was issued for (on the simulated platform, the components).
+    pub cpu_svn: [u8; 16],
+    /// The certificate, PEM.
+    pub cert_pem: String,
 }
 
 /// The attestation key with everything of a quote that does not depend on the app's report.
@@ -235,11 +263,22 @@ impl SimPlatform {
     }
 
     fn init(state_dir: &Path, opts: &InitOptions) -> Result<(), SimError> {
+        let crl_base = pki::check_crl_base_url(
+            opts.crl_base_url
+                .as_deref()
+                .unwrap_or(pki::DEFAULT_CRL_BASE_URL),
+        )?;
         let rng = SystemRandom::new();
         let ca = match &opts.ca_dir {
-            Some(dir) => CaSet::load_or_create(dir, &rng)?,
-            None => CaSet::generate(&rng)?,
+            Some(dir) => CaSet::load_or_create(dir, &rng, &crl_base)?,
+            None => CaSet::generate(&rng, Some(&crl_base))?,
         };
+        Self::init_under(state_dir, opts, ca)
+    }
+
+    /// Creates the platform's state under the CA set `ca`.
+    fn init_under(state_dir: &Path, opts: &InitOptions, ca: CaSet) -> Result<(), SimError> {
+        let rng = SystemRandom::new();
         let ppid: [u8; 16] = pki::random(&rng)?;
         let ext = PckExtension {
             ppid,
@@ -318,6 +357,49 @@ impl SimPlatform {
     /// The type-5 certification data every quote carries: PEM PCK ‖ PCK CA ‖ root ‖ NUL.
     pub fn pck_cert_chain(&self) -> &[u8] {
         &self.cert_data
+    }
+
+    /// Where this platform's certificates say their CRLs are: the root CA CRL (the root
+    /// certificate's distribution point) and the PCK CA CRL (the PCK certificate's). Both `None`
+    /// for a platform made before the simulated PKI named CRL distribution points.
+    pub fn crl_distribution_points(&self) -> CrlLocations {
+        let first = |der: &[u8]| pki::crl_distribution_points(der).into_iter().next();
+        CrlLocations {
+            root_ca_crl: first(&self.pki.root.der),
+            pck_crl: first(&self.pki.pck.der),
+        }
+    }
+
+    /// A PCK certificate (PEM) for every TCB level of the TCB info `opts` gives (their order),
+    /// as Intel's PCS answers `pckcerts`: the platform's own certificate for its TCB, new ones
+    /// (same PPID, FMSPC and PCE id, the level's TCB as CPUSVN and TCB) for the other levels.
+    pub fn pck_certs(&self, opts: &CollateralOptions) -> Result<Vec<LevelPckCert>, SimError> {
+        let own = &self.pck_ext.tcb;
+        let status = opts.tcb_status.unwrap_or(self.tcb_status);
+        collateral::level_tcbs(own.comp_svn, own.pce_svn, status)?
+            .into_iter()
+            .map(|(components, pce_svn)| {
+                let cert_pem = if components == own.comp_svn && pce_svn == own.pce_svn {
+                    self.pki.pck.pem.clone()
+                } else {
+                    let ext = PckExtension {
+                        tcb: PckTcb {
+                            comp_svn: components,
+                            pce_svn,
+                            cpu_svn: components,
+                        },
+                        ..self.pck_ext
+                    };
+                    self.pki.issue_pck(&ext)?
+                };
+                Ok(LevelPckCert {
+                    components,
+                    pce_svn,
+                    cpu_svn: components,
+                    cert_pem,
+                })
+            })
+            .collect()
     }
 
     /// The TCB status chosen at init, what collateral reports by default.
@@ -553,5 +635,32 @@ impl SimPlatform {
             self.tcb_status,
             opts,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A platform made before the simulated PKI named CRL distribution points is used as it is:
+    /// it opens, quotes verify under its collateral, and it names no CRL locations.
+    #[test]
+    fn a_platform_without_crl_distribution_points_is_used_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let rng = SystemRandom::new();
+        let ca = CaSet::generate(&rng, None).unwrap();
+        SimPlatform::init_under(dir.path(), &InitOptions::default(), ca).unwrap();
+        let p = SimPlatform::open(dir.path()).unwrap();
+        assert_eq!(p.crl_distribution_points(), CrlLocations::default());
+        assert!(pki::crl_distribution_points(&p.pki.pck.der).is_empty());
+        p.init_attestation_key().unwrap();
+        let report =
+            p.cpu()
+                .create_report(&EnclaveIdentity::default(), &p.qe_target_info(), &[1; 64]);
+        assert!(p.quote(&report).is_ok());
+        // Its other TCB levels' certificates have none either.
+        let certs = p.pck_certs(&CollateralOptions::default()).unwrap();
+        assert!(certs.len() > 1);
+        assert!(certs.iter().all(|c| !c.cert_pem.contains("pckcrl")));
     }
 }

@@ -458,3 +458,124 @@ fn the_init_tcb_status_is_the_collateral_default() {
     let reopened = SimPlatform::open(dir.path()).unwrap();
     assert_eq!(reopened.default_tcb_status(), TcbStatus::SWHardeningNeeded);
 }
+
+#[test]
+fn the_crl_base_url_is_the_ca_dirs_and_every_node_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let a = SimPlatform::open_or_init(
+        &dir.path().join("node-a"),
+        &InitOptions {
+            ca_dir: Some(ca_dir.clone()),
+            crl_base_url: Some("https://pccs.example:8443/".into()),
+            ..InitOptions::default()
+        },
+    )
+    .unwrap();
+    let root_crl = "https://pccs.example:8443/sgx/certification/v4/rootcacrl?encoding=der";
+    let pck_crl = "https://pccs.example:8443/sgx/certification/v4/pckcrl?ca=processor&encoding=der";
+    assert_eq!(
+        a.crl_distribution_points().root_ca_crl.as_deref(),
+        Some(root_crl)
+    );
+    assert_eq!(
+        a.crl_distribution_points().pck_crl.as_deref(),
+        Some(pck_crl)
+    );
+    // A node under the same CA directory takes the CA's URLs, whatever its own option says.
+    let b = SimPlatform::open_or_init(
+        &dir.path().join("node-b"),
+        &InitOptions {
+            ca_dir: Some(ca_dir),
+            ..InitOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(b.crl_distribution_points(), a.crl_distribution_points());
+
+    for bad in [
+        "ftp://x",
+        "https://",
+        "https://host/path?q=1",
+        "sgx-pccs:8081",
+    ] {
+        let e = SimPlatform::open_or_init(
+            &dir.path().join("node-c"),
+            &InitOptions {
+                crl_base_url: Some(bad.into()),
+                ..InitOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, sgx_sim::SimError::InvalidOption(_)),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn pck_certificates_cover_every_tcb_level_of_the_tcb_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path());
+    for status in [TcbStatus::UpToDate, TcbStatus::OutOfDate] {
+        let opts = CollateralOptions {
+            tcb_status: Some(status),
+            ..CollateralOptions::default()
+        };
+        let certs = p.pck_certs(&opts).unwrap();
+        let tcb_info: serde_json::Value =
+            serde_json::from_str(&p.collateral(&opts).unwrap().tcb_info).unwrap();
+        let levels = tcb_info["tcbLevels"].as_array().unwrap();
+        assert_eq!(certs.len(), levels.len(), "{status}");
+        let own = p.pck_extension().tcb;
+        for (cert, level) in certs.iter().zip(levels) {
+            let comps: Vec<u8> = level["tcb"]["sgxtcbcomponents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["svn"].as_u64().unwrap() as u8)
+                .collect();
+            assert_eq!(cert.components.to_vec(), comps);
+            assert_eq!(
+                u64::from(cert.pce_svn),
+                level["tcb"]["pcesvn"].as_u64().unwrap()
+            );
+            // Each certificate says its TCB in its SGX extension, under the platform's PCK CA.
+            let chain = format!(
+                "{}{}",
+                cert.cert_pem,
+                std::str::from_utf8(p.pck_cert_chain())
+                    .unwrap()
+                    .trim_end_matches('\0')
+                    .split_inclusive("-----END CERTIFICATE-----\n")
+                    .skip(1)
+                    .collect::<String>()
+            );
+            let parsed = sgx_types::pck::parse_pem_chain(chain.as_bytes()).unwrap();
+            let ext = sgx_types::pck::PckExtension::from_certificate(&parsed[0]).unwrap();
+            assert_eq!(ext.tcb.comp_svn, cert.components);
+            assert_eq!(ext.tcb.cpu_svn, cert.cpu_svn);
+            assert_eq!(ext.tcb.pce_svn, cert.pce_svn);
+            assert_eq!(ext.fmspc, p.pck_extension().fmspc);
+            assert_eq!(ext.ppid, p.pck_extension().ppid);
+            assert_eq!(
+                parsed[0].tbs_certificate().issuer(),
+                parsed[1].tbs_certificate().subject()
+            );
+            if cert.components == own.comp_svn && cert.pce_svn == own.pce_svn {
+                assert!(
+                    std::str::from_utf8(p.pck_cert_chain())
+                        .unwrap()
+                        .starts_with(&cert.cert_pem),
+                    "the platform's own level is its own certificate"
+                );
+            }
+        }
+        assert!(
+            certs
+                .iter()
+                .any(|c| c.components == own.comp_svn && c.pce_svn == own.pce_svn)
+        );
+    }
+}

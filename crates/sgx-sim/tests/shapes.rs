@@ -387,3 +387,76 @@ fn dates_are_utc_seconds_as_pcs_writes_them() {
         issue.unix_timestamp() as u64
     );
 }
+
+/// The CRL distribution points of a PEM chain's certificates.
+fn cdps(pem: &[u8]) -> Vec<Vec<String>> {
+    parse_pem_chain(pem)
+        .unwrap()
+        .iter()
+        .map(|c| sgx_sim::crl_distribution_points(&c.to_der().unwrap()))
+        .collect()
+}
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+
+#[test]
+fn crl_distribution_points_sit_where_intels_do() {
+    // Intel's: the root, the PCK CA and the TCB signer name the root CA CRL; the PCK certificate
+    // names its CA's CRL on the PCS (`pckcrl?ca=processor&encoding=der`).
+    let intel_root_crl = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
+    let intel_root = std::fs::read(format!("{VECTORS}/intel-sgx-root-ca.der")).unwrap();
+    assert_eq!(
+        sgx_sim::crl_distribution_points(&intel_root),
+        [intel_root_crl]
+    );
+    let intel_chain = std::fs::read(format!("{VECTORS}/dcap-qvl/sgx_quote.pckchain.pem")).unwrap();
+    assert_eq!(
+        cdps(&intel_chain),
+        [
+            vec![
+                "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=processor&encoding=der"
+                    .to_owned()
+            ],
+            vec![intel_root_crl.to_owned()],
+            vec![intel_root_crl.to_owned()],
+        ]
+    );
+    let intel_collateral: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{VECTORS}/dcap-qvl/sgx_quote_collateral.json")).unwrap(),
+    )
+    .unwrap();
+    let intel_tcb_chain = intel_collateral["tcb_info_issuer_chain"].as_str().unwrap();
+    assert_eq!(
+        cdps(intel_tcb_chain.as_bytes())[0],
+        [intel_root_crl],
+        "TCB signer"
+    );
+
+    // Ours: the same shape, under the in-cluster PCCS.
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path());
+    let root_crl =
+        "http://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/rootcacrl?encoding=der";
+    let pck_crl = "http://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/pckcrl?ca=processor&encoding=der";
+    assert_eq!(
+        cdps(p.pck_cert_chain()),
+        [
+            vec![pck_crl.to_owned()],
+            vec![root_crl.to_owned()],
+            vec![root_crl.to_owned()]
+        ]
+    );
+    let c = p.collateral(&CollateralOptions::default()).unwrap();
+    assert_eq!(
+        cdps(c.tcb_info_issuer_chain.as_bytes())[0],
+        [root_crl],
+        "TCB signer"
+    );
+    let locations = p.crl_distribution_points();
+    assert_eq!(locations.root_ca_crl.as_deref(), Some(root_crl));
+    assert_eq!(locations.pck_crl.as_deref(), Some(pck_crl));
+    assert_eq!(
+        sgx_sim::root_ca_crl_url(sgx_sim::DEFAULT_CRL_BASE_URL),
+        root_crl
+    );
+}

@@ -57,6 +57,14 @@ struct InitArgs {
     /// ISVSVN of the simulated quoting enclave [default: 8].
     #[arg(long)]
     qe_isv_svn: Option<u16>,
+    /// Where the certificates of a new CA say their CRLs are: the root CA CRL at
+    /// URL/sgx/certification/v4/rootcacrl?encoding=der, the PCK CA CRL at
+    /// URL/sgx/certification/v4/pckcrl?ca=processor&encoding=der, both served by `confcom pccs`
+    /// [default: http://sgx-pccs.kube-system.svc:8081, the in-cluster PCCS the add-on renders;
+    /// use https://sgx-pccs.NAMESPACE.svc:8081 for another namespace or --pccs-certs]. An existing
+    /// CA directory keeps the URLs its certificates name.
+    #[arg(long, value_name = "URL")]
+    crl_base_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -150,8 +158,10 @@ fn init(args: InitArgs) -> Result<ExitCode> {
         tcb_components: args.tcb_components.unwrap_or(defaults.tcb_components),
         pce_svn: args.pce_svn.unwrap_or(defaults.pce_svn),
         qe_isv_svn: args.qe_isv_svn.unwrap_or(defaults.qe_isv_svn),
+        crl_base_url: args.crl_base_url.clone(),
     };
     let platform_options_given = args.ca_dir.is_some()
+        || args.crl_base_url.is_some()
         || args.tcb_status.is_some()
         || args.fmspc.is_some()
         || args.tcb_components.is_some()
@@ -180,6 +190,17 @@ fn init(args: InitArgs) -> Result<ExitCode> {
             ca.display()
         ),
         _ => println!("  root CA         {}", root.display()),
+    }
+    let crls = platform.crl_distribution_points();
+    match (&crls.root_ca_crl, &crls.pck_crl) {
+        (Some(root), Some(pck)) => {
+            println!("  root CA CRL     {root}");
+            println!("  PCK CA CRL      {pck}");
+        }
+        _ => println!(
+            "  CRL locations   none (a platform made before the simulated certificates named \
+             their CRLs; `sim init` in a new state and CA directory gives them)"
+        ),
     }
     println!("  FMSPC           {}", hex::encode_upper(ext.fmspc));
     println!("  TCB components  {}", hex::encode(ext.tcb.comp_svn));
