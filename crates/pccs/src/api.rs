@@ -6,7 +6,9 @@
 //! | `pckcrl` | `ca=processor\|platform`, `encoding=der\|pem` | DER with `encoding=der`, else the DER as hex text (as Intel's PCCS answers) | `SGX-PCK-CRL-Issuer-Chain` |
 //! | `tcb` | `fmspc` (12 hex), `update=standard\|early` or `tcbEvaluationDataNumber` | `{"tcbInfo":…,"signature":…}` | v3 `SGX-TCB-Info-Issuer-Chain`, v4 `TCB-Info-Issuer-Chain` |
 //! | `qe/identity`, `qve/identity` | `update` or `tcbEvaluationDataNumber` | `{"enclaveIdentity":…,"signature":…}` | `SGX-Enclave-Identity-Issuer-Chain` |
-//! | `rootcacrl` | – | the root CA CRL's DER as hex text (as Intel's PCCS answers) | – |
+//! | `rootcacrl` | `encoding=der` (optional) | the root CA CRL's DER as hex text (as Intel's PCCS answers), DER with `encoding=der` (the simulated root's CRL distribution point) | – |
+//! | `crl` | `uri` (≤ 2048 chars): a CRL distribution point of the certificates the source serves, or of Intel's | the CRL, DER (`application/pkix-crl`), as Intel's PCCS answers | – |
+//! | `pckcerts` | `encrypted_ppid` (768 hex), `pceid` (4 hex) | JSON array of `{"tcb":{"sgxtcbcomp01svn":…,"pcesvn":…},"tcbm":…,"cert":…}` (certificate percent-encoded PEM, or `Not available`), one per TCB level, as Intel's PCS answers | `SGX-PCK-Certificate-Issuer-Chain`, `SGX-FMSPC`, `SGX-PCK-Certificate-CA-Type` |
 //!
 //! Issuer chains are PEM, percent-encoded. Every reply carries a `Request-ID`. Failures answer as
 //! Intel's PCCS does, in plain text: `400 Invalid request parameters.`, `404 No cache data for this
@@ -17,7 +19,10 @@ use std::collections::BTreeMap;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::source::{CaType, CollateralSource, PckCertQuery, Signed, SourceError};
+use crate::source::{
+    CaType, CollateralSource, CrlKind, PckCertQuery, PckCerts, PckCertsQuery, Signed, SourceError,
+    intel_crl_location,
+};
 
 /// The API version of a request's path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -349,7 +354,14 @@ pub fn handle(source: &dyn CollateralSource, path: &str, query: Option<&str>) ->
     let route = route.trim_end_matches('/');
     let known = matches!(
         route,
-        "pckcert" | "pckcrl" | "tcb" | "qe/identity" | "qve/identity" | "rootcacrl"
+        "pckcert"
+            | "pckcerts"
+            | "pckcrl"
+            | "tcb"
+            | "qe/identity"
+            | "qve/identity"
+            | "rootcacrl"
+            | "crl"
     );
     if !known {
         return None;
@@ -432,9 +444,82 @@ fn answer(
             check_update(params)?;
             signed(source.qve_identity(version), HEADER_IDENTITY_CHAIN)
         }
+        "pckcerts" => {
+            let query = PckCertsQuery {
+                encrypted_ppid: hex_param::<384>(params, "encrypted_ppid")?.to_vec(),
+                pce_id: hex_param(params, "pceid")?,
+            };
+            source
+                .pck_certs(&query)
+                .map(|certs| certs.map(pck_certs_reply))
+        }
+        "crl" => {
+            let uri = params.get("uri").ok_or(Invalid)?;
+            if uri.is_empty() || uri.len() > MAX_CRL_URI {
+                return Err(Invalid);
+            }
+            match source.crl_location(uri) {
+                Some(CrlKind::Root) => source.root_ca_crl(),
+                Some(CrlKind::Pck(ca)) => source.pck_crl(ca).map(|crl| crl.map(|c| c.der)),
+                // One of Intel's CRLs, which this source does not hold.
+                None if intel_crl_location(uri).is_some() => Ok(None),
+                // Never fetched: the PCCS is no proxy to arbitrary URLs.
+                None => return Err(Invalid),
+            }
+            .map(|crl| crl.map(|der| Reply::new(200, CRL_DER, der)))
+        }
         // "rootcacrl"
-        _ => source
-            .root_ca_crl()
-            .map(|crl| crl.map(|der| Reply::new(200, PEM, hex::encode(der).into_bytes()))),
+        _ => {
+            let der = match params.get("encoding") {
+                None => false,
+                Some(e) if e.eq_ignore_ascii_case("pem") => false,
+                Some(e) if e.eq_ignore_ascii_case("der") => true,
+                Some(_) => return Err(Invalid),
+            };
+            source.root_ca_crl().map(|crl| {
+                crl.map(|crl| {
+                    if der {
+                        Reply::new(200, CRL_DER, crl)
+                    } else {
+                        Reply::new(200, PEM, hex::encode(crl).into_bytes())
+                    }
+                })
+            })
+        }
     })
 }
+
+/// The longest `uri` of `crl` (Intel's PCCS's limit).
+const MAX_CRL_URI: usize = 2048;
+
+/// The `pckcerts` answer: PCS's JSON array and headers.
+fn pck_certs_reply(certs: PckCerts) -> Reply {
+    let levels: Vec<serde_json::Value> = certs
+        .certs
+        .iter()
+        .map(|level| {
+            let mut tcb = serde_json::Map::new();
+            for (i, svn) in level.components.iter().enumerate() {
+                tcb.insert(format!("sgxtcbcomp{:02}svn", i + 1), (*svn).into());
+            }
+            tcb.insert("pcesvn".into(), level.pce_svn.into());
+            let cert = level
+                .cert_pem
+                .as_deref()
+                .map_or_else(|| NOT_AVAILABLE.to_owned(), encode_chain);
+            serde_json::json!({
+                "tcb": tcb,
+                "tcbm": hex::encode_upper(level.tcbm),
+                "cert": cert,
+            })
+        })
+        .collect();
+    let body = serde_json::Value::Array(levels).to_string().into_bytes();
+    Reply::new(200, JSON, body)
+        .with(HEADER_PCK_CHAIN, encode_chain(&certs.issuer_chain))
+        .with(HEADER_FMSPC, hex::encode_upper(certs.fmspc))
+        .with(HEADER_PCK_CA_TYPE, certs.ca.as_str().to_owned())
+}
+
+/// What PCS's `pckcerts` says for a TCB level it has no certificate of.
+pub const NOT_AVAILABLE: &str = "Not available";

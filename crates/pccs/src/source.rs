@@ -8,7 +8,7 @@
 //!   on every request, so the directory can be replaced under a running server.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sgx_sim::{CollateralCache, CollateralOptions, SimPlatform, files};
 use sgx_types::pck::{PckExtension, parse_pem_chain};
@@ -43,6 +43,85 @@ impl CaType {
             None
         }
     }
+}
+
+/// Which CRL a CRL distribution point names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CrlKind {
+    /// The root CA's CRL.
+    Root,
+    /// A PCK CA's CRL.
+    Pck(CaType),
+}
+
+/// The CRL distribution points of a PEM chain's certificates, each with the CRL it names: a
+/// certificate's distribution point holds its issuer's CRL, so the one of a certificate issued by a
+/// root CA (self-issued, or named "Root CA") is the root CA CRL, any other a PCK CA's CRL (the
+/// Platform CA's when the issuer is named so). Certificates that do not decode are skipped.
+pub fn chain_crl_locations(pem: &[u8]) -> Vec<(String, CrlKind)> {
+    use x509_cert::der::Encode;
+    let Ok(certs) = parse_pem_chain(pem) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for cert in &certs {
+        let Ok(der) = cert.to_der() else { continue };
+        let tbs = cert.tbs_certificate();
+        let issuer = tbs.issuer().to_string();
+        let kind = if tbs.issuer() == tbs.subject() || issuer.contains("Root CA") {
+            CrlKind::Root
+        } else if issuer.contains("Platform CA") {
+            CrlKind::Pck(CaType::Platform)
+        } else {
+            CrlKind::Pck(CaType::Processor)
+        };
+        for uri in sgx_sim::crl_distribution_points(&der) {
+            if !out.iter().any(|(u, _)| *u == uri) {
+                out.push((uri, kind));
+            }
+        }
+    }
+    out
+}
+
+/// Which CRL a URI of Intel's names, by the forms Intel's PCCS accepts for `crl?uri=`: the root CA
+/// CRL at `https://[…]certificates.trustedservices.intel.com/IntelSGXRootCA.*` (or
+/// `certprx.adsdcsp.com`), a PCK CA's at
+/// `https://[…]api.trustedservices.intel.com/sgx/certification/vN/pckcrl?ca=…` (or
+/// `….az.sgxprod|sgxnp.adsdcsp.com`). `None` for any other URI.
+pub fn intel_crl_location(uri: &str) -> Option<CrlKind> {
+    let rest = uri.strip_prefix("https://")?;
+    let (host, path) = rest.split_at(rest.find('/')?);
+    let label_chars = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let root_host = host == "certprx.adsdcsp.com"
+        || host
+            .strip_suffix("certificates.trustedservices.intel.com")
+            .is_some_and(label_chars);
+    if root_host && path.starts_with("/IntelSGXRootCA.") {
+        return Some(CrlKind::Root);
+    }
+    let pcs_host = host
+        .strip_suffix("api.trustedservices.intel.com")
+        .is_some_and(|p| label_chars(p.strip_suffix('.').unwrap_or(p)))
+        || [".az.sgxprod.adsdcsp.com", ".az.sgxnp.adsdcsp.com"]
+            .iter()
+            .any(|d| {
+                host.strip_suffix(d)
+                    .is_some_and(|p| !p.is_empty() && label_chars(p))
+            });
+    let (path, query) = path.split_once('?')?;
+    let version = path
+        .strip_prefix("/sgx/certification/v")?
+        .strip_suffix("/pckcrl")?;
+    let version_ok = version.starts_with(|c: char| ('1'..='9').contains(&c))
+        && version.chars().all(|c| c.is_ascii_digit());
+    if !pcs_host || !version_ok {
+        return None;
+    }
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "ca")
+        .and_then(|(_, v)| CaType::parse(&v))
+        .map(CrlKind::Pck)
 }
 
 /// Why a source could not answer (the server answers `500`).
@@ -162,6 +241,41 @@ pub struct PckCertQuery {
     pub qe_id: String,
 }
 
+/// What `GET pckcerts` asks for (already validated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PckCertsQuery {
+    /// The encrypted PPID (384 bytes).
+    pub encrypted_ppid: Vec<u8>,
+    /// The PCE id (little-endian bytes as sent).
+    pub pce_id: [u8; 2],
+}
+
+/// One TCB level's entry of a `pckcerts` answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelCert {
+    /// The level's SGX TCB component SVNs.
+    pub components: [u8; 16],
+    /// The level's PCESVN.
+    pub pce_svn: u16,
+    /// CPUSVN (16 bytes) then PCESVN (little-endian) the certificate was issued for.
+    pub tcbm: [u8; 18],
+    /// The certificate, PEM; `None` where PCS answers "Not available".
+    pub cert_pem: Option<String>,
+}
+
+/// The PCK certificates of every TCB level of a platform, as `GET pckcerts` answers them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PckCerts {
+    /// One entry per TCB level.
+    pub certs: Vec<LevelCert>,
+    /// The PCK CA then the root, PEM.
+    pub issuer_chain: String,
+    /// The platform's FMSPC.
+    pub fmspc: [u8; 6],
+    /// The issuing CA.
+    pub ca: CaType,
+}
+
 /// A store of collateral that the PCCS API serves. `Ok(None)` is "not here" (`404`).
 pub trait CollateralSource: Send + Sync {
     /// The PCK certificate for a platform.
@@ -177,6 +291,16 @@ pub trait CollateralSource: Send + Sync {
     fn qve_identity(&self, version: ApiVersion) -> Result<Option<Signed>, SourceError>;
     /// The CRL of the root CA, DER.
     fn root_ca_crl(&self) -> Result<Option<Vec<u8>>, SourceError>;
+    /// The PCK certificates of every TCB level of a platform (PCS's `pckcerts`). Sources without
+    /// them have none.
+    fn pck_certs(&self, _query: &PckCertsQuery) -> Result<Option<PckCerts>, SourceError> {
+        Ok(None)
+    }
+    /// Which of the source's CRLs `uri` locates (a CRL distribution point of certificates it
+    /// serves, or of Intel's); `None` for any other URI, which is never fetched.
+    fn crl_location(&self, _uri: &str) -> Option<CrlKind> {
+        None
+    }
     /// Makes cached collateral be fetched again at its next request (the admin `refresh` route);
     /// returns how many documents that concerns. Sources without a cache have nothing to do.
     fn refresh(&self) -> Result<usize, SourceError> {
@@ -187,7 +311,11 @@ pub trait CollateralSource: Send + Sync {
 /// A simulated platform's collateral.
 #[derive(Debug)]
 pub struct SimSource {
+    platform: Arc<SimPlatform>,
+    options: CollateralOptions,
     pck: Result<PckCert, String>,
+    crls: sgx_sim::CrlLocations,
+    pck_certs: OnceLock<Vec<LevelCert>>,
     v3: CollateralCache,
     v4: CollateralCache,
 }
@@ -201,18 +329,31 @@ impl SimSource {
     /// Serves `platform` with `options` (its TCB info version is set per API version).
     pub fn with_options(platform: Arc<SimPlatform>, options: CollateralOptions) -> Self {
         let pck = PckCert::from_chain_pem(platform.pck_cert_chain()).map_err(|e| e.to_string());
+        let crls = platform.crl_distribution_points();
+        if crls.root_ca_crl.is_none() {
+            tracing::warn!(
+                state_dir = %platform.state_dir().display(),
+                "the simulated platform's certificates name no CRL distribution points (made \
+                 before they did): it is served as it is, without crl?uri= answers; a platform \
+                 made by `confcom sim init` now (new state and CA directory) has them"
+            );
+        }
         let v3 = CollateralOptions {
             tcb_info_version: 2,
             ..options.clone()
         };
         let v4 = CollateralOptions {
             tcb_info_version: 3,
-            ..options
+            ..options.clone()
         };
         Self {
             pck,
+            crls,
+            pck_certs: OnceLock::new(),
             v3: CollateralCache::new(Arc::clone(&platform), v3),
-            v4: CollateralCache::new(platform, v4),
+            v4: CollateralCache::new(Arc::clone(&platform), v4),
+            platform,
+            options,
         }
     }
 
@@ -284,6 +425,127 @@ impl CollateralSource for SimSource {
 
     fn root_ca_crl(&self) -> Result<Option<Vec<u8>>, SourceError> {
         Ok(Some(self.v4.get()?.root_ca_crl.clone()))
+    }
+
+    fn pck_certs(&self, query: &PckCertsQuery) -> Result<Option<PckCerts>, SourceError> {
+        let pck = self.pck()?;
+        if query.pce_id != pck.pce_id {
+            return Ok(None);
+        }
+        let certs = match self.pck_certs.get() {
+            Some(certs) => certs.clone(),
+            None => {
+                let issued: Vec<LevelCert> = self
+                    .platform
+                    .pck_certs(&self.options)?
+                    .into_iter()
+                    .map(|level| {
+                        let mut tcbm = [0u8; 18];
+                        tcbm[..16].copy_from_slice(&level.cpu_svn);
+                        tcbm[16..].copy_from_slice(&level.pce_svn.to_le_bytes());
+                        LevelCert {
+                            components: level.components,
+                            pce_svn: level.pce_svn,
+                            tcbm,
+                            cert_pem: Some(level.cert_pem),
+                        }
+                    })
+                    .collect();
+                // Two first requests at once both issue; the first set stays.
+                self.pck_certs.get_or_init(|| issued).clone()
+            }
+        };
+        Ok(Some(PckCerts {
+            certs,
+            issuer_chain: pck.issuer_chain.clone(),
+            fmspc: pck.fmspc,
+            ca: pck.ca,
+        }))
+    }
+
+    fn crl_location(&self, uri: &str) -> Option<CrlKind> {
+        if self.crls.root_ca_crl.as_deref() == Some(uri) {
+            Some(CrlKind::Root)
+        } else if self.crls.pck_crl.as_deref() == Some(uri) {
+            self.pck.as_ref().ok().map(|p| CrlKind::Pck(p.ca))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intel_crl_locations_are_those_intels_pccs_accepts() {
+        for (uri, kind) in [
+            (
+                "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der",
+                Some(CrlKind::Root),
+            ),
+            (
+                "https://certificates.trustedservices.intel.com/IntelSGXRootCA.crl",
+                Some(CrlKind::Root),
+            ),
+            (
+                "https://certprx.adsdcsp.com/IntelSGXRootCA.der",
+                Some(CrlKind::Root),
+            ),
+            (
+                "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=processor&encoding=der",
+                Some(CrlKind::Pck(CaType::Processor)),
+            ),
+            (
+                "https://sbx.api.trustedservices.intel.com/sgx/certification/v3/pckcrl?ca=platform",
+                Some(CrlKind::Pck(CaType::Platform)),
+            ),
+            (
+                "https://x1.az.sgxprod.adsdcsp.com/sgx/certification/v4/pckcrl?ca=PROCESSOR",
+                Some(CrlKind::Pck(CaType::Processor)),
+            ),
+            // Not Intel's, or not a CRL of Intel's.
+            (
+                "http://certificates.trustedservices.intel.com/IntelSGXRootCA.der",
+                None,
+            ),
+            (
+                "https://certificates.trustedservices.intel.com.evil.example/IntelSGXRootCA.der",
+                None,
+            ),
+            (
+                "https://evil.example/certificates.trustedservices.intel.com/IntelSGXRootCA.der",
+                None,
+            ),
+            (
+                "https://a.b.certificates.trustedservices.intel.com/IntelSGXRootCA.der",
+                None,
+            ),
+            (
+                "https://certificates.trustedservices.intel.com/other.der",
+                None,
+            ),
+            (
+                "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl",
+                None,
+            ),
+            (
+                "https://api.trustedservices.intel.com/sgx/certification/v0/pckcrl?ca=processor",
+                None,
+            ),
+            (
+                "https://api.trustedservices.intel.com/sgx/certification/v4/tcb?ca=processor",
+                None,
+            ),
+            (
+                "https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=other",
+                None,
+            ),
+            ("https://169.254.169.254/latest/meta-data/", None),
+        ] {
+            assert_eq!(intel_crl_location(uri), kind, "{uri}");
+        }
     }
 }
 
@@ -440,5 +702,21 @@ impl CollateralSource for DirSource {
 
     fn root_ca_crl(&self) -> Result<Option<Vec<u8>>, SourceError> {
         self.read(files::ROOT_CA_CRL)
+    }
+
+    fn crl_location(&self, uri: &str) -> Option<CrlKind> {
+        // The distribution points of the certificates it serves, read as the files are.
+        [
+            PCK_CERT_CHAIN_FILE,
+            files::PCK_CRL_ISSUER_CHAIN,
+            files::TCB_INFO_ISSUER_CHAIN,
+        ]
+        .iter()
+        .filter_map(|name| self.read(name).ok().flatten())
+        .find_map(|pem| {
+            chain_crl_locations(&pem)
+                .into_iter()
+                .find_map(|(u, kind)| (u == uri).then_some(kind))
+        })
     }
 }

@@ -5,6 +5,9 @@
 //! metrics. An upstream `404` is passed on as "no data"; any other failure with nothing cached is a
 //! `502`, as Intel's PCCS answers it.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicI64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,11 +21,15 @@ use crate::api::{
     ApiVersion, HEADER_IDENTITY_CHAIN, HEADER_PCK_CRL_CHAIN, HEADER_TCB_INFO_CHAIN_V3,
     HEADER_TCB_INFO_CHAIN_V4,
 };
+use crate::api::{HEADER_FMSPC, HEADER_PCK_CA_TYPE, HEADER_PCK_CHAIN, NOT_AVAILABLE};
 use crate::client::{
     ClientOptions, PccsClient, THIM_PCK_HEADERS, THIM_PCK_PARAMS, crl_der, is_azure_thim,
     pck_cert_reply, push_query_params,
 };
-use crate::source::{CaType, CollateralSource, Crl, PckCert, PckCertQuery, Signed, SourceError};
+use crate::source::{
+    CaType, CollateralSource, Crl, CrlKind, LevelCert, PckCert, PckCertQuery, PckCerts,
+    PckCertsQuery, Signed, SourceError, chain_crl_locations, intel_crl_location,
+};
 use crate::store::{Entry, Store};
 
 /// How long an answer is served before it is fetched again, at most.
@@ -55,6 +62,17 @@ pub struct UpstreamSource {
     store: Store,
     max_age: Duration,
     metrics: UpstreamMetrics,
+    crl_locations: Mutex<SeenLocations>,
+}
+
+/// The CRL distribution points of the certificates served so far, so that `crl?uri=` answers
+/// those (and Intel's) and nothing else.
+#[derive(Debug, Default)]
+struct SeenLocations {
+    /// Hashes of the chains already read.
+    chains: HashSet<u64>,
+    /// Distribution point → CRL.
+    locations: HashMap<String, CrlKind>,
 }
 
 /// Where PCK certificates come from, and what their requests carry besides the platform's identity.
@@ -163,6 +181,7 @@ impl UpstreamSource {
             store,
             max_age: DEFAULT_MAX_AGE,
             metrics: UpstreamMetrics::default(),
+            crl_locations: Mutex::new(SeenLocations::default()),
         })
     }
 
@@ -296,6 +315,21 @@ impl UpstreamSource {
         }
     }
 
+    /// Notes the CRL distribution points of a PEM chain about to be served (each distinct chain
+    /// is read once).
+    fn note_crl_locations(&self, pem: &str) {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        pem.hash(&mut hasher);
+        let hash = hasher.finish();
+        let mut seen = self
+            .crl_locations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.chains.insert(hash) {
+            seen.locations.extend(chain_crl_locations(pem.as_bytes()));
+        }
+    }
+
     fn signed(
         &self,
         key: &str,
@@ -306,6 +340,7 @@ impl UpstreamSource {
             return Ok(None);
         };
         let issuer_chain = chain(&entry, chain_headers)?;
+        self.note_crl_locations(&issuer_chain);
         Ok(Some(Signed {
             body: entry.body,
             issuer_chain,
@@ -327,6 +362,74 @@ fn chain(entry: &Entry, names: &[&str]) -> Result<String, SourceError> {
         .decode_utf8()
         .map(|c| c.into_owned())
         .map_err(|e| corrupt(e.to_string()))
+}
+
+/// Reads a `pckcerts` answer: PCS's JSON array (`tcb` with `sgxtcbcompNNsvn` and `pcesvn`,
+/// `tcbm`, `cert` percent-encoded PEM or `Not available`) and its issuer chain, FMSPC and CA type
+/// headers.
+fn parse_pck_certs(entry: &Entry) -> Result<PckCerts, SourceError> {
+    let corrupt = |reason: String| SourceError::Corrupt {
+        what: "an upstream pckcerts answer",
+        reason,
+    };
+    let issuer_chain = chain(entry, &[HEADER_PCK_CHAIN])?;
+    let mut fmspc = [0u8; 6];
+    entry
+        .header(HEADER_FMSPC)
+        .and_then(|f| hex::decode_to_slice(f, &mut fmspc).ok())
+        .ok_or_else(|| corrupt(format!("no valid {HEADER_FMSPC} header")))?;
+    let ca = entry
+        .header(HEADER_PCK_CA_TYPE)
+        .and_then(CaType::parse)
+        .ok_or_else(|| corrupt(format!("no valid {HEADER_PCK_CA_TYPE} header")))?;
+    let levels: Vec<serde_json::Value> =
+        serde_json::from_slice(&entry.body).map_err(|e| corrupt(e.to_string()))?;
+    let mut certs = Vec::with_capacity(levels.len());
+    for level in &levels {
+        let tcb = &level["tcb"];
+        let svn = |name: &str, max: u64| {
+            tcb[name]
+                .as_u64()
+                .filter(|v| *v <= max)
+                .ok_or_else(|| corrupt(format!("tcb.{name} missing or out of range")))
+        };
+        let mut components = [0u8; 16];
+        for (i, c) in components.iter_mut().enumerate() {
+            *c = u8::try_from(svn(&format!("sgxtcbcomp{:02}svn", i + 1), 255)?).unwrap_or(0);
+        }
+        let pce_svn = u16::try_from(svn("pcesvn", 65535)?).unwrap_or(0);
+        let mut tcbm = [0u8; 18];
+        level["tcbm"]
+            .as_str()
+            .and_then(|t| hex::decode_to_slice(t, &mut tcbm).ok())
+            .ok_or_else(|| corrupt("tcbm is not 36 hex digits".into()))?;
+        let cert = level["cert"]
+            .as_str()
+            .ok_or_else(|| corrupt("no cert".into()))?;
+        let cert_pem = if cert == NOT_AVAILABLE {
+            None
+        } else {
+            let pem = percent_encoding::percent_decode_str(cert)
+                .decode_utf8()
+                .map_err(|e| corrupt(e.to_string()))?
+                .into_owned();
+            sgx_types::pck::parse_pem_chain(pem.as_bytes())
+                .map_err(|e| corrupt(format!("cert: {e}")))?;
+            Some(pem)
+        };
+        certs.push(LevelCert {
+            components,
+            pce_svn,
+            tcbm,
+            cert_pem,
+        });
+    }
+    Ok(PckCerts {
+        certs,
+        issuer_chain,
+        fmspc,
+        ca,
+    })
 }
 
 impl CollateralSource for UpstreamSource {
@@ -359,7 +462,46 @@ impl CollateralSource for UpstreamSource {
             whole.push(b'\n');
         }
         whole.extend_from_slice(fetched.issuer_chain.as_bytes());
-        PckCert::from_chain_pem(&whole).map(Some)
+        let pck = PckCert::from_chain_pem(&whole)?;
+        self.note_crl_locations(&format!("{}{}", pck.cert_pem, pck.issuer_chain));
+        Ok(Some(pck))
+    }
+
+    fn pck_certs(&self, query: &PckCertsQuery) -> Result<Option<PckCerts>, SourceError> {
+        let ppid = hex::encode_upper(&query.encrypted_ppid);
+        let pce_id = hex::encode_upper(query.pce_id);
+        let ppid_digest = ring::digest::digest(&ring::digest::SHA256, ppid.as_bytes());
+        let key = format!(
+            "pckcerts/{}/{pce_id}",
+            hex::encode(&ppid_digest.as_ref()[..16])
+        );
+        let pck = &self.pck;
+        let mut url = format!(
+            "{}pckcerts?encrypted_ppid={ppid}&pceid={pce_id}",
+            pck.client.base()
+        );
+        push_query_params(&mut url, &pck.params);
+        let Some(entry) = self.cached_from(&pck.client, &pck.headers, &key, &url, |_| None)? else {
+            return Ok(None);
+        };
+        let certs = parse_pck_certs(&entry)?;
+        for level in &certs.certs {
+            if let Some(pem) = &level.cert_pem {
+                self.note_crl_locations(&format!("{pem}{}", certs.issuer_chain));
+            }
+        }
+        Ok(Some(certs))
+    }
+
+    fn crl_location(&self, uri: &str) -> Option<CrlKind> {
+        intel_crl_location(uri).or_else(|| {
+            self.crl_locations
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .locations
+                .get(uri)
+                .copied()
+        })
     }
 
     fn pck_crl(&self, ca: CaType) -> Result<Option<Crl>, SourceError> {
@@ -369,6 +511,7 @@ impl CollateralSource for UpstreamSource {
             return Ok(None);
         };
         let issuer_chain = chain(&entry, &[HEADER_PCK_CRL_CHAIN])?;
+        self.note_crl_locations(&issuer_chain);
         let der = crl_der(&entry.body).ok_or_else(|| SourceError::Corrupt {
             what: "the upstream PCK CRL",
             reason: "not a CRL".into(),

@@ -272,7 +272,7 @@ fn other_paths_are_not_pccs_routes() {
     for path in [
         "/sgx/certification/v2/tcb",
         "/sgx/certification/v4/",
-        "/sgx/certification/v4/pckcerts",
+        "/sgx/certification/v4/pckcerts/config",
         "/sgx/certification/v4/tcbx",
         "/tcb",
         "/metrics",
@@ -373,4 +373,232 @@ fn an_offline_directory_is_served_byte_for_byte() {
     assert_eq!(get(&source, &pckcert_query(&sim.pck, &pceid)).status, 500);
     std::fs::remove_file(dir.path().join(files::ROOT_CA_CRL)).unwrap();
     assert_eq!(get(&source, "/sgx/certification/v4/rootcacrl").status, 404);
+}
+
+#[test]
+fn crl_by_uri_serves_the_crls_the_certificates_name_and_nothing_else() {
+    let sim = sim();
+    let source = SimSource::new(Arc::clone(&sim.platform));
+    let locations = sim.platform.crl_distribution_points();
+    let (root_uri, pck_uri) = (locations.root_ca_crl.unwrap(), locations.pck_crl.unwrap());
+    // What the source serves as the root CA CRL and the PCK CRL (issued once an hour).
+    let root_ca_crl = source.root_ca_crl().unwrap().unwrap();
+    let pck_crl = source
+        .pck_crl(pccs::CaType::Processor)
+        .unwrap()
+        .unwrap()
+        .der;
+    let encode = |uri: &str| form_urlencoded::byte_serialize(uri.as_bytes()).collect::<String>();
+    for version in ["v3", "v4"] {
+        for (uri, crl) in [(&root_uri, &root_ca_crl), (&pck_uri, &pck_crl)] {
+            let reply = get(
+                &source,
+                &format!("/sgx/certification/{version}/crl?uri={}", encode(uri)),
+            );
+            assert_eq!(reply.status, 200, "{uri}");
+            assert_eq!(reply.content_type, "application/pkix-crl");
+            assert_eq!(
+                &reply.body, crl,
+                "raw DER, as Intel's PCCS answers crl?uri="
+            );
+            assert!(reply.header("Request-ID").is_some());
+        }
+    }
+    // The distribution points are served themselves too: the root's answers DER.
+    let root_path = root_uri.split_once("/sgx/").unwrap().1;
+    let direct = get(&source, &format!("/sgx/{root_path}"));
+    assert_eq!(direct.content_type, "application/pkix-crl");
+    assert_eq!(direct.body, root_ca_crl);
+    let pck_path = pck_uri.split_once("/sgx/").unwrap().1;
+    assert_eq!(get(&source, &format!("/sgx/{pck_path}")).body, pck_crl);
+
+    // Intel's CRLs are not the simulated platform's.
+    let intel = encode("https://certificates.trustedservices.intel.com/IntelSGXRootCA.der");
+    assert_message(
+        &get(&source, &format!("/sgx/certification/v4/crl?uri={intel}")),
+        404,
+        "No cache data for this platform.",
+    );
+    // Anything else, a missing or too long uri: 400, as Intel's PCCS answers.
+    let long = format!("{root_uri}{}", "x".repeat(2048));
+    for bad in [
+        "".to_owned(),
+        "?uri=".to_owned(),
+        format!(
+            "?uri={}",
+            encode("http://169.254.169.254/latest/meta-data/")
+        ),
+        format!("?uri={}", encode(&format!("{root_uri}&x=1"))),
+        format!("?uri={}", encode(&long)),
+        format!("?uri={}&uri={}", encode(&root_uri), encode(&root_uri)),
+    ] {
+        assert_message(
+            &get(&source, &format!("/sgx/certification/v4/crl{bad}")),
+            400,
+            "Invalid request parameters.",
+        );
+    }
+}
+
+#[test]
+fn an_offline_directory_answers_crl_by_uri_for_its_certificates() {
+    // Intel's real collateral: its PCK CRL issuer chain names Intel's root CA CRL.
+    let vectors = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors");
+    let sample: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(vectors.join("dcap-qvl/sgx_quote_collateral.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root_crl = hex::decode(sample["root_ca_crl"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.path().join(files::ROOT_CA_CRL), &root_crl).unwrap();
+    std::fs::write(
+        dir.path().join(files::PCK_CRL_ISSUER_CHAIN),
+        sample["pck_crl_issuer_chain"].as_str().unwrap(),
+    )
+    .unwrap();
+    let source = DirSource::new(dir.path());
+    let reply = get(
+        &source,
+        "/sgx/certification/v4/crl?uri=https%3A%2F%2Fcertificates.trustedservices.intel.com%2FIntelSGXRootCA.der",
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, root_crl);
+}
+
+/// The PCK certificate selection as Intel's PCCS makes it from a `pckcerts` answer (TCB type 0:
+/// the raw CPUSVN's bytes are the TCB components): the first level, in the TCB info's descending
+/// order, whose components and PCESVN are all at most the platform's.
+fn select<'a>(
+    levels: &'a [serde_json::Value],
+    cpu_svn: &[u8; 16],
+    pce_svn: u16,
+) -> &'a serde_json::Value {
+    levels
+        .iter()
+        .find(|level| {
+            let tcb = &level["tcb"];
+            (1..=16).all(|i| {
+                tcb[format!("sgxtcbcomp{i:02}svn")].as_u64().unwrap() <= u64::from(cpu_svn[i - 1])
+            }) && tcb["pcesvn"].as_u64().unwrap() <= u64::from(pce_svn)
+        })
+        .expect("a certificate for the platform's TCB")
+}
+
+#[test]
+fn pckcerts_holds_every_level_and_its_selection_is_the_pckcert_answer() {
+    let sim = sim();
+    for status in [sgx_sim::TcbStatus::UpToDate, sgx_sim::TcbStatus::OutOfDate] {
+        let options = CollateralOptions {
+            tcb_status: Some(status),
+            ..CollateralOptions::default()
+        };
+        let source = SimSource::with_options(Arc::clone(&sim.platform), options);
+        let ppid = "ab".repeat(384);
+        let reply = get(
+            &source,
+            &format!("/sgx/certification/v4/pckcerts?encrypted_ppid={ppid}&pceid=0000"),
+        );
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.content_type, "application/json");
+        assert_eq!(
+            reply.header("SGX-FMSPC"),
+            Some(hex::encode_upper(sim.pck.fmspc).as_str())
+        );
+        assert_eq!(
+            reply.header("SGX-PCK-Certificate-CA-Type"),
+            Some("processor")
+        );
+        assert_eq!(
+            decoded_chain(&reply, "SGX-PCK-Certificate-Issuer-Chain"),
+            sim.pck.issuer_chain
+        );
+        let levels: Vec<serde_json::Value> = serde_json::from_slice(&reply.body).unwrap();
+        // One per TCB level of the TCB info served next to it.
+        let tcb = get(
+            &source,
+            &format!(
+                "/sgx/certification/v4/tcb?fmspc={}",
+                hex::encode(sim.pck.fmspc)
+            ),
+        );
+        let tcb: serde_json::Value = serde_json::from_slice(&tcb.body).unwrap();
+        let tcb_levels = tcb["tcbInfo"]["tcbLevels"].as_array().unwrap();
+        assert_eq!(levels.len(), tcb_levels.len(), "{status}");
+        for (level, tcb_level) in levels.iter().zip(tcb_levels) {
+            let obj = level.as_object().unwrap();
+            assert_eq!(obj.len(), 3, "tcb, tcbm, cert: {level}");
+            assert_eq!(level["tcb"].as_object().unwrap().len(), 17);
+            for (i, c) in tcb_level["tcb"]["sgxtcbcomponents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+            {
+                assert_eq!(level["tcb"][format!("sgxtcbcomp{:02}svn", i + 1)], c["svn"]);
+            }
+            assert_eq!(level["tcb"]["pcesvn"], tcb_level["tcb"]["pcesvn"]);
+            let cert = level["cert"].as_str().unwrap();
+            assert!(
+                cert.starts_with("-----BEGIN%20CERTIFICATE-----%0A"),
+                "{cert}"
+            );
+            let pem = percent_decode(cert);
+            let with_chain = format!("{pem}{}", sim.pck.issuer_chain);
+            let parsed = PckCert::from_chain_pem(with_chain.as_bytes()).unwrap();
+            assert_eq!(
+                hex::encode_upper(parsed.tcbm),
+                level["tcbm"].as_str().unwrap()
+            );
+        }
+
+        // What Intel's PCCS does with it: select for the platform's raw TCB, compare with pckcert.
+        let ext = sim.platform.pck_extension();
+        let chosen = select(&levels, &ext.tcb.cpu_svn, ext.tcb.pce_svn);
+        let single = get(
+            &source,
+            &format!(
+                "/sgx/certification/v4/pckcert?encrypted_ppid={ppid}&cpusvn={}&pcesvn={}&pceid=0000&qeid=00112233445566778899AABBCCDDEEFF",
+                hex::encode(ext.tcb.cpu_svn),
+                hex::encode(ext.tcb.pce_svn.to_le_bytes()),
+            ),
+        );
+        assert_eq!(single.status, 200);
+        assert_eq!(
+            percent_decode(chosen["cert"].as_str().unwrap()).as_bytes(),
+            single.body.as_slice()
+        );
+        assert_eq!(chosen["tcbm"].as_str(), single.header("SGX-TCBm"));
+        // A platform one PCESVN below (where a lower level exists) selects that level's.
+        let below = select(&levels, &ext.tcb.cpu_svn, ext.tcb.pce_svn - 1);
+        assert_eq!(
+            below["tcb"]["pcesvn"].as_u64(),
+            Some(u64::from(ext.tcb.pce_svn - 1))
+        );
+        assert_ne!(below["cert"], chosen["cert"]);
+    }
+
+    let source = SimSource::new(Arc::clone(&sim.platform));
+    let ppid = "ab".repeat(384);
+    // Another PCE: nothing.
+    assert_message(
+        &get(
+            &source,
+            &format!("/sgx/certification/v4/pckcerts?encrypted_ppid={ppid}&pceid=0100"),
+        ),
+        404,
+        "No cache data for this platform.",
+    );
+    for bad in [
+        "".to_owned(),
+        "?pceid=0000".to_owned(),
+        format!("?encrypted_ppid={ppid}"),
+        format!("?encrypted_ppid={}&pceid=0000", "ab".repeat(383)),
+        format!("?encrypted_ppid={ppid}&pceid=00"),
+    ] {
+        assert_message(
+            &get(&source, &format!("/sgx/certification/v4/pckcerts{bad}")),
+            400,
+            "Invalid request parameters.",
+        );
+    }
 }
