@@ -340,6 +340,84 @@ pub fn sgx_supported(mut leaf: impl FnMut(u32, u32) -> CpuidRegs) -> bool {
     max_leaf >= 0x12 && leaf(7, 0)[1] & (1 << 2) != 0
 }
 
+/// A CPUID instruction: `(leaf, sub-leaf) → [eax, ebx, ecx, edx]`.
+pub type CpuidFn = fn(u32, u32) -> CpuidRegs;
+
+/// This CPU's CPUID (x86-64), or `None` elsewhere.
+pub fn host_cpuid() -> Option<CpuidFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Some(cpuid)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// What CPUID says about SGX: the one reading of the feature bits that the device plugin, the
+/// DRA driver and the doctor share.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CpuSgx {
+    /// CPUID.(EAX=7,ECX=0):EBX[2].
+    pub sgx: bool,
+    /// CPUID.(EAX=7,ECX=0):ECX[30], flexible launch control.
+    pub flc: bool,
+    /// CPUID.(EAX=0x12,ECX=0):EAX[0].
+    pub sgx1: bool,
+    /// CPUID.(EAX=0x12,ECX=0):EAX[1], SGX2 (enclave dynamic memory management).
+    pub sgx2: bool,
+    /// CPUID.(EAX=0x12,ECX=1):EAX[7], key separation and sharing (the KSS bit enclaves may set in
+    /// SECS.ATTRIBUTES).
+    pub kss: bool,
+    /// CPUID.(EAX=0x12,ECX=1):EAX[10], AEX-Notify (the AEXNOTIFY attribute bit).
+    pub aex_notify: bool,
+    /// EPC section sizes in bytes (sub-leaves 2, 3, …).
+    pub epc_sections: Vec<u64>,
+    /// Why the EPC sections could not be read, if so.
+    pub epc_error: Option<String>,
+}
+
+impl CpuSgx {
+    /// No SGX at all (not x86-64, or a simulated platform without a CPU to ask).
+    pub fn absent() -> Self {
+        Self {
+            sgx: false,
+            flc: false,
+            sgx1: false,
+            sgx2: false,
+            kss: false,
+            aex_notify: false,
+            epc_sections: Vec::new(),
+            epc_error: None,
+        }
+    }
+}
+
+/// Reads SGX support from `cpuid`.
+pub fn cpu_sgx(cpuid: CpuidFn) -> CpuSgx {
+    let [max_leaf, ..] = cpuid(0, 0);
+    let leaf7 = if max_leaf >= 7 { cpuid(7, 0) } else { [0; 4] };
+    let mut out = CpuSgx {
+        sgx: leaf7[1] & (1 << 2) != 0,
+        flc: leaf7[2] & (1 << 30) != 0,
+        ..CpuSgx::absent()
+    };
+    if out.sgx && max_leaf >= 0x12 {
+        let eax = cpuid(0x12, 0)[0];
+        out.sgx1 = eax & 1 != 0;
+        out.sgx2 = eax & 2 != 0;
+        let attributes = cpuid(0x12, 1)[0];
+        out.kss = attributes & (1 << 7) != 0;
+        out.aex_notify = attributes & (1 << 10) != 0;
+        match epc_from_cpuid(|n| cpuid(0x12, n)) {
+            Ok(sections) => out.epc_sections = sections.iter().map(|s| s.bytes).collect(),
+            Err(e) => out.epc_error = Some(e.to_string()),
+        }
+    }
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
 fn cpuid(leaf: u32, subleaf: u32) -> CpuidRegs {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
@@ -417,6 +495,36 @@ mod tests {
             "{err}"
         );
         assert!(epc_from_cpuid(|_| [0; 4]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn cpuid_feature_bits_are_read() {
+        let cpu = cpu_sgx(|leaf, subleaf| match (leaf, subleaf) {
+            (0, 0) => [0x1f, 0, 0, 0],
+            (7, 0) => [0, 1 << 2, 1 << 30, 0],
+            (0x12, 0) => [0b11, 0, 0, 0],
+            (0x12, 1) => [(1 << 7) | (1 << 10) | 0b10, 0, 0, 0],
+            (0x12, 2) => section(64 * MIB),
+            _ => [0; 4],
+        });
+        assert!(cpu.sgx && cpu.flc && cpu.sgx1 && cpu.sgx2 && cpu.kss && cpu.aex_notify);
+        assert_eq!(cpu.epc_sections, vec![64 * MIB]);
+        let sgx1_only = cpu_sgx(|leaf, subleaf| match (leaf, subleaf) {
+            (0, 0) => [0x1f, 0, 0, 0],
+            (7, 0) => [0, 1 << 2, 0, 0],
+            (0x12, 0) => [0b01, 0, 0, 0],
+            (0x12, 1) => [0b10, 0, 0, 0],
+            _ => [0; 4],
+        });
+        assert!(sgx1_only.sgx1 && !sgx1_only.sgx2 && !sgx1_only.flc);
+        assert!(!sgx1_only.kss && !sgx1_only.aex_notify);
+        // Without the SGX bit the SGX leaf is not believed, whatever it holds.
+        let none = cpu_sgx(|leaf, _| match leaf {
+            0 => [0x1f, 0, 0, 0],
+            0x12 => [!0; 4],
+            _ => [0; 4],
+        });
+        assert!(!none.sgx && !none.sgx2 && !none.kss && !none.aex_notify);
     }
 
     #[test]

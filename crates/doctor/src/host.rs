@@ -4,7 +4,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use device_plugin::platform::{self, CpuidRegs, DeviceNodes, EpcSection, paths};
+use device_plugin::platform::{self, DeviceNodes, EpcSection, paths};
 use device_plugin::resource::socket_file_name;
 use device_plugin::{
     ENCLAVE_RESOURCE, EPC_RESOURCE, HostPlatform, KUBELET_SOCKET, PROVISION_RESOURCE, SgxPlatform,
@@ -12,67 +12,7 @@ use device_plugin::{
 
 use crate::{Check, MIB};
 
-/// A CPUID instruction: `(leaf, sub-leaf) → [eax, ebx, ecx, edx]`.
-pub type CpuidFn = fn(u32, u32) -> CpuidRegs;
-
-/// This CPU's CPUID (x86-64), or `None` elsewhere.
-pub fn host_cpuid() -> Option<CpuidFn> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        fn cpuid(leaf: u32, subleaf: u32) -> CpuidRegs {
-            let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-            [r.eax, r.ebx, r.ecx, r.edx]
-        }
-        Some(cpuid)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        None
-    }
-}
-
-/// What CPUID says about SGX.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CpuSgx {
-    /// CPUID.(EAX=7,ECX=0):EBX[2].
-    pub sgx: bool,
-    /// CPUID.(EAX=7,ECX=0):ECX[30], flexible launch control.
-    pub flc: bool,
-    /// CPUID.(EAX=0x12,ECX=0):EAX[0].
-    pub sgx1: bool,
-    /// CPUID.(EAX=0x12,ECX=0):EAX[1].
-    pub sgx2: bool,
-    /// EPC section sizes in bytes (sub-leaves 2, 3, …).
-    pub epc_sections: Vec<u64>,
-    /// Why the EPC sections could not be read, if so.
-    pub epc_error: Option<String>,
-}
-
-/// Reads SGX support from `cpuid`.
-pub fn cpu_sgx(cpuid: CpuidFn) -> CpuSgx {
-    let [max_leaf, ..] = cpuid(0, 0);
-    let leaf7 = if max_leaf >= 7 { cpuid(7, 0) } else { [0; 4] };
-    let sgx = leaf7[1] & (1 << 2) != 0;
-    let flc = leaf7[2] & (1 << 30) != 0;
-    let mut out = CpuSgx {
-        sgx,
-        flc,
-        sgx1: false,
-        sgx2: false,
-        epc_sections: Vec::new(),
-        epc_error: None,
-    };
-    if sgx && max_leaf >= 0x12 {
-        let eax = cpuid(0x12, 0)[0];
-        out.sgx1 = eax & 1 != 0;
-        out.sgx2 = eax & 2 != 0;
-        match platform::epc_from_cpuid(|n| cpuid(0x12, n)) {
-            Ok(sections) => out.epc_sections = sections.iter().map(|s| s.bytes).collect(),
-            Err(e) => out.epc_error = Some(e.to_string()),
-        }
-    }
-    out
-}
+pub use device_plugin::platform::{CpuSgx, CpuidFn, cpu_sgx, host_cpuid};
 
 pub(crate) fn cpu_checks(cpu: Option<&CpuSgx>) -> Vec<Check> {
     let Some(cpu) = cpu else {
@@ -397,6 +337,7 @@ pub(crate) fn discover(dev_root: &Path, sysfs_root: &Path) -> DeviceNodes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use device_plugin::platform::CpuidRegs;
 
     fn sgx_cpu(leaf: u32, subleaf: u32) -> CpuidRegs {
         match (leaf, subleaf) {
