@@ -2,8 +2,10 @@
 //!
 //! Routes: `POST` [`WEBHOOK_PATH_POD`], [`WEBHOOK_PATH_NAMESPACE`] and [`WEBHOOK_PATH_INTEL_EPC`]
 //! answer AdmissionReviews,
-//! `GET /healthz` answers `ok`. Connections are bounded in number, TLS handshakes and request
-//! headers in time, and request bodies in size.
+//! `GET /healthz` answers `ok`. Connections are governed by [`ops_http::guard::Governor`]: a cap
+//! at which the oldest idle or incomplete connection is closed (new clients never wait behind slow
+//! ones), a per-address cap on incomplete connections, and TLS handshake, request header and
+//! keep-alive idle timeouts; request bodies are bounded in time and size.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,10 +18,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use ops_http::guard::{ConnLimits, ConnMetrics, Governor};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -48,14 +51,18 @@ pub enum ServerError {
 /// Limits of the server.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Connections served at once; further connections wait in the kernel backlog.
+    /// Connections held at once; at the cap the oldest idle or incomplete one is closed.
     pub max_connections: usize,
+    /// Connections from one client address that have not sent a complete request yet.
+    pub max_pending_per_address: usize,
     /// Largest request body accepted (the API server sends the whole pod).
     pub max_body_bytes: usize,
     /// Time allowed for the TLS handshake.
     pub handshake_timeout: Duration,
-    /// Time allowed for request headers, and for an idle keep-alive connection to send the next.
+    /// Time allowed for request headers.
     pub header_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
     /// Time allowed to receive a request body.
     pub body_timeout: Duration,
     /// Time in-flight connections get to finish after shutdown.
@@ -64,13 +71,29 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
+        let conn = ConnLimits::default();
         Self {
-            max_connections: 256,
+            max_connections: conn.max_connections,
+            max_pending_per_address: conn.max_pending_per_address,
             max_body_bytes: 4 * 1024 * 1024,
-            handshake_timeout: Duration::from_secs(10),
-            header_timeout: Duration::from_secs(30),
+            handshake_timeout: conn.handshake_timeout,
+            header_timeout: conn.header_timeout,
+            idle_timeout: conn.idle_timeout,
             body_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Limits {
+    /// The connection governor's share of the limits.
+    pub fn conn_limits(&self) -> ConnLimits {
+        ConnLimits {
+            max_connections: self.max_connections,
+            max_pending_per_address: self.max_pending_per_address,
+            handshake_timeout: self.handshake_timeout,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
         }
     }
 }
@@ -133,18 +156,29 @@ pub struct WebhookMetrics {
         ReviewLabels,
         prometheus_client::metrics::counter::Counter,
     >,
+    connections: ConnMetrics,
 }
 
 impl WebhookMetrics {
-    /// Metrics registered in `registry` as `confcom_webhook_reviews_total{entry, outcome}`.
+    /// Metrics registered in `registry` as `confcom_webhook_reviews_total{entry, outcome}`,
+    /// `confcom_webhook_connections_open` and `confcom_webhook_connections_dropped_total{limit}`.
     pub fn register(registry: &mut prometheus_client::registry::Registry) -> Self {
-        let metrics = Self::default();
+        let reviews = prometheus_client::metrics::family::Family::default();
         registry.register(
             "confcom_webhook_reviews",
             "AdmissionReviews answered, by webhook entry and outcome",
-            metrics.reviews.clone(),
+            Clone::clone(&reviews),
         );
-        metrics
+        let connections = ConnMetrics::register(registry, "confcom_webhook");
+        Self {
+            reviews,
+            connections,
+        }
+    }
+
+    /// The connection governor's metrics.
+    pub fn connections(&self) -> &ConnMetrics {
+        &self.connections
     }
 
     fn count(&self, opt_in: OptIn, outcome: &'static str) {
@@ -258,7 +292,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let acceptor = TlsAcceptor::from(tls);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let governor = Governor::new("webhook", limits.conn_limits(), metrics.connections.clone());
     let shared = Arc::new(Shared {
         mutator,
         limits,
@@ -268,54 +302,35 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
+        // Failures of single accepts are survived inside the governor (paced, logged once a
+        // minute); an error here is the listener's own.
+        let (stream, peer, conn) = tokio::select! {
             () = &mut shutdown => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) if is_transient(&e) => {
-                    tracing::warn!(error = %e, "accept failed; continuing");
-                    // Out of descriptors: give running connections time to finish.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                Err(e) => return Err(ServerError::Accept(e)),
-            },
+            accepted = governor.accept(&listener, true) => accepted.map_err(ServerError::Accept)?,
         };
         // Reap finished connection tasks so the set does not grow without bound.
         while connections.try_join_next().is_some() {}
         let acceptor = acceptor.clone();
         let shared = Arc::clone(&shared);
         let mut stop_rx = stop_rx.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let handshake =
-                tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(stream));
-            let tls_stream = match handshake.await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
+        let guard = conn.handle();
+        connections.spawn(conn.run(async move {
+            // The governor bounds the handshake and the header and idle waits.
+            let tls_stream = match acceptor.accept(guard.io(stream)).await {
+                Ok(s) => s,
+                Err(e) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
             };
-            let header_timeout = shared.limits.header_timeout;
+            guard.handshake_done();
             let service = hyper::service::service_fn(move |req| handle(Arc::clone(&shared), req));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
+                .header_read_timeout(None)
                 .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+            let conn = builder.serve_connection(TokioIo::new(tls_stream), guard.service(service));
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
@@ -330,7 +345,7 @@ pub async fn serve(
                     }
                 }
             }
-        });
+        }));
     }
     // Stop accepting, ask keep-alive connections to close after their current request.
     drop(listener);
@@ -342,14 +357,4 @@ pub async fn serve(
         connections.abort_all();
     }
     Ok(())
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-    ) || e
-        .raw_os_error()
-        .is_some_and(|code| code == 24 || code == 23) // EMFILE, ENFILE
 }
