@@ -14,6 +14,10 @@
 //!    collateral, does it verify ([`dcap_verify`]).
 //! 5. **The device plugin**: its sockets and kubelet's in the plugin directory, and kubelet's
 //!    checkpoint.
+//! 6. **The DRA driver** ([`dra`]), where it is on the node: its registration and DRA sockets, the
+//!    claims its checkpoint lists as prepared, their CDI specs in `/var/run/cdi`, and, when the
+//!    caller looked them up through the API, the node's ResourceSlices and their pool generation.
+//!    A node served by the DRA driver needs no device plugin; one served by both is a failure.
 //!
 //! Verdicts: `SGX node: ready`, `SGX node: not ready`, `simulated node: working`,
 //! `simulated node: not working`, `not an SGX node`; only `ready` and `working` are success.
@@ -28,6 +32,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub mod dra;
 mod host;
 mod service;
 
@@ -181,6 +186,8 @@ pub struct Options {
     pub cpuid: Option<CpuidFn>,
     /// The time for verification (Unix seconds).
     pub now: u64,
+    /// The DRA driver's files and, optionally, the node's ResourceSlices.
+    pub dra: dra::DraOptions,
 }
 
 impl Default for Options {
@@ -195,6 +202,7 @@ impl Default for Options {
             now: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            dra: dra::DraOptions::default(),
         }
     }
 }
@@ -212,6 +220,8 @@ pub struct Report {
     pub backend: Option<Backend>,
     /// The findings, in order.
     pub checks: Vec<Check>,
+    /// What the DRA checks found (prepared claims, CDI specs, slices).
+    pub dra: dra::DraFindings,
 }
 
 impl Report {
@@ -259,7 +269,41 @@ pub fn diagnose(options: &Options) -> Report {
     let service =
         service::check_service(&options.socket, options.collateral.as_deref(), options.now);
     checks.extend(service.checks.iter().cloned());
-    checks.push(host::plugin_check(&options.plugin_dir));
+    let (dra_checks, dra) = dra::checks(&options.dra);
+    let device_plugin_sockets = [
+        device_plugin::EPC_RESOURCE,
+        device_plugin::ENCLAVE_RESOURCE,
+        device_plugin::PROVISION_RESOURCE,
+    ]
+    .iter()
+    .any(|r| {
+        let path = options
+            .plugin_dir
+            .join(device_plugin::resource::socket_file_name(r));
+        std::fs::symlink_metadata(path).is_ok()
+    });
+    if dra.present && !device_plugin_sockets {
+        checks.push(Check::skip(
+            "device-plugin",
+            format!(
+                "device plugin: none in {} (the DRA driver serves this node)",
+                options.plugin_dir.display()
+            ),
+        ));
+    } else {
+        checks.push(host::plugin_check(&options.plugin_dir));
+    }
+    if dra.present && device_plugin_sockets {
+        checks.push(Check::fail(
+            "device-plugin-and-dra",
+            "both the device plugin and the DRA driver serve this node: the same EPC is offered \
+             twice, and extended resources mapped to DRA classes go to the device plugin here",
+            "give each its own node pool (`confcom addon render --dra --dra-node-selector K=V`, \
+             see deploy/README.md, \"Migrating from the device plugin\") or delete the \
+             sgx-device-plugin DaemonSet when --dra replaces it",
+        ));
+    }
+    checks.extend(dra_checks);
 
     let hardware = cpu_has_sgx || nodes.any_enclave();
     let verdict = match service.backend {
@@ -283,5 +327,6 @@ pub fn diagnose(options: &Options) -> Report {
         ok: verdict.is_ok(),
         backend: service.backend,
         checks,
+        dra,
     }
 }
