@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod args;
 mod cmd;
 mod daemon;
+mod errors;
 mod input;
 mod logging;
 mod render;
@@ -79,7 +80,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let json = matches!(cli.log_format, logging::LogFormat::Json);
+            eprintln!("{}", errors::report(&err, json));
             ExitCode::FAILURE
         }
     }

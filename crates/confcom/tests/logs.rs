@@ -61,3 +61,75 @@ fn json_logs_are_one_object_per_line() {
         assert!(v["fields"]["message"].is_string(), "{line}");
     }
 }
+
+/// `confcom quote` against a socket that does not exist, after a simulated platform was made.
+fn failed_quote(extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let init = Command::new(env!("CARGO_BIN_EXE_confcom"))
+        .args(["sim", "init", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let output = Command::new(env!("CARGO_BIN_EXE_confcom"))
+        .args(extra)
+        .args([
+            "quote",
+            "--report-data",
+            "00",
+            "--wait-secs",
+            "0",
+            "--socket",
+        ])
+        .arg(dir.path().join("absent.socket"))
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--out")
+        .arg(dir.path().join("quote.bin"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn a_failed_command_names_each_cause_once_on_one_line() {
+    let stderr = failed_quote(&[]);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let os_error = std::io::Error::from_raw_os_error(2).to_string();
+    assert_eq!(lines[0].matches(&os_error).count(), 1, "{stderr}");
+    assert_eq!(
+        lines[0].matches("AESM service unavailable").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+}
+
+#[test]
+fn a_failed_command_in_json_keeps_the_chain_as_a_field() {
+    let stderr = failed_quote(&["--log-format", "json"]);
+    let last = stderr.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["level"], "ERROR", "{last}");
+    let chain: Vec<&str> = v["fields"]["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(chain.join(": "), v["fields"]["message"].as_str().unwrap());
+    let os_error = std::io::Error::from_raw_os_error(2).to_string();
+    assert_eq!(
+        v["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .matches(&os_error)
+            .count(),
+        1,
+        "{last}"
+    );
+}

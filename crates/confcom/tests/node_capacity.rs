@@ -411,3 +411,27 @@ fn serving_a_device_resource_named_like_the_capacity_is_refused() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_failed_api_request_is_reported_once_by_us_not_again_by_the_client_library() {
+    // No scripted reply: the stand-in answers 500, which kube's client also classifies as a
+    // failure of its own HTTP layer.
+    let server = FakeApiServer::start();
+    let dir = short_dir();
+    let mut child = Running::spawn(
+        simulated_plugin(dir.path())
+            .env("KUBECONFIG", server.kubeconfig(dir.path()))
+            .env("NODE_NAME", "sgx-node-1"),
+    );
+    let lines = child.log_until("cannot advertise the EPC size in the node's status capacity");
+    child.stop();
+    let warning = lines.last().unwrap();
+    assert!(
+        warning.contains("WARN") && warning.contains("500"),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("ERROR")),
+        "the failure is logged at ERROR besides our warning: {lines:?}"
+    );
+}

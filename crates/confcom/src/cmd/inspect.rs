@@ -25,7 +25,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let (bytes, encoding) = match read_quote_file(&args.file) {
         Ok(read) => read,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::errors::one_line(e.as_ref()));
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
