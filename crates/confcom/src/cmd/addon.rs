@@ -67,6 +67,20 @@ struct RenderArgs {
     /// (repeatable).
     #[arg(long, value_name = "K=V", value_parser = parse_key_value)]
     node_selector: Vec<(String, String)>,
+    /// Also install the SGX DRA driver (resource.k8s.io/v1): its kubelet-plugin DaemonSet
+    /// `sgx-dra-driver`, RBAC, a ValidatingAdmissionPolicy keeping it to its own node's
+    /// ResourceSlices, and the DeviceClasses. Without --dra-node-selector it replaces the device
+    /// plugin on every SGX node.
+    #[arg(long)]
+    dra: bool,
+    /// Run the DRA driver only on nodes with this label (repeatable); the device plugin then runs
+    /// on the other SGX nodes and never on these.
+    #[arg(long, value_name = "K=V", value_parser = parse_key_value, requires = "dra")]
+    dra_node_selector: Vec<(String, String)>,
+    /// Leave out the extended-resource mapping of the DRA classes (`sgx.intel.com/enclave`,
+    /// `sgx.intel.com/provision`, KEP-5004).
+    #[arg(long, requires = "dra")]
+    no_dra_extended_resources: bool,
     /// PCCS URL for the hardware quote provider (renders a ConfigMap with sgx_default_qcnl.conf).
     #[arg(long, value_name = "URL")]
     pccs_url: Option<String>,
@@ -186,6 +200,9 @@ fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
         simulate: args.simulate,
         epc_mib: args.epc_mib,
         node_selector: args.node_selector.into_iter().collect::<BTreeMap<_, _>>(),
+        dra: args.dra,
+        dra_node_selector: args.dra_node_selector.into_iter().collect(),
+        dra_extended_resources: !args.no_dra_extended_resources,
         pccs_url: args.pccs_url,
         enable_pccs: args.enable_pccs,
         pccs_upstream: args.pccs_upstream,
