@@ -183,6 +183,8 @@ pub struct Preparer {
     inventory: watch::Receiver<Inventory>,
     claims: Arc<dyn ClaimReader>,
     metrics: Metrics,
+    /// The boot ID, read once: it cannot change while the driver runs.
+    boot_id: Option<String>,
     state: Mutex<Checkpoint>,
 }
 
@@ -199,6 +201,7 @@ impl Preparer {
         metrics: Metrics,
     ) -> Self {
         let state = checkpoint::load_or_recover(&config.checkpoint);
+        let boot_id = checkpoint::read_boot_id(&config.boot_id);
         metrics.set_prepared_claims(state.claims.len());
         tracing::info!(
             prepared = state.claims.len(),
@@ -210,6 +213,7 @@ impl Preparer {
             inventory,
             claims,
             metrics,
+            boot_id,
             state: Mutex::new(state),
         }
     }
@@ -245,7 +249,7 @@ impl Preparer {
 
         let mut state = self.state.lock().await;
         let before = state.clone();
-        let boot_id = checkpoint::read_boot_id(&self.config.boot_id);
+        let boot_id = self.boot_id.as_deref();
         let inventory = self.inventory.borrow().clone();
         let mut results = BTreeMap::new();
         let mut changed = Vec::new();
@@ -256,7 +260,7 @@ impl Preparer {
             let outcome = if !complete(claim) {
                 Err(incomplete(claim))
             } else if let Some(entry) = state.claims.get_mut(&claim.uid) {
-                self.refresh(claim, entry, boot_id.as_deref(), &inventory)
+                self.refresh(claim, entry, boot_id, &inventory)
                     .await
                     .map(|rewritten| {
                         if rewritten {
@@ -270,10 +274,7 @@ impl Preparer {
                     // Unprepared by a concurrent call after the first look: read it now.
                     None => self.claims.get(&claim.namespace, &claim.name).await,
                 };
-                match self
-                    .prepare_new(claim, object, boot_id.as_deref(), &inventory)
-                    .await
-                {
+                match self.prepare_new(claim, object, boot_id, &inventory).await {
                     Ok(entry) => {
                         let devices = entry.devices.clone();
                         state.claims.insert(claim.uid.clone(), entry);
