@@ -250,14 +250,15 @@ pub async fn run(
     );
 
     // The DRA socket first: kubelet may call it as soon as it has seen the registration socket.
-    let mut dra = serve_dra(&dra_path, dra_service.clone()).await?;
-    let mut reg = match serve_registration(&reg_path, registration.clone()).await {
+    let dra = serve_dra(&dra_path, dra_service.clone()).await?;
+    let reg = match serve_registration(&reg_path, registration.clone()).await {
         Ok(reg) => reg,
         Err(err) => {
             dra.stop().await;
             return Err(err);
         }
     };
+    let (mut dra, mut reg) = (Some(dra), Some(reg));
     tracing::info!(
         driver = %config.driver_name,
         node = %config.node_name,
@@ -286,24 +287,61 @@ pub async fn run(
                 }
             }
         }
-        if transport::file_id(&dra.path) != dra.id {
-            tracing::warn!(path = %dra.path.display(), "DRA socket removed; serving it again");
-            dra.stop().await;
-            dra = serve_dra(&dra_path, dra_service.clone()).await?;
+        // A removed socket is served again; a failure (e.g. the directory itself is gone and
+        // cannot be made again yet) is retried on the next event or check, never fatal.
+        if dra
+            .as_ref()
+            .is_none_or(|d| transport::file_id(&d.path) != d.id)
+        {
+            if let Some(old) = dra.take() {
+                tracing::warn!(path = %old.path.display(), "DRA socket removed; serving it again");
+                old.stop().await;
+            }
+            dra = serve_again(&dra_path, serve_dra(&dra_path, dra_service.clone())).await;
         }
-        if transport::file_id(&reg.path) != reg.id {
-            tracing::warn!(
-                path = %reg.path.display(),
-                "registration socket removed; serving it again so kubelet registers the driver again"
-            );
-            reg.stop().await;
-            reg = serve_registration(&reg_path, registration.clone()).await?;
+        if reg
+            .as_ref()
+            .is_none_or(|r| transport::file_id(&r.path) != r.id)
+        {
+            if let Some(old) = reg.take() {
+                tracing::warn!(
+                    path = %old.path.display(),
+                    "registration socket removed; serving it again so kubelet registers the driver again"
+                );
+                old.stop().await;
+            }
+            reg = serve_again(
+                &reg_path,
+                serve_registration(&reg_path, registration.clone()),
+            )
+            .await;
         }
     }
     tracing::info!("stopping the DRA kubelet plugin");
-    reg.stop().await;
-    dra.stop().await;
+    for served in [reg, dra].into_iter().flatten() {
+        served.stop().await;
+    }
     Ok(())
+}
+
+/// Serve a socket again after its removal, making its directory again if needed.
+async fn serve_again(
+    path: &Path,
+    serve: impl Future<Output = Result<Served, Error>>,
+) -> Option<Served> {
+    if let Some(dir) = path.parent()
+        && let Err(err) = std::fs::create_dir_all(dir)
+    {
+        tracing::error!(dir = %dir.display(), error = %err, "cannot make the socket directory again; retrying");
+        return None;
+    }
+    match serve.await {
+        Ok(served) => Some(served),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serve the socket again; retrying");
+            None
+        }
+    }
 }
 
 async fn listen(path: &Path) -> Result<(UnixListener, Option<FileId>), Error> {
