@@ -10,6 +10,8 @@
 //! - [`upstream`]: [`UpstreamSource`], collateral from an upstream PCS/PCCS/THIM, cached in LAZY
 //!   mode in a [`store::Store`] that survives restarts.
 //! - [`client`]: fetching a quote's collateral from a PCCS or Intel's PCS.
+//! - [`quote`]: the platform a quote names (FMSPC, PCK CA, SVNs) and its collateral in the
+//!   verifier's form, shared by `confcom verify` and the DRA driver.
 //! - [`tls`]: which HTTPS servers the client trusts.
 //!
 //! ```
@@ -25,6 +27,7 @@
 
 pub mod api;
 pub mod client;
+pub mod quote;
 pub mod source;
 pub mod store;
 pub mod tls;

@@ -18,17 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use dcap_verify::{
-    Collateral, Policy, TcbStatus, TrustAnchor, Verdict, Verifier, VerifyError,
-    parse_signed_document,
-};
+use dcap_verify::{Collateral, Policy, TcbStatus, TrustAnchor, Verdict, Verifier, VerifyError};
 use pccs::CaType;
 use pccs::UpstreamSource;
 use pccs::client::{ClientOptions, FetchedCollateral, PccsClient};
 use pccs::store::Store;
 use serde::Serialize;
 use sgx_sim::files;
-use sgx_types::pck::{PckExtension, parse_pem_chain};
 use sgx_types::quote::Quote;
 
 use crate::args;
@@ -263,44 +259,13 @@ impl CollateralSource {
 
 /// The FMSPC and the PCK CA of the platform that made `quote`, from its PCK certificate.
 fn platform_of(quote: &Quote<'_>) -> Result<([u8; 6], CaType), String> {
-    let pem = quote
-        .signature
-        .certification_data
-        .pck_chain_pem()
-        .ok_or("the quote carries no PCK certificate chain (certification data type 5) to find its collateral by")?;
-    let chain = parse_pem_chain(pem).map_err(|e| format!("the quote's PCK chain: {e}"))?;
-    let leaf = chain.first().ok_or("the quote's PCK chain is empty")?;
-    let ext = PckExtension::from_certificate(leaf)
-        .map_err(|e| format!("the quote's PCK certificate: {e}"))?;
-    let ca = if ext.sgx_type == 0 {
-        CaType::Processor
-    } else {
-        CaType::Platform
-    };
-    Ok((ext.fmspc, ca))
+    let platform = pccs::quote::quote_platform(quote).map_err(|e| e.to_string())?;
+    Ok((platform.fmspc, platform.ca))
 }
 
 /// The verifier's form of fetched collateral.
 pub(crate) fn to_collateral(fetched: &FetchedCollateral) -> Result<Collateral, String> {
-    let signed = |what: &str, doc: &pccs::Signed| {
-        let text = std::str::from_utf8(&doc.body).map_err(|e| format!("{what}: {e}"))?;
-        parse_signed_document(text).map_err(|e| format!("{what}: {e}"))
-    };
-    let (tcb_info, tcb_info_signature) = signed("the fetched TCB info", &fetched.tcb_info)?;
-    let (qe_identity, qe_identity_signature) =
-        signed("the fetched QE identity", &fetched.qe_identity)?;
-    Ok(Collateral {
-        pck_crl_issuer_chain: fetched.pck_crl.issuer_chain.clone(),
-        root_ca_crl: fetched.root_ca_crl.clone(),
-        pck_crl: fetched.pck_crl.der.clone(),
-        tcb_info_issuer_chain: fetched.tcb_info.issuer_chain.clone(),
-        tcb_info,
-        tcb_info_signature,
-        qe_identity_issuer_chain: fetched.qe_identity.issuer_chain.clone(),
-        qe_identity,
-        qe_identity_signature,
-        pck_certificate_chain: None,
-    })
+    pccs::quote::to_collateral(fetched).map_err(|e| e.to_string())
 }
 
 /// Writes fetched collateral in the PCS layout of `--collateral DIR`, bodies as served.
