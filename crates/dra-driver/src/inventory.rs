@@ -3,6 +3,8 @@
 
 use device_plugin::platform::DeviceNodes;
 
+use crate::devices::{DriverLayout, SgxFeatures};
+
 /// One EPC device as published: a whole-EPC device or one NUMA node's EPC section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EpcDevice {
@@ -24,6 +26,10 @@ pub struct Inventory {
     pub nodes: DeviceNodes,
     /// A simulated platform: no device nodes are given to containers.
     pub simulated: bool,
+    /// The SGX driver layout of the enclave device node (`None`: no enclave device node).
+    pub layout: Option<DriverLayout>,
+    /// The CPU's SGX features.
+    pub features: SgxFeatures,
 }
 
 impl Inventory {

@@ -371,9 +371,19 @@ pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
     daemon_set(opts, DRA_DRIVER_NAME, COMPONENT_DRA_DRIVER, reason, spec)
 }
 
-/// The claim of the quote helper on DRA nodes: EPC for the quoting and provisioning enclaves and
-/// the provisioning device node (the DRA form of the device plugin resources it requests
-/// elsewhere).
+/// The class the quote helper claims from on DRA nodes: on hardware the provision class (the
+/// quoting and provisioning enclaves need EPC and the provisioning device node, the DRA form of
+/// the device plugin resources it requests elsewhere); a simulated device has no provisioning node
+/// and the simulated backend needs none, so there the EPC class.
+pub fn quote_helper_class(simulate: bool) -> &'static str {
+    if simulate {
+        DRA_CLASS_EPC
+    } else {
+        DRA_CLASS_PROVISION
+    }
+}
+
+/// The claim of the quote helper on DRA nodes: EPC from [`quote_helper_class`].
 pub(super) fn quote_helper_claim_template(opts: &RenderOptions) -> ResourceClaimTemplate {
     ResourceClaimTemplate {
         metadata: meta(
@@ -388,7 +398,7 @@ pub(super) fn quote_helper_claim_template(opts: &RenderOptions) -> ResourceClaim
                     requests: Some(vec![DeviceRequest {
                         name: s("sgx"),
                         exactly: Some(ExactDeviceRequest {
-                            device_class_name: s(DRA_CLASS_PROVISION),
+                            device_class_name: s(quote_helper_class(opts.simulate)),
                             capacity: Some(CapacityRequirements {
                                 requests: Some(BTreeMap::from([(
                                     s(DRA_CAPACITY_EPC),

@@ -1,0 +1,437 @@
+//! Attributes from the node's own attestation: one quote through the node's quote helper (its
+//! AESM socket), the platform it names (FMSPC from the PCK certificate, PCE SVN from the quote
+//! header, CPU SVN from the report), and — when collateral is reachable — the TCB status and TCB
+//! date the verifier gives that quote under current collateral.
+//!
+//! The quote is taken as any enclave app takes one ([`aesm_service::client_flow`], the flow of
+//! `confcom quote` and the doctor): on a simulated node the report comes from the simulated CPU
+//! material the helper publishes next to its socket. On hardware the driver has no enclave to
+//! make a report with, so it publishes no attestation attributes there (said once in the log).
+//!
+//! The collateral is fetched as `confcom verify` fetches it ([`pccs::quote`]), from a PCCS (the
+//! in-cluster one or Intel's PCS) or read from a directory. [`run`] refreshes the result when the
+//! collateral's `nextUpdate` comes, and retries with a bounded backoff while the quote helper or
+//! the PCCS is not up yet.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aesm_service::client_flow::{FlowError, quote_via_socket};
+use dcap_verify::{Collateral, Policy, TcbStatus, TrustAnchor, VerifyError};
+use pccs::client::{ClientOptions, PccsClient};
+use pccs::quote::{QuoteCollateralError, quote_platform};
+use quote_client::{AesmClient, ClientError};
+use sgx_sim::{EnclaveIdentity, SimCpu};
+use sgx_types::quote::Quote;
+use tokio::sync::watch;
+
+/// What the node's attestation says about its platform; each field only when known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attestation {
+    /// The platform's FMSPC (from the PCK certificate in the quote).
+    pub fmspc: Option<[u8; 6]>,
+    /// The PCE SVN (quote header).
+    pub pce_svn: Option<u16>,
+    /// The CPU SVN (the report the quote carries).
+    pub cpu_svn: Option<[u8; 16]>,
+    /// The TCB status of the quote under current collateral, Intel's spelling.
+    pub tcb_status: Option<TcbStatus>,
+    /// The TCB date of the matched TCB level (RFC 3339, as in the TCB info).
+    pub tcb_date: Option<String>,
+}
+
+/// Where the collateral comes from.
+#[derive(Clone, Debug)]
+pub enum CollateralConfig {
+    /// None: only the platform attributes are published.
+    None,
+    /// A PCCS (the in-cluster one, or Intel's PCS at [`pccs::client::INTEL_PCS_URL`]).
+    Pccs {
+        /// Its base URL.
+        url: String,
+        /// CA files trusted besides Mozilla's roots and the system's store.
+        ca_files: Vec<PathBuf>,
+        /// Timeout of each request.
+        timeout: Duration,
+    },
+    /// A file or directory in the layout `confcom verify --collateral` reads.
+    Dir(PathBuf),
+}
+
+/// How the driver attests.
+#[derive(Clone, Debug)]
+pub struct AttestConfig {
+    /// The quote helper's AESM socket.
+    pub socket: PathBuf,
+    /// The simulated CPU material (default: `<socket dir>/sim/`).
+    pub cpu_dir: Option<PathBuf>,
+    /// Where the collateral comes from.
+    pub collateral: CollateralConfig,
+    /// The root collateral and PCK chains must lead to (default: Intel's SGX Root CA; a
+    /// simulated platform's root in simulation).
+    pub root: Option<TrustAnchor>,
+    /// First wait after a failure; doubled up to `max_retry`.
+    pub retry: Duration,
+    /// Longest wait between attempts after failures.
+    pub max_retry: Duration,
+    /// Longest time a result stands before it is taken again, even when the collateral's
+    /// `nextUpdate` is later.
+    pub max_refresh: Duration,
+    /// Shortest wait before a refresh (collateral already past its `nextUpdate`).
+    pub min_refresh: Duration,
+}
+
+impl AttestConfig {
+    /// The defaults for the quote helper on `socket` and collateral from `collateral`.
+    pub fn new(socket: impl Into<PathBuf>, collateral: CollateralConfig) -> Self {
+        Self {
+            socket: socket.into(),
+            cpu_dir: None,
+            collateral,
+            root: None,
+            retry: Duration::from_secs(5),
+            max_retry: Duration::from_secs(300),
+            max_refresh: Duration::from_secs(24 * 3600),
+            min_refresh: Duration::from_secs(60),
+        }
+    }
+
+    fn cpu_dir(&self) -> PathBuf {
+        self.cpu_dir
+            .clone()
+            .unwrap_or_else(|| aesm_service::sim::sim_dir_for_socket(&self.socket))
+    }
+}
+
+/// Why attestation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestError {
+    /// The quote helper does not answer (not up yet, or not running).
+    #[error("the quote helper on {socket} does not answer: {source}")]
+    Unavailable {
+        /// Its socket.
+        socket: PathBuf,
+        /// The cause.
+        source: ClientError,
+    },
+    /// The helper answers but publishes no simulated CPU material: a hardware quote needs an
+    /// enclave's report, which the driver does not have.
+    #[error(
+        "the quote helper on {socket} is not simulated (no CPU material in {cpu_dir}): a hardware \
+         quote needs an enclave's report, so no attestation attributes are published"
+    )]
+    NoEnclave {
+        /// The socket.
+        socket: PathBuf,
+        /// Where the material was looked for.
+        cpu_dir: PathBuf,
+    },
+    /// The simulated CPU material exists but does not load.
+    #[error("cannot load the simulated CPU from {dir}: {reason}")]
+    SimCpu {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        reason: String,
+    },
+    /// The quote flow failed.
+    #[error("no quote from {socket}: {source}")]
+    Quote {
+        /// The socket.
+        socket: PathBuf,
+        /// The cause.
+        source: FlowError,
+    },
+    /// The quote does not parse.
+    #[error("the quote helper returned a malformed quote: {0}")]
+    Malformed(String),
+    /// The quote's platform or collateral could not be had.
+    #[error(transparent)]
+    Collateral(#[from] QuoteCollateralError),
+    /// The collateral directory does not load.
+    #[error("cannot load the collateral from {path}: {reason}")]
+    CollateralDir {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        reason: String,
+    },
+    /// The PCCS client could not be built.
+    #[error("cannot use the PCCS at {url}: {reason}")]
+    PccsClient {
+        /// The URL.
+        url: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The quote does not verify under the collateral.
+    #[error("the node's own quote does not verify: {0}")]
+    Verify(VerifyError),
+}
+
+impl AttestError {
+    /// Whether trying again later may help (the helper or the PCCS may come up); a hardware
+    /// helper never gives the driver a quote.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, AttestError::NoEnclave { .. })
+    }
+}
+
+/// One attestation's outcome.
+#[derive(Debug)]
+pub struct Attested {
+    /// What is known.
+    pub attestation: Attestation,
+    /// When to attest again (Unix seconds): the collateral's earliest `nextUpdate`.
+    pub refresh_at: Option<u64>,
+    /// Why the TCB status is missing although a quote was had (collateral unreachable).
+    pub collateral_error: Option<AttestError>,
+}
+
+/// The identity of the driver's own (simulated) enclave.
+fn probe_enclave() -> EnclaveIdentity {
+    EnclaveIdentity {
+        mr_enclave: *b"confcom dra-driver attestation..",
+        ..EnclaveIdentity::default()
+    }
+}
+
+fn report_data() -> [u8; 64] {
+    let mut data = [0u8; 64];
+    let tag = b"confcom dra-driver platform attributes";
+    data[..tag.len()].copy_from_slice(tag);
+    data
+}
+
+/// Takes one quote through the helper on `config.socket`.
+pub fn take_quote(config: &AttestConfig) -> Result<Vec<u8>, AttestError> {
+    let client = AesmClient::new(&config.socket)
+        .with_timeout(Duration::from_secs(30))
+        .with_service_wait(Duration::ZERO);
+    let dir = config.cpu_dir();
+    if !dir.join(sgx_sim::CPU_FILE).exists() {
+        return match client.get_supported_att_key_id_num() {
+            Ok(_) => Err(AttestError::NoEnclave {
+                socket: config.socket.clone(),
+                cpu_dir: dir,
+            }),
+            Err(source) => Err(AttestError::Unavailable {
+                socket: config.socket.clone(),
+                source,
+            }),
+        };
+    }
+    let cpu = SimCpu::load(&dir).map_err(|e| AttestError::SimCpu {
+        dir: dir.clone(),
+        reason: e.to_string(),
+    })?;
+    match quote_via_socket(&client, &cpu, &probe_enclave(), &report_data()) {
+        Ok(app) => Ok(app.quote),
+        Err(FlowError::Aesm { source, .. })
+            if matches!(source, ClientError::ServiceUnavailable { .. }) =>
+        {
+            Err(AttestError::Unavailable {
+                socket: config.socket.clone(),
+                source,
+            })
+        }
+        Err(source) => Err(AttestError::Quote {
+            socket: config.socket.clone(),
+            source,
+        }),
+    }
+}
+
+/// The platform attributes of `quote` (no TCB status).
+pub fn platform_attributes(quote: &[u8]) -> Result<Attestation, AttestError> {
+    let parsed = Quote::parse(quote).map_err(|e| AttestError::Malformed(e.to_string()))?;
+    let platform = quote_platform(&parsed)?;
+    Ok(Attestation {
+        fmspc: Some(platform.fmspc),
+        pce_svn: Some(parsed.header.pce_svn),
+        cpu_svn: Some(parsed.report_body.cpu_svn),
+        tcb_status: None,
+        tcb_date: None,
+    })
+}
+
+fn collateral_for(config: &AttestConfig, quote: &[u8]) -> Result<Option<Collateral>, AttestError> {
+    match &config.collateral {
+        CollateralConfig::None => Ok(None),
+        CollateralConfig::Dir(path) => {
+            Collateral::load(path)
+                .map(Some)
+                .map_err(|e| AttestError::CollateralDir {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+        }
+        CollateralConfig::Pccs {
+            url,
+            ca_files,
+            timeout,
+        } => {
+            let options = ClientOptions {
+                ca_files: ca_files.clone(),
+                ..ClientOptions::default()
+            };
+            let client = PccsClient::with_options(url, *timeout, options).map_err(|e| {
+                AttestError::PccsClient {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let parsed = Quote::parse(quote).map_err(|e| AttestError::Malformed(e.to_string()))?;
+            let (_, collateral) = pccs::quote::fetch_quote_collateral(&client, &parsed)?;
+            Ok(Some(collateral))
+        }
+    }
+}
+
+/// Takes a quote and evaluates it at `now` (Unix seconds): the platform attributes whenever a
+/// quote was had, the TCB status and date when the collateral was too.
+pub fn attest_once(config: &AttestConfig, now: u64) -> Result<Attested, AttestError> {
+    let quote = take_quote(config)?;
+    let mut attestation = platform_attributes(&quote)?;
+    let collateral = match collateral_for(config, &quote) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Ok(Attested {
+                attestation,
+                refresh_at: None,
+                collateral_error: None,
+            });
+        }
+        Err(e) => {
+            return Ok(Attested {
+                attestation,
+                refresh_at: None,
+                collateral_error: Some(e),
+            });
+        }
+    };
+    let anchor = config.root.clone().unwrap_or_else(TrustAnchor::intel);
+    // The status is wanted whatever it is; acceptance is the workloads' policy.
+    let policy = Policy {
+        allow_debug: true,
+        accepted_statuses: TcbStatus::ALL.to_vec(),
+        ..Policy::default()
+    };
+    match dcap_verify::verify(&quote, &collateral, &anchor, now, &policy) {
+        Ok(verdict) => {
+            attestation.tcb_status = Some(verdict.status);
+            attestation.tcb_date = Some(verdict.tcb_date.clone());
+            Ok(Attested {
+                attestation,
+                refresh_at: Some(verdict.earliest_expiry),
+                collateral_error: None,
+            })
+        }
+        Err(e) => Ok(Attested {
+            attestation,
+            refresh_at: None,
+            collateral_error: Some(AttestError::Verify(e)),
+        }),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Keeps `attributes` up to date until `shutdown` completes: attests at once, then again when
+/// the collateral's `nextUpdate` comes (at most [`AttestConfig::max_refresh`] later), and after
+/// failures with a backoff from [`AttestConfig::retry`] to [`AttestConfig::max_retry`]. What was
+/// once known stays published while the helper or the PCCS is away. On hardware (no simulated
+/// CPU material) it logs once and stops.
+pub async fn run(
+    config: AttestConfig,
+    attributes: watch::Sender<Attestation>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut backoff = config.retry;
+    loop {
+        let job = config.clone();
+        let now = unix_now();
+        let outcome = tokio::task::spawn_blocking(move || attest_once(&job, now)).await;
+        let wait = match outcome {
+            Ok(Ok(attested)) => {
+                let mut next = attested.attestation;
+                let failed = attested.collateral_error.is_some();
+                if let Some(e) = &attested.collateral_error {
+                    tracing::warn!(error = %e, "no TCB status for the node's platform yet");
+                    // Keep the last known status while the collateral is away.
+                    let previous = attributes.borrow();
+                    if previous.fmspc == next.fmspc {
+                        next.tcb_status = previous.tcb_status;
+                        next.tcb_date.clone_from(&previous.tcb_date);
+                    }
+                }
+                let changed = attributes.send_if_modified(|current| {
+                    if *current == next {
+                        false
+                    } else {
+                        *current = next.clone();
+                        true
+                    }
+                });
+                if changed {
+                    tracing::info!(
+                        fmspc = next.fmspc.map(hex::encode).unwrap_or_default(),
+                        tcb_status = next.tcb_status.map(TcbStatus::name).unwrap_or_default(),
+                        tcb_date = next.tcb_date.as_deref().unwrap_or_default(),
+                        "platform attributes from the node's own quote"
+                    );
+                }
+                if failed {
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(config.max_retry);
+                    wait
+                } else {
+                    backoff = config.retry;
+                    refresh_wait(&config, attested.refresh_at, unix_now())
+                }
+            }
+            Ok(Err(e)) if !e.is_transient() => {
+                tracing::warn!(error = %e, "attestation attributes disabled");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "attestation failed");
+                let wait = backoff;
+                backoff = (backoff * 2).min(config.max_retry);
+                wait
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the attestation task failed");
+                let wait = backoff;
+                backoff = (backoff * 2).min(config.max_retry);
+                wait
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// How long until the refresh at `refresh_at` (Unix seconds), within the configured bounds.
+pub fn refresh_wait(config: &AttestConfig, refresh_at: Option<u64>, now: u64) -> Duration {
+    let until = refresh_at.map_or(config.max_refresh, |at| {
+        Duration::from_secs(at.saturating_sub(now))
+    });
+    until.clamp(
+        config.min_refresh,
+        config.max_refresh.max(config.min_refresh),
+    )
+}
+
+/// The default AESM socket of the node's quote helper.
+pub fn default_socket() -> &'static Path {
+    Path::new(aesm_service::listen::DEFAULT_SOCKET_PATH)
+}

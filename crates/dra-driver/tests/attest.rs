@@ -1,0 +1,259 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Attributes from attestation on a simulated node: the quote helper (aesm-service with the
+//! simulated backend, on a temp socket, publishing its CPU material as `confcom quote-helper
+//! --backend sim` does) and a simulated PCCS (`confcom pccs --sim-state`: the PCCS routes over
+//! the simulated platform's collateral) in-process; the driver takes its own quote and verifies
+//! it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aesm_service::{BackgroundServer, Dispatcher, Metrics, ServerConfig, SimBackend};
+use dcap_verify::{TcbStatus, TrustAnchor};
+use dra_driver::attest::{self, AttestConfig, AttestError, Attestation, CollateralConfig};
+use dra_driver::{devices, slices};
+use sgx_sim::CollateralOptions;
+use sgx_sim::{InitOptions, SimPlatform};
+use tokio::sync::watch;
+
+const FMSPC: [u8; 6] = [0x30, 0x60, 0x6a, 0x00, 0x00, 0x00];
+const TCB: [u8; 16] = [9, 9, 3, 3, 255, 255, 1, 0, 13, 0, 0, 0, 0, 0, 0, 0];
+const PCE_SVN: u16 = 13;
+
+fn short_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("dra")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+fn platform(dir: &Path) -> Arc<SimPlatform> {
+    let options = InitOptions {
+        fmspc: FMSPC,
+        tcb_components: TCB,
+        pce_svn: PCE_SVN,
+        ..InitOptions::default()
+    };
+    Arc::new(SimPlatform::open_or_init(&dir.join("state"), &options).unwrap())
+}
+
+/// The simulated quote helper on `<dir>/aesmd/aesm.socket`.
+fn start_helper(dir: &Path, platform: &Arc<SimPlatform>) -> (PathBuf, BackgroundServer) {
+    let socket = dir.join("aesmd/aesm.socket");
+    let backend = Arc::new(SimBackend::new(Arc::clone(platform)));
+    let server = BackgroundServer::start(
+        &socket,
+        Dispatcher::new(backend),
+        ServerConfig::default(),
+        Metrics::default(),
+    )
+    .unwrap();
+    platform
+        .publish_cpu(&aesm_service::sim::sim_dir_for_socket(&socket))
+        .unwrap();
+    (socket, server)
+}
+
+/// The simulated PCCS over HTTP on 127.0.0.1; its URL.
+async fn start_pccs(platform: &Arc<SimPlatform>, options: CollateralOptions) -> String {
+    let source = Arc::new(pccs::SimSource::with_options(Arc::clone(platform), options));
+    let routes = pccs::routes(source, pccs::RouteOptions::default(), |_| {});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(ops_http::serve(
+        listener,
+        Arc::new(prometheus_client::registry::Registry::default()),
+        ops_http::Readiness::new(),
+        Some(routes),
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
+}
+
+fn config(socket: &Path, pccs_url: Option<String>, platform: &SimPlatform) -> AttestConfig {
+    let collateral = match pccs_url {
+        Some(url) => CollateralConfig::Pccs {
+            url,
+            ca_files: Vec::new(),
+            timeout: Duration::from_secs(30),
+        },
+        None => CollateralConfig::None,
+    };
+    let mut config = AttestConfig::new(socket, collateral);
+    config.root = Some(TrustAnchor::from_pem_or_der(platform.root_ca_der()).unwrap());
+    config.retry = Duration::from_millis(20);
+    config.max_retry = Duration::from_millis(100);
+    config
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn attest_once(config: AttestConfig) -> Result<attest::Attested, AttestError> {
+    tokio::task::spawn_blocking(move || attest::attest_once(&config, now()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sim_platform_is_up_to_date_under_the_sim_pccs() {
+    let dir = short_tempdir();
+    let platform = platform(dir.path());
+    let (socket, _helper) = start_helper(dir.path(), &platform);
+    let url = start_pccs(&platform, CollateralOptions::default()).await;
+    let attested = attest_once(config(&socket, Some(url), &platform))
+        .await
+        .unwrap();
+    assert!(
+        attested.collateral_error.is_none(),
+        "{:?}",
+        attested.collateral_error
+    );
+    let a = &attested.attestation;
+    assert_eq!(a.fmspc, Some(FMSPC));
+    assert_eq!(a.pce_svn, Some(PCE_SVN));
+    assert_eq!(a.cpu_svn, Some(TCB));
+    assert_eq!(a.tcb_status, Some(TcbStatus::UpToDate));
+    let date = a.tcb_date.as_deref().unwrap();
+    assert!(dcap_verify::time::parse_rfc3339(date).is_some(), "{date}");
+    // The refresh is due when the collateral's nextUpdate comes.
+    assert!(attested.refresh_at.unwrap() > now());
+
+    // The slice carries them, and stays valid.
+    let inventory = devices::simulated(64 << 20).unwrap();
+    let spec = slices::desired_spec("sgx.confcom-rs.github.io", "n", &inventory, a, 0);
+    let slice = slices::slice_object("uid", spec);
+    slices::validate_slice(&slice).unwrap();
+    let json = serde_json::to_value(&slice).unwrap();
+    let attrs = &json["spec"]["devices"][0]["attributes"];
+    assert_eq!(attrs["fmspc"]["string"], "30606a000000");
+    assert_eq!(attrs["tcbStatus"]["string"], "UpToDate");
+    assert_eq!(attrs["pceSvn"]["int"], 13);
+    assert_eq!(
+        attrs["cpuSvn"]["string"],
+        "09090303ffff01000d00000000000000"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_platforms_get_intel_s_status_names() {
+    let dir = short_tempdir();
+    let platform = platform(dir.path());
+    let (socket, _helper) = start_helper(dir.path(), &platform);
+    for status in [TcbStatus::SWHardeningNeeded, TcbStatus::OutOfDate] {
+        let url = start_pccs(
+            &platform,
+            CollateralOptions {
+                tcb_status: Some(status),
+                ..CollateralOptions::default()
+            },
+        )
+        .await;
+        let attested = attest_once(config(&socket, Some(url), &platform))
+            .await
+            .unwrap();
+        assert_eq!(attested.attestation.tcb_status, Some(status));
+        assert_eq!(attested.attestation.fmspc, Some(FMSPC));
+    }
+    assert_eq!(TcbStatus::SWHardeningNeeded.name(), "SWHardeningNeeded");
+    assert_eq!(TcbStatus::OutOfDate.name(), "OutOfDate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_collateral_only_the_platform_is_published() {
+    let dir = short_tempdir();
+    let platform = platform(dir.path());
+    let (socket, _helper) = start_helper(dir.path(), &platform);
+    // No collateral configured.
+    let attested = attest_once(config(&socket, None, &platform)).await.unwrap();
+    assert_eq!(attested.attestation.fmspc, Some(FMSPC));
+    assert_eq!(attested.attestation.tcb_status, None);
+    assert!(attested.collateral_error.is_none());
+    // A PCCS that is not up: the platform still, and why the status is missing.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut cfg = config(&socket, Some(format!("http://{closed}")), &platform);
+    if let CollateralConfig::Pccs { timeout, .. } = &mut cfg.collateral {
+        *timeout = Duration::from_secs(5);
+    }
+    let attested = attest_once(cfg).await.unwrap();
+    assert_eq!(attested.attestation.fmspc, Some(FMSPC));
+    assert_eq!(attested.attestation.tcb_status, None);
+    let err = attested.collateral_error.unwrap();
+    assert!(err.to_string().contains("306"), "{err}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_that_is_not_up_is_a_transient_failure() {
+    let dir = short_tempdir();
+    let platform = platform(dir.path());
+    let socket = dir.path().join("aesmd/aesm.socket");
+    let err = attest_once(config(&socket, None, &platform))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AttestError::Unavailable { .. }), "{err}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_publishes_once_the_helper_comes_up() {
+    let dir = short_tempdir();
+    let platform = platform(dir.path());
+    let url = start_pccs(&platform, CollateralOptions::default()).await;
+    let socket = dir.path().join("aesmd/aesm.socket");
+    let (tx, mut rx) = watch::channel(Attestation::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(attest::run(
+        config(&socket, Some(url), &platform),
+        tx,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    // Not up yet: nothing is published.
+    assert_eq!(*rx.borrow(), Attestation::default());
+    let (_socket, _helper) = start_helper(dir.path(), &platform);
+    let published = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            rx.changed().await.unwrap();
+            let a = rx.borrow_and_update().clone();
+            if a.tcb_status.is_some() {
+                return a;
+            }
+        }
+    })
+    .await
+    .expect("no attributes were published");
+    assert_eq!(published.fmspc, Some(FMSPC));
+    assert_eq!(published.tcb_status, Some(TcbStatus::UpToDate));
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn refreshes_follow_next_update_within_bounds() {
+    let cfg = AttestConfig::new("/nonexistent", CollateralConfig::None);
+    assert_eq!(
+        attest::refresh_wait(&cfg, Some(1_000 + 3_600), 1_000),
+        Duration::from_secs(3_600)
+    );
+    // Past due: the minimum, not a busy loop.
+    assert_eq!(attest::refresh_wait(&cfg, Some(10), 1_000), cfg.min_refresh);
+    // Far away or unknown: at most the maximum.
+    assert_eq!(
+        attest::refresh_wait(&cfg, Some(u64::MAX), 1_000),
+        cfg.max_refresh
+    );
+    assert_eq!(attest::refresh_wait(&cfg, None, 1_000), cfg.max_refresh);
+}
