@@ -171,8 +171,8 @@ pub enum AttestError {
 }
 
 impl AttestError {
-    /// Whether trying again later may help (the helper or the PCCS may come up); a hardware
-    /// helper never gives the driver a quote.
+    /// Whether trying again soon may help (the helper or the PCCS may come up); a hardware
+    /// helper never gives the driver a quote (it is only looked at again rarely).
     pub fn is_transient(&self) -> bool {
         !matches!(self, AttestError::NoEnclave { .. })
     }
@@ -346,7 +346,7 @@ fn unix_now() -> u64 {
 /// the collateral's `nextUpdate` comes (at most [`AttestConfig::max_refresh`] later), and after
 /// failures with a backoff from [`AttestConfig::retry`] to [`AttestConfig::max_retry`]. What was
 /// once known stays published while the helper or the PCCS is away. On hardware (no simulated
-/// CPU material) it logs once and stops.
+/// CPU material) it says so once and only looks again every [`AttestConfig::max_retry`].
 pub async fn run(
     config: AttestConfig,
     attributes: watch::Sender<Attestation>,
@@ -354,6 +354,7 @@ pub async fn run(
 ) {
     tokio::pin!(shutdown);
     let mut backoff = config.retry;
+    let mut said_no_enclave = false;
     loop {
         let job = config.clone();
         let now = unix_now();
@@ -397,8 +398,13 @@ pub async fn run(
                 }
             }
             Ok(Err(e)) if !e.is_transient() => {
-                tracing::warn!(error = %e, "attestation attributes disabled");
-                return;
+                // Said once; still looked at now and then, as a simulated helper that is just
+                // starting listens before it publishes its CPU material.
+                if !said_no_enclave {
+                    said_no_enclave = true;
+                    tracing::warn!(error = %e, "no attestation attributes");
+                }
+                config.max_retry
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "attestation failed");
