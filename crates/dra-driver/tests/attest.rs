@@ -192,6 +192,42 @@ async fn without_collateral_only_the_platform_is_published() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collateral_from_a_directory_gives_the_status_too() {
+    let dir = short_tempdir();
+    let platform = platform(dir.path());
+    let (socket, _helper) = start_helper(dir.path(), &platform);
+    let collateral_dir = dir.path().join("collateral");
+    platform
+        .collateral(&CollateralOptions {
+            tcb_status: Some(TcbStatus::ConfigurationNeeded),
+            ..CollateralOptions::default()
+        })
+        .unwrap()
+        .write_to(&collateral_dir)
+        .unwrap();
+    let mut cfg = config(&socket, None, &platform);
+    cfg.collateral = CollateralConfig::Dir(collateral_dir);
+    let attested = attest_once(cfg).await.unwrap();
+    assert_eq!(
+        attested.attestation.tcb_status,
+        Some(TcbStatus::ConfigurationNeeded)
+    );
+    assert_eq!(attested.attestation.fmspc, Some(FMSPC));
+
+    // Under another root the quote does not verify: no status, and why.
+    let other =
+        SimPlatform::open_or_init(&dir.path().join("other"), &InitOptions::default()).unwrap();
+    let mut cfg = config(&socket, None, &other);
+    cfg.collateral = CollateralConfig::Dir(dir.path().join("collateral"));
+    let attested = attest_once(cfg).await.unwrap();
+    assert_eq!(attested.attestation.tcb_status, None);
+    assert!(matches!(
+        attested.collateral_error,
+        Some(AttestError::Verify(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_helper_that_is_not_up_is_a_transient_failure() {
     let dir = short_tempdir();
     let platform = platform(dir.path());
