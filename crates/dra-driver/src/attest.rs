@@ -71,6 +71,11 @@ pub struct AttestConfig {
     /// The root collateral and PCK chains must lead to (default: Intel's SGX Root CA; a
     /// simulated platform's root in simulation).
     pub root: Option<TrustAnchor>,
+    /// Simulation only: trust the root certificate the quote's own PCK chain ends in (the
+    /// simulated platform's root, whichever CA the cluster's simulated platforms share) when
+    /// [`AttestConfig::root`] is not set. The status then says what the collateral served for
+    /// that simulated PKI says; it is never meaningful for hardware.
+    pub root_from_quote: bool,
     /// First wait after a failure; doubled up to `max_retry`.
     pub retry: Duration,
     /// Longest wait between attempts after failures.
@@ -90,6 +95,7 @@ impl AttestConfig {
             cpu_dir: None,
             collateral,
             root: None,
+            root_from_quote: false,
             retry: Duration::from_secs(5),
             max_retry: Duration::from_secs(300),
             max_refresh: Duration::from_secs(24 * 3600),
@@ -311,7 +317,20 @@ pub fn attest_once(config: &AttestConfig, now: u64) -> Result<Attested, AttestEr
             });
         }
     };
-    let anchor = config.root.clone().unwrap_or_else(TrustAnchor::intel);
+    let anchor = match (&config.root, config.root_from_quote) {
+        (Some(root), _) => root.clone(),
+        (None, true) => match quote_root(&quote) {
+            Ok(root) => root,
+            Err(e) => {
+                return Ok(Attested {
+                    attestation,
+                    refresh_at: None,
+                    collateral_error: Some(e),
+                });
+            }
+        },
+        (None, false) => TrustAnchor::intel(),
+    };
     // The status is wanted whatever it is; acceptance is the workloads' policy.
     let policy = Policy {
         allow_debug: true,
@@ -334,6 +353,24 @@ pub fn attest_once(config: &AttestConfig, now: u64) -> Result<Attested, AttestEr
             collateral_error: Some(AttestError::Verify(e)),
         }),
     }
+}
+
+/// The root certificate the PCK chain of `quote` ends in.
+fn quote_root(quote: &[u8]) -> Result<TrustAnchor, AttestError> {
+    let parsed = Quote::parse(quote).map_err(|e| AttestError::Malformed(e.to_string()))?;
+    let chain = parsed
+        .signature
+        .certification_data
+        .pck_chain_pem()
+        .ok_or_else(|| {
+            AttestError::Malformed("the quote carries no PCK certificate chain".into())
+        })?;
+    let certs = sgx_types::pck::split_pem_chain(chain)
+        .map_err(|e| AttestError::Malformed(format!("the quote's PCK chain: {e}")))?;
+    let root = certs
+        .last()
+        .ok_or_else(|| AttestError::Malformed("the quote's PCK chain is empty".into()))?;
+    TrustAnchor::from_der(root).map_err(AttestError::Verify)
 }
 
 fn unix_now() -> u64 {

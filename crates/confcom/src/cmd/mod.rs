@@ -4,6 +4,7 @@ pub mod bench_pccs;
 pub mod demo;
 pub mod device_plugin;
 pub mod doctor;
+pub mod dra_driver;
 pub mod inspect;
 pub mod pccs;
 pub mod quote;
