@@ -707,6 +707,97 @@ pub fn parse_bytes(quantity: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    const DRIVER: &str = "sgx.example.com";
+    const UID: &str = "u-1";
+
+    fn inventory() -> Inventory {
+        let mut inventory = crate::devices::simulated(1 << 30).unwrap();
+        inventory.devices.push(crate::inventory::EpcDevice {
+            name: "epc-numa1".into(),
+            numa_node: Some(1),
+            bytes: 1 << 20,
+        });
+        inventory
+    }
+
+    fn reference() -> ClaimRef {
+        ClaimRef {
+            namespace: "ns".into(),
+            uid: UID.into(),
+            name: "c".into(),
+        }
+    }
+
+    fn object(results: serde_json::Value, config: serde_json::Value) -> ResourceClaim {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": "c", "namespace": "ns", "uid": UID},
+            "spec": {},
+            "status": {"allocation": {"devices": {"results": results, "config": config}}},
+        }))
+        .unwrap()
+    }
+
+    fn params(quote_helper: bool, provision: bool) -> serde_json::Value {
+        SgxConfig {
+            quote_helper,
+            provision,
+        }
+        .to_parameters()
+    }
+
+    #[test]
+    fn configs_apply_by_request_class_first_and_other_drivers_are_ignored() {
+        let claim = object(
+            serde_json::json!([
+                {"request": "a", "driver": DRIVER, "pool": "n", "device": "epc"},
+                {"request": "b/x", "driver": DRIVER, "pool": "n", "device": "epc-numa1",
+                 "consumedCapacity": {format!("{DRIVER}/epc"): "8Ki"}},
+                {"request": "c", "driver": "gpu.example.com", "pool": "n", "device": "gpu0"},
+            ]),
+            serde_json::json!([
+                // Listed first but applied after the class config.
+                {"source": "FromClaim", "requests": ["b"],
+                 "opaque": {"driver": DRIVER, "parameters": params(false, true)}},
+                {"source": "FromClass",
+                 "opaque": {"driver": DRIVER, "parameters": params(true, false)}},
+                {"source": "FromClaim",
+                 "opaque": {"driver": "gpu.example.com", "parameters": {"any": "thing"}}},
+            ]),
+        );
+        let devices = plan(DRIVER, "n", &reference(), &claim, &inventory()).unwrap();
+        assert_eq!(devices.len(), 2);
+        let (a, b) = (&devices[0], &devices[1]);
+        assert_eq!((a.quote_helper, a.provision), (true, false));
+        assert_eq!(
+            a.epc_bytes,
+            1 << 30,
+            "no consumed capacity: the whole device"
+        );
+        assert_eq!((b.quote_helper, b.provision), (false, true));
+        assert_eq!(b.request, "b");
+        assert_eq!(b.epc_bytes, 8192);
+        assert_eq!(b.cdi_id, format!("k8s.{DRIVER}/claim={UID}-epc-numa1"));
+    }
+
+    #[test]
+    fn capacity_that_is_not_whole_bytes_and_unknown_sources_are_claim_errors() {
+        let claim = object(
+            serde_json::json!([{"request": "a", "driver": DRIVER, "pool": "n", "device": "epc",
+                                "consumedCapacity": {"epc": "1500m"}}]),
+            serde_json::json!([]),
+        );
+        let err = plan(DRIVER, "n", &reference(), &claim, &inventory()).unwrap_err();
+        assert!(matches!(err, ClaimError::BadCapacity { .. }), "{err}");
+        let claim = object(
+            serde_json::json!([{"request": "a", "driver": DRIVER, "pool": "n", "device": "epc"}]),
+            serde_json::json!([{"source": "FromNowhere",
+                                "opaque": {"driver": DRIVER, "parameters": params(true, true)}}]),
+        );
+        let err = plan(DRIVER, "n", &reference(), &claim, &inventory()).unwrap_err();
+        assert!(err.to_string().contains("FromNowhere"), "{err}");
+    }
+
     #[test]
     fn quantities_parse_to_bytes() {
         assert_eq!(parse_bytes("4096"), Some(4096));
