@@ -300,7 +300,7 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
     assert_eq!(api.gets(), gets);
 
     // A wiped CDI directory (reboot of /var/run): the next prepare writes the spec again.
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(&cdi_root).unwrap();
     let again = kubelet
         .v1
         .node_prepare_resources(v1::NodePrepareResourcesRequest {
@@ -324,13 +324,16 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
     let again = kubelet
         .v1
         .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim(NS, "ok", U_OK)],
+            claims: vec![v1_claim(NS, "ok", U_OK), v1_claim(NS, "qh", U_QH)],
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(again.claims[U_OK], *ok);
+    assert_eq!(again.claims[U_QH].error, "");
     assert_eq!(std::fs::read(&path).unwrap(), first_spec);
+    // The wiped directory took the other claim's spec too: written again.
+    assert_eq!(read_spec(&spec_path(&cdi_root, U_QH)), qh);
     assert_eq!(api.gets(), gets);
 
     // Unprepare, across versions, with a claim never prepared: every claim has an entry.

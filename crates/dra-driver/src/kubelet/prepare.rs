@@ -13,6 +13,7 @@ use futures_util::future::join_all;
 use k8s_openapi::api::resource::v1::{DeviceAllocationConfiguration, ResourceClaim};
 use tokio::sync::{Mutex, watch};
 
+use super::atomic::WriteError;
 use super::cdi::{self, Grant, GrantError, NameError, Spec};
 use super::checkpoint::{self, Checkpoint, CheckpointError, PreparedClaim, PreparedDevice};
 use super::claims::{ClaimReadError, ClaimReader};
@@ -469,10 +470,19 @@ impl Preparer {
         };
         let bytes = serde_json::to_vec_pretty(spec).map_err(|e| file_error(e.to_string()))?;
         let target = path.to_owned();
-        tokio::task::spawn_blocking(move || super::atomic::write_atomic(&target, &bytes, 0o644))
-            .await
-            .map_err(|e| file_error(format!("write task failed: {e}")))?
-            .map_err(|e| file_error(e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            // The CDI root may have been removed since start (it is usually on tmpfs).
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| WriteError::Write {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            }
+            super::atomic::write_atomic(&target, &bytes, 0o644)
+        })
+        .await
+        .map_err(|e| file_error(format!("write task failed: {e}")))?
+        .map_err(|e| file_error(e.to_string()))
     }
 
     async fn save(&self, state: &Checkpoint) -> Result<(), CheckpointError> {
