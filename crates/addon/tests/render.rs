@@ -2229,3 +2229,69 @@ fn dra_option_errors() {
         assert!(!err.to_string().is_empty());
     }
 }
+
+#[test]
+fn dra_driver_takes_collateral_from_the_pccs_the_quote_helpers_use() {
+    let driver = |opts: RenderOptions| {
+        let objects = render(&opts).unwrap();
+        let spec = pod_spec(daemon_set(&objects, DRA_DRIVER_NAME).unwrap()).clone();
+        spec.containers[0].clone()
+    };
+    let ssl_cert_file = |c: &Container| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "SSL_CERT_FILE")
+            .and_then(|e| e.value.clone())
+    };
+    // No PCCS rendered or named: platform attributes only.
+    let plain = driver(RenderOptions {
+        dra: true,
+        ..RenderOptions::default()
+    });
+    assert_eq!(flag(&plain, "--pccs-url"), None);
+    // A simulated cluster's PCCS over HTTP serves the simulated platforms' collateral.
+    let simulated = driver(RenderOptions {
+        dra: true,
+        simulate: true,
+        enable_pccs: true,
+        sim_ca: Some(sim_ca()),
+        ..RenderOptions::default()
+    });
+    assert_eq!(
+        flag(&simulated, "--pccs-url"),
+        Some("http://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/")
+    );
+    assert_eq!(ssl_cert_file(&simulated), None);
+    // Over HTTPS under the add-on's CA: the driver trusts that CA, as the quote helpers do.
+    let https = driver(RenderOptions {
+        dra: true,
+        enable_pccs: true,
+        pccs_tls: Some(certs_for("pccs")),
+        ..RenderOptions::default()
+    });
+    assert_eq!(
+        flag(&https, "--pccs-url"),
+        Some("https://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/")
+    );
+    assert_eq!(
+        ssl_cert_file(&https).as_deref(),
+        Some("/etc/confcom/pccs-ca/ca.crt")
+    );
+    assert_eq!(
+        mounts(&https).get("pccs-ca"),
+        Some(&("/etc/confcom/pccs-ca".to_owned(), true))
+    );
+    // A PCCS named by the operator.
+    let named = driver(RenderOptions {
+        dra: true,
+        enable_quote_helper: true,
+        pccs_url: Some("https://pccs.example.net:8081/sgx/certification/v4/".to_owned()),
+        ..RenderOptions::default()
+    });
+    assert_eq!(
+        flag(&named, "--pccs-url"),
+        Some("https://pccs.example.net:8081/sgx/certification/v4/")
+    );
+    assert_eq!(ssl_cert_file(&named), None);
+}

@@ -30,6 +30,8 @@ fn every_rendered_confcom_command_line_parses() {
         "confcom.yaml",
         "confcom-quote-helper.yaml",
         "confcom-simulate.yaml",
+        "confcom-dra.yaml",
+        "confcom-dra-simulate.yaml",
     ]
     .iter()
     .map(|m| {
@@ -61,6 +63,10 @@ fn every_rendered_confcom_command_line_parses() {
         (
             "render --enable-pccs --simulate",
             vec!["--simulate", "--sim-ca", ca.to_str().unwrap()],
+        ),
+        (
+            "render --enable-pccs --simulate --dra",
+            vec!["--simulate", "--sim-ca", ca.to_str().unwrap(), "--dra"],
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_confcom"))
@@ -111,7 +117,7 @@ fn every_rendered_confcom_command_line_parses() {
             }
         }
     }
-    for subcommand in ["device-plugin", "quote-helper", "pccs"] {
+    for subcommand in ["device-plugin", "quote-helper", "pccs", "dra-driver"] {
         assert!(checked.iter().any(|s| s == subcommand), "{checked:?}");
     }
 }

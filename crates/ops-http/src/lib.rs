@@ -137,7 +137,11 @@ pub use hyper::HeaderMap;
 pub struct ExtraRoutes {
     handler: Arc<RouteFn>,
     blocking: bool,
+    access_log: bool,
 }
+
+/// The `tracing` target of access-log events ([`ExtraRoutes::with_access_log`]).
+pub const ACCESS_LOG_TARGET: &str = "access";
 
 impl ExtraRoutes {
     /// Routes that answer at once (from memory or local files): called on the connection's task.
@@ -147,6 +151,7 @@ impl ExtraRoutes {
         Self {
             handler: Arc::new(handler),
             blocking: false,
+            access_log: false,
         }
     }
 
@@ -158,7 +163,16 @@ impl ExtraRoutes {
         Self {
             handler: Arc::new(handler),
             blocking: true,
+            access_log: false,
         }
+    }
+    /// Logs every request the server answers (these routes and the built-in ones) as one `info`
+    /// event of target [`ACCESS_LOG_TARGET`], after the answer is made: `method`, `uri` (path and
+    /// query), `status`, `bytes` (of the body), `duration_us`, `request_id` (the answer's
+    /// `Request-ID` header, `-` without one) and `client` (the peer address).
+    pub fn with_access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
+        self
     }
 
     /// Answers `path` (with `query` and `headers`) directly, on the caller's thread.
@@ -171,6 +185,7 @@ impl std::fmt::Debug for ExtraRoutes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExtraRoutes")
             .field("blocking", &self.blocking)
+            .field("access_log", &self.access_log)
             .finish_non_exhaustive()
     }
 }
@@ -324,7 +339,7 @@ async fn serve_inner(
             () = &mut shutdown => break,
             accepted = governor.accept(&listener, tls.is_some()) => accepted,
         };
-        let (stream, _peer, conn) = accepted?;
+        let (stream, peer, conn) = accepted?;
         let state = Arc::clone(&state);
         let watcher = graceful.watcher();
         let tls = tls.clone();
@@ -335,13 +350,13 @@ async fn serve_inner(
             let started = tokio::time::Instant::now();
             match tls {
                 None => {
-                    let conn = serve_connection(stream, state, watcher, &handle);
+                    let conn = serve_connection(stream, state, watcher, &handle, peer);
                     finish(conn, lifetime).await;
                 }
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(stream) => {
                         handle.handshake_done();
-                        let conn = serve_connection(stream, state, watcher, &handle);
+                        let conn = serve_connection(stream, state, watcher, &handle, peer);
                         finish(conn, lifetime.saturating_sub(started.elapsed())).await;
                     }
                     Err(err) => {
@@ -377,13 +392,22 @@ fn serve_connection<S>(
     state: Arc<State>,
     watcher: hyper_util::server::graceful::Watcher,
     guard: &ConnHandle,
+    peer: std::net::SocketAddr,
 ) -> impl Future<Output = hyper::Result<()>>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req: Request<Incoming>| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(route(&state, &req).await) }
+        async move {
+            let log = state.extra.as_ref().is_some_and(|e| e.access_log);
+            let started = log.then(std::time::Instant::now);
+            let resp = route(&state, &req).await;
+            if let Some(started) = started {
+                access_log(&req, &resp, peer, started);
+            }
+            Ok::<_, Infallible>(resp)
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -445,6 +469,36 @@ async fn extra_route(
         // The route panicked: answer as a server error rather than dropping the connection.
         Err(_) => Some(Response::new(500, TEXT, b"internal error\n".to_vec())),
     }
+}
+
+/// One access-log event (see [`ExtraRoutes::with_access_log`]); fields only, formatted by the
+/// subscriber (text or JSON).
+fn access_log(
+    req: &Request<Incoming>,
+    resp: &hyper::Response<Full<Bytes>>,
+    peer: std::net::SocketAddr,
+    started: std::time::Instant,
+) {
+    let bytes = hyper::body::Body::size_hint(resp.body())
+        .exact()
+        .unwrap_or_default();
+    let request_id = resp
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(
+        target: ACCESS_LOG_TARGET,
+        method = %req.method(),
+        uri = %req.uri(),
+        status = resp.status().as_u16(),
+        bytes,
+        duration_us,
+        request_id,
+        client = %peer,
+        "request"
+    );
 }
 
 fn reply(status: u16, content_type: &'static str, body: Vec<u8>) -> hyper::Response<Full<Bytes>> {

@@ -246,6 +246,9 @@ pub struct RouteOptions {
     pub may_block: bool,
     /// The admin token of the `refresh` route (`None`: the route refuses every caller).
     pub admin: Option<AdminToken>,
+    /// Log every request (method, path and query, status, bytes, duration, request id, client
+    /// address) as one `tracing` event; see [`ops_http::ExtraRoutes::with_access_log`].
+    pub access_log: bool,
 }
 
 /// The PCCS API as extra routes of an `ops_http` server over `source`; `on_reply` sees each answer
@@ -265,11 +268,12 @@ pub fn routes(
         on_reply(&reply);
         Some(reply.into_response())
     };
-    if options.may_block {
+    let routes = if options.may_block {
         ops_http::ExtraRoutes::blocking(handler)
     } else {
         ops_http::ExtraRoutes::new(handler)
-    }
+    };
+    routes.with_access_log(options.access_log)
 }
 
 /// A random request id: 32 hex digits (a UUID without dashes, as Intel's PCCS makes them).

@@ -339,15 +339,33 @@ pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
     if let Some(mib) = opts.epc_mib() {
         args.extend([s("--epc-mib"), mib.to_string()]);
     }
+    let mut env = vec![
+        downward_env(ENV_NODE_NAME, "spec.nodeName"),
+        downward_env(ENV_POD_UID, "metadata.uid"),
+    ];
+    // The tcbStatus attribute: collateral from the PCCS the quote helpers use (in simulation the
+    // in-cluster PCCS serves the simulated platforms' collateral), trusting its CA when it serves
+    // HTTPS under the add-on's own.
+    let in_cluster = opts.enable_pccs && opts.pccs_url.is_none();
+    let pccs_url = opts
+        .pccs_url
+        .clone()
+        .or_else(|| opts.enable_pccs.then(|| super::pccs::in_cluster_url(opts)));
+    if let Some(url) = pccs_url {
+        args.extend([s("--pccs-url"), url]);
+        if in_cluster && opts.pccs_tls.is_some() {
+            let (volume, ca_mount, ssl_cert_file) = super::pccs::pccs_ca_trust();
+            volumes.push(volume);
+            mounts.push(ca_mount);
+            env.push(ssl_cert_file);
+        }
+    }
     let container = Container {
         name: s("dra-driver"),
         image: Some(opts.image.clone()),
         image_pull_policy: Some(s("IfNotPresent")),
         args: Some(args),
-        env: Some(vec![
-            downward_env(ENV_NODE_NAME, "spec.nodeName"),
-            downward_env(ENV_POD_UID, "metadata.uid"),
-        ]),
+        env: Some(env),
         ports: Some(vec![named_port("metrics", DRA_DRIVER_METRICS_PORT)]),
         liveness_probe: Some(http_probe("/healthz", "metrics", None, 20)),
         readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),

@@ -4,7 +4,10 @@
 //! 1. cached collateral requests/s (`GET …/v4/tcb?fmspc=`) from keep-alive clients, next to the same
 //!    clients fetching `/healthz` from the same server (the HTTP floor: what serving costs without
 //!    collateral);
-//! 2. quotes/s verified with the collateral fetched for each quote (four requests), against quotes/s
+//! 2. the same requests against a second server over the same source with the access log on (as
+//!    `confcom pccs` runs by default; the log goes where the process's logs go, so run with
+//!    `2>/dev/null` or `2>file` to measure formatting and writing rather than a terminal);
+//! 3. quotes/s verified with the collateral fetched for each quote (four requests), against quotes/s
 //!    verified with the same collateral read once from local files.
 
 use std::sync::Arc;
@@ -98,32 +101,51 @@ pub fn run(config: &Config) -> Result<String> {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .context("cannot listen on loopback")?;
     let addr = listener.local_addr()?;
-    let mut registry = prometheus_client::registry::Registry::default();
-    let routes = super::pccs::routes(
-        Arc::new(SimSource::new(Arc::clone(&platform))),
-        pccs::RouteOptions::default(),
-        &mut registry,
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(ops_http::serve(
-        listener,
-        Arc::new(registry),
-        ops_http::Readiness::new(),
-        Some(routes),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let logged_listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .context("cannot listen on loopback")?;
+    let logged_addr = logged_listener.local_addr()?;
+    let source: Arc<dyn pccs::CollateralSource> = Arc::new(SimSource::new(Arc::clone(&platform)));
+    let mut servers = Vec::new();
+    for (listener, access_log) in [(listener, false), (logged_listener, true)] {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let options = pccs::RouteOptions {
+            access_log,
+            ..pccs::RouteOptions::default()
+        };
+        let routes = super::pccs::routes(Arc::clone(&source), options, &mut registry);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = runtime.spawn(ops_http::serve(
+            listener,
+            Arc::new(registry),
+            ops_http::Readiness::new(),
+            Some(routes),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        servers.push((stop, server));
+    }
     let base = format!("http://{addr}");
-    let tcb_url = format!(
-        "{base}/sgx/certification/v4/tcb?fmspc={}",
+    let tcb_path = format!(
+        "/sgx/certification/v4/tcb?fmspc={}",
         hex::encode_upper(fmspc)
     );
+    let tcb_url = format!("{base}{tcb_path}");
+    let logged_url = format!("http://{logged_addr}{tcb_path}");
     // Warm up: the first request issues the collateral.
     request_rate(&tcb_url, 1, Duration::from_millis(50))?;
 
     let floor = request_rate(&format!("{base}/healthz"), config.clients, config.round)?;
-    let cached = request_rate(&tcb_url, config.clients, config.round)?;
+    // Log off, on, off, on: each rate is the mean of its two halves, so that drift over the run
+    // weighs on both alike.
+    let half = config.round / 2;
+    let mut cached = 0.0;
+    let mut logged = 0.0;
+    for _ in 0..2 {
+        cached += request_rate(&tcb_url, config.clients, half)? / 2.0;
+        logged += request_rate(&logged_url, config.clients, half)? / 2.0;
+    }
 
     let anchor = TrustAnchor::from_pem_or_der(platform.root_ca_der())?;
     let policy = Policy::default();
@@ -147,20 +169,24 @@ pub fn run(config: &Config) -> Result<String> {
         Ok(())
     })?;
 
-    let _ = stop.send(());
-    runtime
-        .block_on(server)
-        .context("the PCCS task")?
-        .context("the PCCS server")?;
+    for (stop, server) in servers {
+        let _ = stop.send(());
+        runtime
+            .block_on(server)
+            .context("the PCCS task")?
+            .context("the PCCS server")?;
+    }
 
     Ok(format!(
         "confcom pccs on 127.0.0.1, simulated platform, {} clients, {:.1} s per phase\n\
          cached TCB info requests/s   {cached:>10.0}   ({:.2}× /healthz on the same server: {floor:.0}/s)\n\
+         same, access log on          {logged:>10.0}   ({:.3}× access log off)\n\
          verify with local files      {local_rate:>10.0} quotes/s\n\
          verify with fetch (4 GETs)   {fetch_rate:>10.0} quotes/s   ({:.2}× local files)\n",
         config.clients,
         config.round.as_secs_f64(),
         cached / floor,
+        logged / cached,
         fetch_rate / local_rate,
     ))
 }

@@ -77,6 +77,11 @@ pub struct Args {
     /// (which SSL_CERT_FILE and SSL_CERT_DIR may name): a PCCS under a private CA (repeatable).
     #[arg(long, value_name = "FILE", requires = "upstream")]
     pub upstream_ca_file: Vec<PathBuf>,
+    /// Do not log each request. By default every request is one `info` line of target `access`
+    /// (method, uri with query, status, bytes, duration_us, request_id, client), in the
+    /// --log-format of the other logs.
+    #[arg(long, env = "CONFCOM_PCCS_NO_ACCESS_LOG")]
+    pub no_access_log: bool,
     /// Address of the API, /metrics, /healthz and /readyz.
     #[arg(long, env = "CONFCOM_PCCS_LISTEN", default_value = "0.0.0.0:8081")]
     pub listen: SocketAddr,
@@ -223,6 +228,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let options = pccs::RouteOptions {
             may_block: args.upstream.is_some(),
             admin: admin.clone(),
+            access_log: !args.no_access_log,
         };
         let routes = routes(source, options, &mut registry);
         let readiness = ops_http::Readiness::new();
