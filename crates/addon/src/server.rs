@@ -315,9 +315,11 @@ pub async fn serve(
         let mut stop_rx = stop_rx.clone();
         let guard = conn.handle();
         connections.spawn(conn.run(async move {
-            // The governor bounds the handshake and the header and idle waits.
-            let tls_stream = match acceptor.accept(guard.io(stream)).await {
-                Ok(s) => s,
+            // The governor bounds the handshake and the header and idle waits. The handshake,
+            // the TLS stream and the connection are boxed so that the task holds only what its
+            // phase needs (a few hundred bytes instead of kilobytes per slow client).
+            let tls_stream = match Box::pin(acceptor.accept(guard.io(stream))).await {
+                Ok(s) => Box::new(s),
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;
@@ -330,8 +332,9 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(None)
                 .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(tls_stream), guard.service(service));
-            tokio::pin!(conn);
+            let mut conn = Box::pin(
+                builder.serve_connection(TokioIo::new(tls_stream), guard.service(service)),
+            );
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {

@@ -166,6 +166,7 @@ impl ExtraRoutes {
             access_log: false,
         }
     }
+
     /// Logs every request the server answers (these routes and the built-in ones) as one `info`
     /// event of target [`ACCESS_LOG_TARGET`], after the answer is made: `method`, `uri` (path and
     /// query), `status`, `bytes` (of the body), `duration_us`, `request_id` (the answer's
@@ -353,16 +354,20 @@ async fn serve_inner(
                     let conn = serve_connection(stream, state, watcher, &handle, peer);
                     finish(conn, lifetime).await;
                 }
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => {
-                        handle.handshake_done();
-                        let conn = serve_connection(stream, state, watcher, &handle, peer);
-                        finish(conn, lifetime.saturating_sub(started.elapsed())).await;
-                    }
-                    Err(err) => {
-                        tracing::debug!(error = %err, "ops-http: TLS handshake failed");
-                    }
-                },
+                // Boxed, as the connection in `finish`: an idle task then holds only what its
+                // phase needs (the task's own state stays small).
+                Some(acceptor) => {
+                    let stream = match Box::pin(acceptor.accept(stream)).await {
+                        Ok(stream) => Box::new(stream),
+                        Err(err) => {
+                            tracing::debug!(error = %err, "ops-http: TLS handshake failed");
+                            return;
+                        }
+                    };
+                    handle.handshake_done();
+                    let conn = serve_connection(stream, state, watcher, &handle, peer);
+                    finish(conn, lifetime.saturating_sub(started.elapsed())).await;
+                }
             }
         }));
     }
@@ -377,7 +382,15 @@ async fn serve_inner(
 }
 
 /// Drives one connection for at most `lifetime`.
-async fn finish(conn: impl Future<Output = hyper::Result<()>>, lifetime: Duration) {
+fn finish(
+    conn: impl Future<Output = hyper::Result<()>>,
+    lifetime: Duration,
+) -> impl Future<Output = ()> {
+    let conn = Box::pin(conn);
+    async move { finish_boxed(conn, lifetime).await }
+}
+
+async fn finish_boxed(conn: impl Future<Output = hyper::Result<()>>, lifetime: Duration) {
     match tokio::time::timeout(lifetime, conn).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::debug!(error = %err, "ops-http: connection ended with an error"),

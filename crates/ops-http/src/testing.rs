@@ -87,30 +87,65 @@ pub async fn get<S: AsyncRead + AsyncWrite + Unpin>(
     Ok((status, answer))
 }
 
+/// A self-signed certificate for `localhost` and its PKCS#8 key, both DER.
+#[derive(Clone, Debug)]
+pub struct SelfSigned {
+    /// The certificate.
+    pub cert_der: Vec<u8>,
+    /// Its private key.
+    pub key_der: Vec<u8>,
+}
+
+impl SelfSigned {
+    /// A fresh certificate and key.
+    pub fn generate() -> Result<Self, String> {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            cert_der: cert.cert.der().to_vec(),
+            key_der: cert.signing_key.serialize_der(),
+        })
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// A server configuration with this certificate (ring provider, ALPN `http/1.1`).
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, String> {
+        let cert = CertificateDer::from(self.cert_der.clone());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
+        let mut server = rustls::ServerConfig::builder_with_provider(Self::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .map_err(|e| e.to_string())?;
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(server))
+    }
+
+    /// A client configuration that trusts only this certificate.
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(self.cert_der.clone()))
+            .map_err(|e| e.to_string())?;
+        let mut client = rustls::ClientConfig::builder_with_provider(Self::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(client))
+    }
+}
+
 /// A server configuration with a fresh self-signed certificate for `localhost`, and a client
-/// configuration that trusts it (ring provider, ALPN `http/1.1`).
+/// configuration that trusts it.
 pub fn self_signed_tls() -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), String> {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-        .map_err(|e| e.to_string())?;
-    let cert_der: CertificateDer<'static> = cert.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der.clone()], key)
-        .map_err(|e| e.to_string())?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).map_err(|e| e.to_string())?;
-    let mut client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    client.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((Arc::new(server), Arc::new(client)))
+    let pair = SelfSigned::generate()?;
+    Ok((pair.server_config()?, pair.client_config()?))
 }
 
 /// A TLS connection to `to` for the server name `localhost`.
