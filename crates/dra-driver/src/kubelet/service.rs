@@ -105,145 +105,88 @@ fn refs<'a>(
         .collect())
 }
 
-fn v1_device(d: &PreparedDevice) -> v1::Device {
-    v1::Device {
-        request_names: vec![d.request.clone()],
-        pool_name: d.pool.clone(),
-        device_name: d.device.clone(),
-        cdi_device_ids: vec![d.cdi_id.clone()],
-        share_id: d.share_id.clone(),
-    }
+/// The DRA service of one generated API version: the same calls over the same [`Preparer`],
+/// differing only in the generated types and in how a prepared device is described (`$device`).
+macro_rules! dra_service {
+    ($version:ident, $device:expr) => {
+        #[tonic::async_trait]
+        impl $version::dra_plugin_server::DraPlugin for DraService {
+            async fn node_prepare_resources(
+                &self,
+                request: Request<$version::NodePrepareResourcesRequest>,
+            ) -> Result<Response<$version::NodePrepareResourcesResponse>, Status> {
+                let request = request.into_inner();
+                let claims = refs(
+                    request
+                        .claims
+                        .iter()
+                        .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
+                )?;
+                let claims: BTreeMap<_, _> = self
+                    .preparer
+                    .prepare(&claims)
+                    .await
+                    .into_iter()
+                    .map(|(uid, outcome)| {
+                        let response = match outcome {
+                            Ok(devices) => $version::NodePrepareResourceResponse {
+                                devices: devices.iter().map($device).collect(),
+                                error: String::new(),
+                            },
+                            Err(err) => $version::NodePrepareResourceResponse {
+                                devices: Vec::new(),
+                                error: err.to_string(),
+                            },
+                        };
+                        (uid, response)
+                    })
+                    .collect();
+                Ok(Response::new($version::NodePrepareResourcesResponse {
+                    claims,
+                }))
+            }
+
+            async fn node_unprepare_resources(
+                &self,
+                request: Request<$version::NodeUnprepareResourcesRequest>,
+            ) -> Result<Response<$version::NodeUnprepareResourcesResponse>, Status> {
+                let request = request.into_inner();
+                let claims = refs(
+                    request
+                        .claims
+                        .iter()
+                        .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
+                )?;
+                let claims = self
+                    .preparer
+                    .unprepare(&claims)
+                    .await
+                    .into_iter()
+                    .map(|(uid, outcome)| {
+                        let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+                        (uid, $version::NodeUnprepareResourceResponse { error })
+                    })
+                    .collect();
+                Ok(Response::new($version::NodeUnprepareResourcesResponse {
+                    claims,
+                }))
+            }
+        }
+    };
 }
 
-fn v1beta1_device(d: &PreparedDevice) -> v1beta1::Device {
-    v1beta1::Device {
-        request_names: vec![d.request.clone()],
-        pool_name: d.pool.clone(),
-        device_name: d.device.clone(),
-        cdi_device_ids: vec![d.cdi_id.clone()],
-    }
-}
+dra_service!(v1, |d: &PreparedDevice| v1::Device {
+    request_names: vec![d.request.clone()],
+    pool_name: d.pool.clone(),
+    device_name: d.device.clone(),
+    cdi_device_ids: vec![d.cdi_id.clone()],
+    share_id: d.share_id.clone(),
+});
 
-#[tonic::async_trait]
-impl v1::dra_plugin_server::DraPlugin for DraService {
-    async fn node_prepare_resources(
-        &self,
-        request: Request<v1::NodePrepareResourcesRequest>,
-    ) -> Result<Response<v1::NodePrepareResourcesResponse>, Status> {
-        let request = request.into_inner();
-        let claims = refs(
-            request
-                .claims
-                .iter()
-                .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
-        )?;
-        let claims: BTreeMap<_, _> = self
-            .preparer
-            .prepare(&claims)
-            .await
-            .into_iter()
-            .map(|(uid, outcome)| {
-                let response = match outcome {
-                    Ok(devices) => v1::NodePrepareResourceResponse {
-                        devices: devices.iter().map(v1_device).collect(),
-                        error: String::new(),
-                    },
-                    Err(err) => v1::NodePrepareResourceResponse {
-                        devices: Vec::new(),
-                        error: err.to_string(),
-                    },
-                };
-                (uid, response)
-            })
-            .collect();
-        Ok(Response::new(v1::NodePrepareResourcesResponse { claims }))
-    }
-
-    async fn node_unprepare_resources(
-        &self,
-        request: Request<v1::NodeUnprepareResourcesRequest>,
-    ) -> Result<Response<v1::NodeUnprepareResourcesResponse>, Status> {
-        let request = request.into_inner();
-        let claims = refs(
-            request
-                .claims
-                .iter()
-                .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
-        )?;
-        let claims = self
-            .preparer
-            .unprepare(&claims)
-            .await
-            .into_iter()
-            .map(|(uid, outcome)| {
-                let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
-                (uid, v1::NodeUnprepareResourceResponse { error })
-            })
-            .collect();
-        Ok(Response::new(v1::NodeUnprepareResourcesResponse { claims }))
-    }
-}
-
-#[tonic::async_trait]
-impl v1beta1::dra_plugin_server::DraPlugin for DraService {
-    async fn node_prepare_resources(
-        &self,
-        request: Request<v1beta1::NodePrepareResourcesRequest>,
-    ) -> Result<Response<v1beta1::NodePrepareResourcesResponse>, Status> {
-        let request = request.into_inner();
-        let claims = refs(
-            request
-                .claims
-                .iter()
-                .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
-        )?;
-        let claims = self
-            .preparer
-            .prepare(&claims)
-            .await
-            .into_iter()
-            .map(|(uid, outcome)| {
-                let response = match outcome {
-                    Ok(devices) => v1beta1::NodePrepareResourceResponse {
-                        devices: devices.iter().map(v1beta1_device).collect(),
-                        error: String::new(),
-                    },
-                    Err(err) => v1beta1::NodePrepareResourceResponse {
-                        devices: Vec::new(),
-                        error: err.to_string(),
-                    },
-                };
-                (uid, response)
-            })
-            .collect();
-        Ok(Response::new(v1beta1::NodePrepareResourcesResponse {
-            claims,
-        }))
-    }
-
-    async fn node_unprepare_resources(
-        &self,
-        request: Request<v1beta1::NodeUnprepareResourcesRequest>,
-    ) -> Result<Response<v1beta1::NodeUnprepareResourcesResponse>, Status> {
-        let request = request.into_inner();
-        let claims = refs(
-            request
-                .claims
-                .iter()
-                .map(|c| (c.namespace.as_str(), c.uid.as_str(), c.name.as_str())),
-        )?;
-        let claims = self
-            .preparer
-            .unprepare(&claims)
-            .await
-            .into_iter()
-            .map(|(uid, outcome)| {
-                let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
-                (uid, v1beta1::NodeUnprepareResourceResponse { error })
-            })
-            .collect();
-        Ok(Response::new(v1beta1::NodeUnprepareResourcesResponse {
-            claims,
-        }))
-    }
-}
+// v1beta1 has no share ID.
+dra_service!(v1beta1, |d: &PreparedDevice| v1beta1::Device {
+    request_names: vec![d.request.clone()],
+    pool_name: d.pool.clone(),
+    device_name: d.device.clone(),
+    cdi_device_ids: vec![d.cdi_id.clone()],
+});
