@@ -304,6 +304,116 @@ impl PccsClient {
     }
 }
 
+/// Host name lookups of every client in the process, on one long-lived thread. ureq's own resolver
+/// starts a thread for each lookup that has a deadline (every lookup, under the client's timeout),
+/// which a library loaded into someone else's process should not do per request. A lookup that
+/// misses its deadline fails with ureq's timeout, and the next lookup gets a fresh thread (the old
+/// one ends once its lookup returns).
+#[derive(Debug)]
+struct LookupWorker;
+
+/// One lookup for the worker: `host:port`, and where the addresses go.
+struct Lookup {
+    host_port: String,
+    reply: std::sync::mpsc::SyncSender<std::io::Result<Vec<std::net::SocketAddr>>>,
+}
+
+/// The worker's queue and its generation (which a timed-out lookup retires).
+static LOOKUP_WORKER: std::sync::Mutex<Option<(u64, std::sync::mpsc::Sender<Lookup>)>> =
+    std::sync::Mutex::new(None);
+
+impl LookupWorker {
+    /// The running worker's queue, started when there is none.
+    fn queue() -> std::io::Result<(u64, std::sync::mpsc::Sender<Lookup>)> {
+        let mut worker = LOOKUP_WORKER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((generation, queue)) = worker.as_ref() {
+            return Ok((*generation, queue.clone()));
+        }
+        let (queue, lookups) = std::sync::mpsc::channel::<Lookup>();
+        std::thread::Builder::new()
+            .name("pccs-lookup".into())
+            .spawn(move || {
+                for lookup in lookups {
+                    let addrs = std::net::ToSocketAddrs::to_socket_addrs(&lookup.host_port)
+                        .map(Iterator::collect);
+                    // The caller may have given up waiting.
+                    let _ = lookup.reply.send(addrs);
+                }
+            })?;
+        let generation = WORKER_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *worker = Some((generation, queue.clone()));
+        Ok((generation, queue))
+    }
+
+    /// Lets the next lookup start a new worker, if `generation` is still the running one.
+    fn retire(generation: u64) {
+        let mut worker = LOOKUP_WORKER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if worker.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *worker = None;
+        }
+    }
+}
+
+static WORKER_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl ureq::unversioned::resolver::Resolver for LookupWorker {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().ok_or(ureq::Error::HostNotFound)?;
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let (generation, queue) = Self::queue()?;
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let lookup = Lookup {
+            host_port: format!("{host}:{port}"),
+            reply,
+        };
+        if queue.send(lookup).is_err() {
+            // The worker is gone (it cannot fail, but a thread may be killed): start another.
+            Self::retire(generation);
+            return Err(ureq::Error::HostNotFound);
+        }
+        let addrs = if timeout.after.is_not_happening() {
+            answer.recv().map_err(|_| ureq::Error::HostNotFound)?
+        } else {
+            match answer.recv_timeout(*timeout.after) {
+                Ok(addrs) => addrs,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    Self::retire(generation);
+                    return Err(ureq::Error::Timeout(timeout.reason));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    Self::retire(generation);
+                    return Err(ureq::Error::HostNotFound);
+                }
+            }
+        }?;
+        let mut out = self.empty();
+        for addr in config.ip_family().keep_wanted(addrs.into_iter()) {
+            if out.try_push(addr).is_err() {
+                break;
+            }
+        }
+        if out.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        Ok(out)
+    }
+}
+
 /// An answer of any status.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawReply {
@@ -417,12 +527,16 @@ impl PccsClient {
         if url.starts_with("https://") && !options.accept_invalid_certs {
             tls = tls.root_certs(crate::tls::roots(&options.ca_files)?);
         }
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .tls_config(tls.build())
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            LookupWorker,
+        );
         Ok(Self {
             intel_pcs: base.contains("trustedservices.intel.com"),
             base,

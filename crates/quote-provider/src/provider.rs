@@ -73,6 +73,12 @@ pub struct Collateral {
     pub qe_identity: Vec<u8>,
 }
 
+/// The clients of the process, by URL and settings (see [`Provider`]'s `client`).
+static CLIENTS: std::sync::Mutex<BTreeMap<String, PccsClient>> =
+    std::sync::Mutex::new(BTreeMap::new());
+/// More settings than this at once (a configuration that keeps changing) start the set afresh.
+const MAX_CLIENTS: usize = 16;
+
 /// One call's settings, cache and clients.
 #[derive(Debug)]
 pub struct Provider {
@@ -122,6 +128,23 @@ impl Provider {
             );
         }
         let (retries, retry_delay) = self.config.retries();
+        // One client per URL and settings for the process, kept across calls: its connections
+        // stay open for the next call, and the trust store is read once. The system's store
+        // (SSL_CERT_FILE, SSL_CERT_DIR) is part of the settings.
+        let env = |name: &str| std::env::var(name).unwrap_or_default();
+        let key = format!(
+            "{url}\n{retries}\n{retry_delay:?}\n{}\n{:?}\n{}\n{}",
+            self.config.use_secure_cert,
+            self.config.tcb_update,
+            env("SSL_CERT_FILE"),
+            env("SSL_CERT_DIR"),
+        );
+        let mut clients = CLIENTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
         let options = ClientOptions {
             retries,
             retry_delay,
@@ -129,9 +152,14 @@ impl Provider {
             // Besides Mozilla's roots: the system's store, which SSL_CERT_FILE may name.
             ca_files: Vec::new(),
         };
-        PccsClient::with_options(url, REQUEST_TIMEOUT, options)
+        let client = PccsClient::with_options(url, REQUEST_TIMEOUT, options)
             .map(|client| client.with_tcb_update(self.config.tcb_update))
-            .map_err(|source| QplError::Fetch { document, source })
+            .map_err(|source| QplError::Fetch { document, source })?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     /// The value `read` makes of the cached entry of `key`, or of a fresh fetch (stored when
