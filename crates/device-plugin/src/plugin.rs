@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use inotify::{EventStream, Inotify, WatchMask};
+use inotify::{EventStream, WatchMask};
 use ops_http::Readiness;
 use tokio::net::UnixListener;
 use tokio::sync::{Notify, watch};
@@ -610,29 +610,6 @@ async fn serve(
     }
 }
 
-fn open_watch(enabled: bool, dirs: &[PathBuf], mask: WatchMask) -> Option<EventStream<[u8; 4096]>> {
-    if !enabled {
-        return None;
-    }
-    let inotify = match Inotify::init() {
-        Ok(inotify) => inotify,
-        Err(err) => {
-            tracing::warn!(error = %err, "inotify unavailable; relying on periodic checks");
-            return None;
-        }
-    };
-    let mut watching = 0;
-    for dir in dirs {
-        if inotify.watches().add(dir, mask).is_ok() {
-            watching += 1;
-        }
-    }
-    if watching == 0 {
-        return None;
-    }
-    inotify.into_event_stream([0u8; 4096]).ok()
-}
-
 /// The next inotify event name, or `None` when the watch is gone (and must be reopened).
 async fn next_event(
     events: &mut Option<EventStream<[u8; 4096]>>,
@@ -664,7 +641,7 @@ async fn watch_plugin_dir(
         | WatchMask::MOVED_FROM
         | WatchMask::MOVED_TO
         | WatchMask::DELETE_SELF;
-    let mut events = open_watch(shared.config.inotify, std::slice::from_ref(&dir), mask);
+    let mut events = transport::open_watch(shared.config.inotify, std::slice::from_ref(&dir), mask);
     let mut last_kubelet: Option<FileId> = transport::file_id(&shared.kubelet_sock);
     let mut tick = tokio::time::interval(shared.config.recheck_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -673,7 +650,7 @@ async fn watch_plugin_dir(
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {
                 if events.is_none() {
-                    events = open_watch(shared.config.inotify, std::slice::from_ref(&dir), mask);
+                    events = transport::open_watch(shared.config.inotify, std::slice::from_ref(&dir), mask);
                 }
             }
             event = next_event(&mut events) => match event {
@@ -707,7 +684,7 @@ async fn watch_devices(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         | WatchMask::MOVED_TO
         | WatchMask::ATTRIB
         | WatchMask::DELETE_SELF;
-    let mut events = open_watch(shared.config.inotify, &dirs, mask);
+    let mut events = transport::open_watch(shared.config.inotify, &dirs, mask);
     let mut tick = tokio::time::interval(shared.config.recheck_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -725,7 +702,7 @@ async fn watch_devices(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     let _ = stream.watches().add(dir, mask);
                 }
             }
-            None => events = open_watch(shared.config.inotify, &dirs, mask),
+            None => events = transport::open_watch(shared.config.inotify, &dirs, mask),
         }
         shared.refresh();
     }

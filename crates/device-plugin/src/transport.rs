@@ -1,4 +1,5 @@
-//! Unix sockets: our listening sockets (bounded accept), and the client side of kubelet.sock.
+//! Unix sockets: our listening sockets (bounded accept), the inotify watch on their directories,
+//! and the client side of kubelet.sock.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use hyper_util::rt::TokioIo;
+use inotify::{EventStream, Inotify, WatchMask};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -177,6 +179,34 @@ pub fn incoming(
             }
         }
     })
+}
+
+/// An inotify event stream for `dirs` (events in `mask`), or `None` when `enabled` is false,
+/// inotify is unavailable or none of the directories can be watched: the caller then relies on
+/// its periodic checks, and may try again later.
+pub fn open_watch(
+    enabled: bool,
+    dirs: &[PathBuf],
+    mask: WatchMask,
+) -> Option<EventStream<[u8; 4096]>> {
+    if !enabled {
+        return None;
+    }
+    let inotify = match Inotify::init() {
+        Ok(inotify) => inotify,
+        Err(err) => {
+            tracing::warn!(error = %err, "inotify unavailable; relying on periodic checks");
+            return None;
+        }
+    };
+    let watching = dirs
+        .iter()
+        .filter(|dir| inotify.watches().add(dir, mask).is_ok())
+        .count();
+    if watching == 0 {
+        return None;
+    }
+    inotify.into_event_stream([0u8; 4096]).ok()
 }
 
 /// A gRPC channel over the Unix socket `path` (kubelet dials with `:authority localhost`; so do we).

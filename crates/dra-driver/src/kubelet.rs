@@ -50,10 +50,11 @@ use std::time::Duration;
 
 use device_plugin::transport::{self, FileId};
 use futures_util::StreamExt;
-use inotify::{EventStream, Inotify, WatchMask};
+use inotify::{EventStream, WatchMask};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::transport::server::Router;
 
 pub use claims::{ClaimReadError, ClaimReader, KubeClaimReader};
 pub use metrics::Metrics;
@@ -188,8 +189,6 @@ pub fn validate_driver_name(name: &str) -> Result<(), Error> {
     cdi::validate_vendor(&cdi::vendor(name)).map_err(|_| Error::InvalidDriverName(name.to_owned()))
 }
 
-/// Most connections served at once on one socket (kubelet uses one).
-const MAX_CONNECTIONS: usize = 16;
 /// How long a stopping server may take to finish its calls.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -269,7 +268,7 @@ pub async fn run(
 
     let dirs = [config.registry_dir.clone(), config.plugin_dir()];
     let mask = WatchMask::DELETE | WatchMask::MOVED_FROM | WatchMask::DELETE_SELF;
-    let mut events = open_watch(config.inotify, &dirs, mask);
+    let mut events = transport::open_watch(config.inotify, &dirs, mask);
     let mut tick = tokio::time::interval(config.recheck_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -278,7 +277,7 @@ pub async fn run(
             () = &mut shutdown => break,
             _ = tick.tick() => {
                 if events.is_none() {
-                    events = open_watch(config.inotify, &dirs, mask);
+                    events = transport::open_watch(config.inotify, &dirs, mask);
                 }
             }
             event = next_event(&mut events) => {
@@ -355,8 +354,6 @@ async fn listen(path: &Path) -> Result<(UnixListener, Option<FileId>), Error> {
 }
 
 async fn serve_dra(path: &Path, service: DraService) -> Result<Served, Error> {
-    let (listener, id) = listen(path).await?;
-    let (stop, mut stopping) = watch::channel(false);
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(64)
         .add_service(proto::v1::dra_plugin_server::DraPluginServer::new(
@@ -365,42 +362,30 @@ async fn serve_dra(path: &Path, service: DraService) -> Result<Served, Error> {
         .add_service(proto::v1beta1::dra_plugin_server::DraPluginServer::new(
             service,
         ));
-    let task = tokio::spawn(async move {
-        let result = router
-            .serve_with_incoming_shutdown(
-                transport::incoming(listener, MAX_CONNECTIONS),
-                async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                },
-            )
-            .await;
-        if let Err(err) = result {
-            tracing::error!(error = %err, "DRA gRPC server failed");
-        }
-    });
-    Ok(Served {
-        path: path.to_owned(),
-        id,
-        stop,
-        task,
-    })
+    serve(path, router, "DRA").await
 }
 
 async fn serve_registration(path: &Path, service: RegistrationService) -> Result<Served, Error> {
+    let router = tonic::transport::Server::builder().add_service(RegistrationServer::new(service));
+    serve(path, router, "registration").await
+}
+
+/// Listen on `path` and serve `router` there (the `what` gRPC server, as the log names it) until
+/// the returned [`Served`] is stopped.
+async fn serve(path: &Path, router: Router, what: &'static str) -> Result<Served, Error> {
     let (listener, id) = listen(path).await?;
     let (stop, mut stopping) = watch::channel(false);
-    let router = tonic::transport::Server::builder().add_service(RegistrationServer::new(service));
     let task = tokio::spawn(async move {
         let result = router
             .serve_with_incoming_shutdown(
-                transport::incoming(listener, MAX_CONNECTIONS),
+                transport::incoming(listener, transport::MAX_CONNECTIONS),
                 async move {
                     let _ = stopping.wait_for(|s| *s).await;
                 },
             )
             .await;
         if let Err(err) = result {
-            tracing::error!(error = %err, "registration gRPC server failed");
+            tracing::error!(error = %err, "{what} gRPC server failed");
         }
     });
     Ok(Served {
@@ -409,27 +394,6 @@ async fn serve_registration(path: &Path, service: RegistrationService) -> Result
         stop,
         task,
     })
-}
-
-fn open_watch(enabled: bool, dirs: &[PathBuf], mask: WatchMask) -> Option<EventStream<[u8; 4096]>> {
-    if !enabled {
-        return None;
-    }
-    let inotify = match Inotify::init() {
-        Ok(inotify) => inotify,
-        Err(err) => {
-            tracing::warn!(error = %err, "inotify unavailable; relying on periodic checks");
-            return None;
-        }
-    };
-    let watching = dirs
-        .iter()
-        .filter(|dir| inotify.watches().add(dir, mask).is_ok())
-        .count();
-    if watching == 0 {
-        return None;
-    }
-    inotify.into_event_stream([0u8; 4096]).ok()
 }
 
 /// Wait for the next inotify event; `false` when the watch is gone (a watched directory was
