@@ -287,16 +287,8 @@ impl Preparer {
             };
             results.insert(claim.uid.clone(), outcome);
         }
-        if !changed.is_empty()
-            && let Err(err) = self.save(&state).await
-        {
-            tracing::error!(error = %err, "cannot save the checkpoint; the claims prepared in this call fail");
-            *state = before;
-            for uid in &changed {
-                results.insert(uid.clone(), Err(ClaimError::Checkpoint(err.to_string())));
-            }
-        }
-        self.metrics.set_prepared_claims(state.claims.len());
+        self.commit(&mut state, before, &changed, &mut results, "prepared")
+            .await;
         drop(state);
         let errors = results.values().filter(|r| r.is_err()).count();
         for (uid, outcome) in &results {
@@ -369,16 +361,8 @@ impl Preparer {
             }
             results.insert(claim.uid.clone(), outcome);
         }
-        if !changed.is_empty()
-            && let Err(err) = self.save(&state).await
-        {
-            tracing::error!(error = %err, "cannot save the checkpoint; the claims unprepared in this call fail");
-            *state = before;
-            for uid in &changed {
-                results.insert(uid.clone(), Err(ClaimError::Checkpoint(err.to_string())));
-            }
-        }
-        self.metrics.set_prepared_claims(state.claims.len());
+        self.commit(&mut state, before, &changed, &mut results, "unprepared")
+            .await;
         drop(state);
         let errors = results.values().filter(|r| r.is_err()).count();
         for (uid, outcome) in &results {
@@ -483,6 +467,28 @@ impl Preparer {
         .await
         .map_err(|e| file_error(format!("write task failed: {e}")))?
         .map_err(|e| file_error(e.to_string()))
+    }
+
+    /// Save `state` when the claims in `changed` changed it. When saving fails, `state` goes
+    /// back to `before` and those claims fail (what they did in this call is `done`).
+    async fn commit<T>(
+        &self,
+        state: &mut Checkpoint,
+        before: Checkpoint,
+        changed: &[String],
+        results: &mut BTreeMap<String, ClaimOutcome<T>>,
+        done: &str,
+    ) {
+        if !changed.is_empty()
+            && let Err(err) = self.save(state).await
+        {
+            tracing::error!(error = %err, "cannot save the checkpoint; the claims {done} in this call fail");
+            *state = before;
+            for uid in changed {
+                results.insert(uid.clone(), Err(ClaimError::Checkpoint(err.to_string())));
+            }
+        }
+        self.metrics.set_prepared_claims(state.claims.len());
     }
 
     async fn save(&self, state: &Checkpoint) -> Result<(), CheckpointError> {
