@@ -256,7 +256,21 @@ pub fn quantity_value(q: &Quantity) -> Option<u128> {
         return None;
     }
     let mantissa: u128 = s_plus.parse().ok()?;
-    let multiplier: u128 = match suffix {
+    let multiplier: u128 = match suffix_multiplier(suffix) {
+        Some(multiplier) => u128::from(multiplier),
+        None => {
+            let e = suffix.strip_prefix(['e', 'E'])?;
+            let e: u32 = e.strip_prefix('+').unwrap_or(e).parse().ok()?;
+            10u128.checked_pow(e)?
+        }
+    };
+    mantissa.checked_mul(multiplier)
+}
+
+/// The multiplier of a quantity's suffix: none, binary (`Ki` … `Ei`) or decimal (`k` … `E`);
+/// `None` for anything else (exponents, milli-units, unknown suffixes).
+pub(crate) fn suffix_multiplier(suffix: &str) -> Option<u64> {
+    Some(match suffix {
         "" => 1,
         "Ki" => 1 << 10,
         "Mi" => 1 << 20,
@@ -270,13 +284,8 @@ pub fn quantity_value(q: &Quantity) -> Option<u128> {
         "T" => 1_000_000_000_000,
         "P" => 1_000_000_000_000_000,
         "E" => 1_000_000_000_000_000_000,
-        exp => {
-            let e = exp.strip_prefix(['e', 'E'])?;
-            let e: u32 = e.strip_prefix('+').unwrap_or(e).parse().ok()?;
-            10u128.checked_pow(e)?
-        }
-    };
-    mantissa.checked_mul(multiplier)
+        _ => return None,
+    })
 }
 
 /// The capacity of one EPC device: its bytes, shared in whole pages, [`DEFAULT_EPC_REQUEST`]

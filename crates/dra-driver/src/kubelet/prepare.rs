@@ -699,22 +699,7 @@ pub fn parse_bytes(quantity: &str) -> Option<u64> {
     let digits = quantity.bytes().take_while(u8::is_ascii_digit).count();
     let (number, suffix) = quantity.split_at(digits);
     let number: u64 = number.parse().ok()?;
-    let multiplier: u64 = match suffix {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "Pi" => 1 << 50,
-        "Ei" => 1 << 60,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        "T" => 1_000_000_000_000,
-        "P" => 1_000_000_000_000_000,
-        "E" => 1_000_000_000_000_000_000,
-        _ => return None,
-    };
+    let multiplier = crate::slices::suffix_multiplier(suffix)?;
     number.checked_mul(multiplier)
 }
 
