@@ -11,10 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicySpec, Validation, Variable,
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, ResourceRequirements,
-    ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::api::resource::v1::{
     CELDeviceSelector, CapacityRequirements, DeviceClaim, DeviceClass, DeviceClassConfiguration,
@@ -24,7 +21,9 @@ use k8s_openapi::api::resource::v1::{
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 
 use super::RenderOptions;
-use super::node_daemons::{daemon_set, node_daemon_pod_spec};
+use super::node_daemons::{
+    daemon_set, discovery, downward_env, kubelet_plugin_container, node_daemon_pod_spec,
+};
 use super::parts::*;
 use crate::names::*;
 
@@ -278,20 +277,6 @@ pub(super) fn slice_policy_binding() -> ValidatingAdmissionPolicyBinding {
     }
 }
 
-fn downward_env(name: &str, field_path: &str) -> EnvVar {
-    EnvVar {
-        name: s(name),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                api_version: Some(s("v1")),
-                field_path: s(field_path),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
-}
-
 /// The kubelet plugin: registration socket, DRA socket, checkpoint and CDI specs in host
 /// directories at the same paths as on the host (kubelet and the runtime read them there), the
 /// SGX device nodes and sysfs read-only for discovery, the quote helper's socket read-only for the
@@ -321,24 +306,7 @@ pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
         host_path_volume("cdi", CDI_DYNAMIC_DIR, "DirectoryOrCreate"),
         host_path_volume("aesmd", AESMD_DIR, "DirectoryOrCreate"),
     ];
-    if opts.simulate {
-        args.push(s("--simulate"));
-    } else {
-        // As the device plugin: read for discovery only; the CDI specs name the host's nodes.
-        args.extend([
-            s("--dev-root"),
-            s("/host/dev"),
-            s("--sysfs-root"),
-            s("/host/sys"),
-        ]);
-        mounts.push(mount("host-dev", "/host/dev", true));
-        mounts.push(mount("host-sys", "/host/sys", true));
-        volumes.push(host_path_volume("host-dev", "/dev", "Directory"));
-        volumes.push(host_path_volume("host-sys", "/sys", "Directory"));
-    }
-    if let Some(mib) = opts.epc_mib() {
-        args.extend([s("--epc-mib"), mib.to_string()]);
-    }
+    discovery(opts, &mut args, &mut mounts, &mut volumes);
     let mut env = vec![
         downward_env(ENV_NODE_NAME, "spec.nodeName"),
         downward_env(ENV_POD_UID, "metadata.uid"),
@@ -360,24 +328,14 @@ pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
             env.push(ssl_cert_file);
         }
     }
-    let container = Container {
-        name: s("dra-driver"),
-        image: Some(opts.image.clone()),
-        image_pull_policy: Some(s("IfNotPresent")),
-        args: Some(args),
-        env: Some(env),
-        ports: Some(vec![named_port("metrics", DRA_DRIVER_METRICS_PORT)]),
-        liveness_probe: Some(http_probe("/healthz", "metrics", None, 20)),
-        readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
-        resources: Some(ResourceRequirements {
-            requests: Some(quantities(&[("cpu", "10m"), ("memory", "32Mi")])),
-            limits: Some(quantities(&[("cpu", "200m"), ("memory", "128Mi")])),
-            ..ResourceRequirements::default()
-        }),
-        security_context: Some(hardened(true)),
-        volume_mounts: Some(mounts),
-        ..Container::default()
-    };
+    let container = kubelet_plugin_container(
+        opts,
+        "dra-driver",
+        args,
+        env,
+        mounts,
+        DRA_DRIVER_METRICS_PORT,
+    );
     let reason = "registers with the kubelet through sockets in the root-owned host directories \
                   /var/lib/kubelet/plugins_registry and /var/lib/kubelet/plugins and writes CDI \
                   specs to /var/run/cdi; every capability is dropped";

@@ -129,25 +129,18 @@ pub(super) fn device_plugin_cluster_role_binding(opts: &RenderOptions) -> Cluste
     }
 }
 
-pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
-    let mut args = vec![
-        s("device-plugin"),
-        s("--plugin-dir"),
-        format!("{KUBELET_DEVICE_PLUGIN_DIR}/"),
-        s("--metrics-addr"),
-        format!("0.0.0.0:{DEVICE_PLUGIN_METRICS_PORT}"),
-    ];
-    let mut mounts = vec![mount("device-plugins", KUBELET_DEVICE_PLUGIN_DIR, false)];
-    let mut volumes = vec![host_path_volume(
-        "device-plugins",
-        KUBELET_DEVICE_PLUGIN_DIR,
-        "Directory",
-    )];
+/// What a kubelet plugin (the device plugin, the DRA driver) needs for SGX discovery: `--simulate`,
+/// or the host's device nodes and sysfs read-only (for discovery only: kubelet or the CDI specs
+/// hand the host's device nodes to app containers); and `--epc-mib` when set.
+pub(super) fn discovery(
+    opts: &RenderOptions,
+    args: &mut Vec<String>,
+    mounts: &mut Vec<VolumeMount>,
+    volumes: &mut Vec<Volume>,
+) {
     if opts.simulate {
         args.push(s("--simulate"));
     } else {
-        // Device nodes and sysfs are read for discovery only; the kubelet passes the device nodes
-        // to app containers itself.
         args.extend([
             s("--dev-root"),
             s("/host/dev"),
@@ -162,25 +155,27 @@ pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
     if let Some(mib) = opts.epc_mib() {
         args.extend([s("--epc-mib"), mib.to_string()]);
     }
-    // The node's name turns on the sgx.intel.com/epc entry in the node's status capacity.
-    let env = vec![EnvVar {
-        name: s(ENV_NODE_NAME),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                api_version: Some(s("v1")),
-                field_path: s("spec.nodeName"),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }];
-    let container = Container {
-        name: s("device-plugin"),
+}
+
+/// The container of a kubelet plugin (the device plugin, the DRA driver): the add-on's image
+/// running `args`, `/metrics`, `/healthz` (liveness) and `/readyz` (readiness) on
+/// `metrics_port`, small requests and limits, root (for kubelet's root-owned directories) with
+/// every capability dropped.
+pub(super) fn kubelet_plugin_container(
+    opts: &RenderOptions,
+    name: &str,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    mounts: Vec<VolumeMount>,
+    metrics_port: u16,
+) -> Container {
+    Container {
+        name: s(name),
         image: Some(opts.image.clone()),
         image_pull_policy: Some(s("IfNotPresent")),
         args: Some(args),
         env: Some(env),
-        ports: Some(vec![named_port("metrics", DEVICE_PLUGIN_METRICS_PORT)]),
+        ports: Some(vec![named_port("metrics", metrics_port)]),
         liveness_probe: Some(http_probe("/healthz", "metrics", None, 20)),
         readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
         resources: Some(ResourceRequirements {
@@ -191,7 +186,49 @@ pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
         security_context: Some(hardened(true)),
         volume_mounts: Some(mounts),
         ..Container::default()
-    };
+    }
+}
+
+/// An environment variable set from the pod's own `field_path` (the downward API).
+pub(super) fn downward_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: s(name),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: Some(s("v1")),
+                field_path: s(field_path),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+pub(super) fn device_plugin(opts: &RenderOptions) -> DaemonSet {
+    let mut args = vec![
+        s("device-plugin"),
+        s("--plugin-dir"),
+        format!("{KUBELET_DEVICE_PLUGIN_DIR}/"),
+        s("--metrics-addr"),
+        format!("0.0.0.0:{DEVICE_PLUGIN_METRICS_PORT}"),
+    ];
+    let mut mounts = vec![mount("device-plugins", KUBELET_DEVICE_PLUGIN_DIR, false)];
+    let mut volumes = vec![host_path_volume(
+        "device-plugins",
+        KUBELET_DEVICE_PLUGIN_DIR,
+        "Directory",
+    )];
+    discovery(opts, &mut args, &mut mounts, &mut volumes);
+    // The node's name turns on the sgx.intel.com/epc entry in the node's status capacity.
+    let env = vec![downward_env(ENV_NODE_NAME, "spec.nodeName")];
+    let container = kubelet_plugin_container(
+        opts,
+        "device-plugin",
+        args,
+        env,
+        mounts,
+        DEVICE_PLUGIN_METRICS_PORT,
+    );
     let reason = "registers with the kubelet through sockets in the root-owned host directory \
                   /var/lib/kubelet/device-plugins; every capability is dropped";
     // The only pod with an API token: it may patch nodes/status and nothing else.
