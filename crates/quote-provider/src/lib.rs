@@ -551,10 +551,10 @@ pub extern "C" fn sgx_qpl_clear_cache(cache_type: u32) -> quote3_error_t {
     })
 }
 
-/// Intel's library sets up its network layer here. This one keeps no state to set up (every
-/// call reads its settings and opens its connections itself), so it only returns
-/// `SGX_QL_SUCCESS`; calling it any number of times, in any order with
-/// `sgx_qpl_global_cleanup`, is safe.
+/// Intel's library sets up its network layer here. This one sets up nothing here (every call
+/// reads its settings; the HTTP clients, their open connections and the host-lookup thread are
+/// made on first use and kept for the process), so it only returns `SGX_QL_SUCCESS`; calling it
+/// any number of times, in any order with `sgx_qpl_global_cleanup`, is safe.
 #[unsafe(no_mangle)]
 pub extern "C" fn sgx_qpl_global_init() -> quote3_error_t {
     SGX_QL_SUCCESS
