@@ -7,8 +7,8 @@
 //! `cargo bench -p ops-http --bench slowloris [SLOW] [REQUESTS]` (defaults 10000 and 4000).
 //! The server runs in a child process (this binary again), so that the client's and the server's
 //! descriptors are counted apart and its RSS is its own; both raise their soft RLIMIT_NOFILE.
-//! The server keeps the default limits except for long header/idle timeouts, so that the slow
-//! connections stay held for the whole measurement.
+//! The server has the cluster services' default limits (cap 10,240) except for long header/idle
+//! timeouts, so that the slow connections stay held for the whole measurement.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -193,6 +193,8 @@ fn server_child(pair: testing::SelfSigned) {
             idle_timeout: Duration::from_secs(600),
             handshake_timeout: Duration::from_secs(600),
             connection_timeout: Duration::from_secs(3600),
+            // The cluster services' cap (the PCCS's and the webhook's), not the ops endpoints'.
+            max_connections: ops_http::guard::DEFAULT_MAX_CONNECTIONS,
             ..Limits::default()
         };
         let mut registry = prometheus_client::registry::Registry::default();

@@ -88,11 +88,20 @@ pub struct ConnLimits {
     pub idle_timeout: Duration,
 }
 
-/// Default connection cap. An idle connection costs about 10 KiB of the server's memory over plain
-/// HTTP and about 45 KiB over TLS (measured by `cargo bench -p ops-http --bench slowloris`), so
-/// the cap allows at most about 160 MiB (plain) or 720 MiB (TLS) held by connections, plus the
-/// kernel's socket buffers; deploy/README.md gives the reasoning.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Default connection cap of the cluster services (the PCCS, the webhook): at least 10,000
+/// connections held while honest clients are answered.
+///
+/// What a held connection costs the server (RSS growth per connection, measured by
+/// `cargo bench -p ops-http --bench slowloris`): about 16 KiB with half a request line, 12 KiB idle
+/// after a request, 8 KiB for a TCP connection that has not started its TLS handshake and 20 KiB
+/// idle after a TLS request — hyper's 8 KiB read and write buffers dominate. Counting the kernel's
+/// share of each socket, the cap is budgeted at [`BYTES_PER_CONNECTION`]: 10,240 connections take
+/// at most about 240 MiB, which the rendered PCCS and webhook memory limits include
+/// (deploy/README.md).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_240;
+/// The memory budgeted per held connection (user space and kernel), for sizing caps and memory
+/// limits.
+pub const BYTES_PER_CONNECTION: usize = 24 * 1024;
 /// Default per-address cap on connections without a complete request yet.
 pub const DEFAULT_MAX_PENDING_PER_ADDRESS: usize = 128;
 /// Default TLS handshake timeout.

@@ -191,6 +191,12 @@ impl std::fmt::Debug for ExtraRoutes {
     }
 }
 
+/// The default connection cap of an operations endpoint: it serves probes and scrapes, and its
+/// daemon's memory limit is small (128 MiB for the device plugin), so its cap is budgeted at
+/// 4,096 × [`guard::BYTES_PER_CONNECTION`] = 96 MiB at most; at the cap the oldest idle or
+/// incomplete connection is closed, so a flood delays no probe.
+pub const DEFAULT_OPS_MAX_CONNECTIONS: usize = 4_096;
+
 /// Bounds of the server; [`serve`] uses [`Limits::default`] (see [`guard`] for the reasoning).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -212,7 +218,7 @@ impl Default for Limits {
     fn default() -> Self {
         let conn = ConnLimits::default();
         Self {
-            max_connections: conn.max_connections,
+            max_connections: DEFAULT_OPS_MAX_CONNECTIONS,
             max_pending_per_address: conn.max_pending_per_address,
             handshake_timeout: conn.handshake_timeout,
             header_read_timeout: conn.header_timeout,

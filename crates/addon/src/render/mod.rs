@@ -20,6 +20,7 @@ use crate::certs::{CertBundle, is_dns_label};
 use crate::names::*;
 
 pub mod dra;
+mod limits;
 mod node_daemons;
 mod parts;
 mod pccs;
@@ -31,6 +32,8 @@ use node_daemons::{
 };
 use pccs::{pccs_ca_config_map, pccs_deployment, pccs_service, pccs_tls_secret, sim_ca_secret};
 use webhook::{webhook_configuration, webhook_deployment, webhook_secret, webhook_service};
+
+pub use limits::ServerLimits;
 
 /// Errors in the render options.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +177,9 @@ pub struct RenderOptions {
     pub sim_ca: Option<BTreeMap<String, Vec<u8>>>,
     /// Webhook certificates; `Some` renders the webhook objects (`--enable-webhook`).
     pub webhook: Option<CertBundle>,
+    /// Connection limits passed to the PCCS and the webhook; their memory limits make room for
+    /// the connection cap.
+    pub server_limits: ServerLimits,
 }
 
 impl Default for RenderOptions {
@@ -196,6 +202,7 @@ impl Default for RenderOptions {
             pccs_tls: None,
             sim_ca: None,
             webhook: None,
+            server_limits: ServerLimits::default(),
         }
     }
 }

@@ -172,6 +172,7 @@ pub(super) fn pccs_deployment(opts: &RenderOptions) -> Deployment {
         ]);
     }
     args.extend([s("--listen"), format!("0.0.0.0:{PCCS_PORT}")]);
+    args.extend(opts.server_limits.args());
     let port = port_name(opts);
     let mut scheme = None;
     if opts.pccs_tls.is_some() {
@@ -204,7 +205,10 @@ pub(super) fn pccs_deployment(opts: &RenderOptions) -> Deployment {
         readiness_probe: Some(http_probe("/readyz", port, scheme, 10)),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&[("cpu", "10m"), ("memory", "32Mi")])),
-            limits: Some(quantities(&[("cpu", "500m"), ("memory", "128Mi")])),
+            limits: Some(quantities(&[
+                ("cpu", "500m"),
+                ("memory", &opts.server_limits.memory_limit(128)),
+            ])),
             ..ResourceRequirements::default()
         }),
         security_context: Some(hardened(false)),

@@ -46,21 +46,23 @@ pub(super) fn webhook_service(opts: &RenderOptions) -> Service {
 
 pub(super) fn webhook_deployment(opts: &RenderOptions) -> Deployment {
     let cert_dir = "/etc/confcom/webhook";
+    let mut args = vec![
+        s("webhook"),
+        s("--tls-cert"),
+        format!("{cert_dir}/tls.crt"),
+        s("--tls-key"),
+        format!("{cert_dir}/tls.key"),
+        s("--listen"),
+        format!("0.0.0.0:{WEBHOOK_PORT}"),
+        s("--metrics-addr"),
+        format!("0.0.0.0:{WEBHOOK_METRICS_PORT}"),
+    ];
+    args.extend(opts.server_limits.args());
     let container = Container {
         name: s("webhook"),
         image: Some(opts.image.clone()),
         image_pull_policy: Some(s("IfNotPresent")),
-        args: Some(vec![
-            s("webhook"),
-            s("--tls-cert"),
-            format!("{cert_dir}/tls.crt"),
-            s("--tls-key"),
-            format!("{cert_dir}/tls.key"),
-            s("--listen"),
-            format!("0.0.0.0:{WEBHOOK_PORT}"),
-            s("--metrics-addr"),
-            format!("0.0.0.0:{WEBHOOK_METRICS_PORT}"),
-        ]),
+        args: Some(args),
         ports: Some(vec![
             named_port("https", WEBHOOK_PORT),
             named_port("metrics", WEBHOOK_METRICS_PORT),
@@ -70,7 +72,10 @@ pub(super) fn webhook_deployment(opts: &RenderOptions) -> Deployment {
         readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&[("cpu", "10m"), ("memory", "16Mi")])),
-            limits: Some(quantities(&[("cpu", "200m"), ("memory", "64Mi")])),
+            limits: Some(quantities(&[
+                ("cpu", "200m"),
+                ("memory", &opts.server_limits.memory_limit(64)),
+            ])),
             ..ResourceRequirements::default()
         }),
         security_context: Some(hardened(false)),

@@ -109,6 +109,30 @@ struct RenderArgs {
     /// Write the YAML to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Connection limits passed to the PCCS and the webhook (their defaults when left out); their
+    /// memory limits make room for the connection cap (24 KiB a connection).
+    #[command(flatten)]
+    server_limits: ServerLimitsFlags,
+}
+
+/// `confcom addon render`'s flags for [`addon::render::ServerLimits`].
+#[derive(clap::Args, Debug)]
+struct ServerLimitsFlags {
+    /// `--max-connections` of the PCCS and the webhook.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// `--max-pending-per-address` of the PCCS and the webhook.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_pending_per_address: Option<u64>,
+    /// `--handshake-timeout-secs` of the PCCS and the webhook.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    handshake_timeout_secs: Option<u64>,
+    /// `--header-timeout-secs` of the PCCS and the webhook.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout_secs: Option<u64>,
+    /// `--idle-timeout-secs` of the PCCS and the webhook.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout_secs: Option<u64>,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -210,6 +234,13 @@ fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
         pccs_tls,
         sim_ca,
         webhook,
+        server_limits: addon::render::ServerLimits {
+            max_connections: args.server_limits.max_connections,
+            max_pending_per_address: args.server_limits.max_pending_per_address,
+            handshake_timeout_secs: args.server_limits.handshake_timeout_secs,
+            header_timeout_secs: args.server_limits.header_timeout_secs,
+            idle_timeout_secs: args.server_limits.idle_timeout_secs,
+        },
     };
     let yaml = to_yaml(&render(&options)?)?;
     match &args.out {

@@ -71,6 +71,8 @@ pub struct Args {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "CONFCOM_METRICS_ADDR", default_value = "0.0.0.0:9101")]
     pub metrics_addr: SocketAddr,
+    #[command(flatten)]
+    pub metrics_limits: super::conn_limits::MetricsLimitsArgs,
     /// This node's name: advertise the EPC size in its status capacity as sgx.intel.com/epc
     /// (bytes). Without it (or empty) nothing is advertised there.
     #[arg(long, env = "NODE_NAME", value_name = "NODE", value_parser = node_name)]
@@ -231,11 +233,13 @@ async fn serve(args: Args, config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
     let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ops = tokio::spawn(ops_http::serve(
+    let ops = tokio::spawn(super::conn_limits::serve_ops(
         listener,
-        Arc::new(registry),
+        registry,
+        "confcom_device_plugin_ops",
         readiness.clone(),
         None,
+        args.metrics_limits.limits(),
         async move {
             let _ = ops_stopped.await;
         },

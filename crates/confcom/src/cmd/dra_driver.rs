@@ -90,6 +90,8 @@ pub struct Args {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "CONFCOM_METRICS_ADDR", default_value = "0.0.0.0:9104")]
     pub metrics_addr: SocketAddr,
+    #[command(flatten)]
+    pub metrics_limits: super::conn_limits::MetricsLimitsArgs,
 }
 
 impl Args {
@@ -188,11 +190,13 @@ async fn serve(args: Args, attest_config: AttestConfig) -> Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let ops = tokio::spawn(ops_http::serve(
+    let ops = tokio::spawn(super::conn_limits::serve_ops(
         listener,
-        Arc::new(registry),
+        registry,
+        "confcom_dra_driver_ops",
         readiness.clone(),
         None,
+        args.metrics_limits.limits(),
         until_stopped(),
     ));
     tracing::info!(

@@ -1,6 +1,7 @@
 pub mod addon;
 pub mod bench;
 pub mod bench_pccs;
+pub mod conn_limits;
 pub mod demo;
 pub mod device_plugin;
 pub mod doctor;

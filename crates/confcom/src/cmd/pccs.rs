@@ -106,6 +106,8 @@ pub struct Args {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: super::conn_limits::ServerLimitsArgs,
 }
 
 #[derive(clap::Subcommand)]
@@ -247,33 +249,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "PCCS serving /sgx/certification/v3/ and /v4/"
         );
         let shutdown = crate::daemon::shutdown_signal();
-        let limits = ops_http::Limits::default();
-        let registry = Arc::new(registry);
-        match tls {
-            Some(tls) => {
-                ops_http::serve_tls(
-                    listener,
-                    tls,
-                    registry,
-                    readiness,
-                    Some(routes),
-                    limits,
-                    shutdown,
-                )
-                .await
-            }
-            None => {
-                ops_http::serve_with_limits(
-                    listener,
-                    registry,
-                    readiness,
-                    Some(routes),
-                    limits,
-                    shutdown,
-                )
-                .await
-            }
-        }
+        let limits = args.limits.ops_limits();
+        let connections = ops_http::guard::ConnMetrics::register(&mut registry, "confcom_pccs");
+        ops_http::serve_guarded(
+            listener,
+            tls,
+            Arc::new(registry),
+            readiness,
+            Some(routes),
+            limits,
+            connections,
+            shutdown,
+        )
+        .await
         .context("the PCCS server failed")?;
         tracing::info!("PCCS stopped");
         Ok::<_, anyhow::Error>(())

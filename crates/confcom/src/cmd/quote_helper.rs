@@ -56,6 +56,8 @@ pub struct Args {
     /// Address of /metrics, /healthz, /readyz and /collateral/<name>.
     #[arg(long, env = "CONFCOM_METRICS_ADDR", default_value = "0.0.0.0:9102")]
     pub metrics_addr: SocketAddr,
+    #[command(flatten)]
+    pub metrics_limits: super::conn_limits::MetricsLimitsArgs,
     /// Mode of the socket file, in octal (aesmd uses 777: app pods run under arbitrary uids).
     #[arg(long, env = "CONFCOM_AESM_SOCKET_MODE", default_value = "777", value_parser = parse_mode)]
     pub socket_mode: u32,
@@ -262,11 +264,13 @@ pub async fn serve_until(
         .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
     let metrics_addr = ops_listener.local_addr().unwrap_or(args.metrics_addr);
     let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ops = tokio::spawn(ops_http::serve(
+    let ops = tokio::spawn(super::conn_limits::serve_ops(
         ops_listener,
-        Arc::new(registry),
+        registry,
+        "confcom_quote_helper_ops",
         readiness.clone(),
         collateral.map(collateral_routes),
+        args.metrics_limits.limits(),
         async move {
             let _ = ops_stopped.await;
         },

@@ -54,9 +54,10 @@ pub struct Args {
     /// always do.
     #[arg(long = "epc-resource", value_name = "NAME")]
     epc_resources: Vec<String>,
-    /// Connections served at once.
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    max_connections: usize,
+    #[command(flatten)]
+    limits: super::conn_limits::ServerLimitsArgs,
+    #[command(flatten)]
+    metrics_limits: super::conn_limits::MetricsLimitsArgs,
 }
 
 #[derive(clap::Subcommand)]
@@ -90,8 +91,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let tls = server::tls_config_from_pem_files(&cert, &key)?;
     let mutator = Mutator::new(args.epc_resources);
+    let conn = args.limits.conn_limits();
     let limits = Limits {
-        max_connections: args.max_connections,
+        max_connections: conn.max_connections,
+        max_pending_per_address: conn.max_pending_per_address,
+        handshake_timeout: conn.handshake_timeout,
+        header_timeout: conn.header_timeout,
+        idle_timeout: conn.idle_timeout,
         ..Limits::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -113,11 +119,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let ops = tokio::spawn(ops_http::serve(
+        let ops = tokio::spawn(super::conn_limits::serve_ops(
             ops_listener,
-            Arc::new(registry),
+            registry,
+            "confcom_webhook_ops",
             readiness.clone(),
             None,
+            args.metrics_limits.limits(),
             stopped(stop_rx.clone()),
         ));
         tracing::info!(
