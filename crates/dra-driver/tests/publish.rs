@@ -6,23 +6,22 @@
 //! DRAConsumableCapacity gate off (allowMultipleAllocations and requestPolicy dropped).
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use dra_driver::attest::Attestation;
 use dra_driver::devices;
 use dra_driver::inventory::Inventory;
 use dra_driver::publish::{FIELD_MANAGER, PublishError, Publisher};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::resource::v1::ResourceSlice;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
+
+mod common;
+use common::api;
 
 const NODE: &str = "sgx-node-1";
 const NODE_UID: &str = "6f1c2a9e-0d4b-4c1e-9a51-6a3f0b7e2d10";
@@ -59,11 +58,7 @@ struct ApiServer {
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "message": message, "reason": reason, "code": code}),
-    )
+    (code, api::status(code, reason, message))
 }
 
 fn query_map(query: &str) -> BTreeMap<String, String> {
@@ -262,57 +257,35 @@ impl State {
 
 impl ApiServer {
     async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state: Arc<Mutex<State>> = Arc::default();
         let changed = Arc::new(Notify::new());
         let (shared, notify) = (Arc::clone(&state), Arc::clone(&changed));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (state, notify) = (Arc::clone(&shared), Arc::clone(&notify));
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (state, notify) = (Arc::clone(&state), Arc::clone(&notify));
-                        async move {
-                            let method = req.method().to_string();
-                            let path = req.uri().path().to_owned();
-                            let query = query_map(req.uri().query().unwrap_or_default());
-                            let content_type = req
-                                .headers()
-                                .get(hyper::header::CONTENT_TYPE)
-                                .map(|v| v.to_str().unwrap().to_owned())
-                                .unwrap_or_default();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let (code, reply) = {
-                                let mut s = state.lock().unwrap();
-                                s.seen.push(Seen {
-                                    method: method.clone(),
-                                    path: path.clone(),
-                                    query: query.clone(),
-                                });
-                                s.handle(&method, &path, &query, &content_type, &body)
-                            };
-                            notify.notify_waiters();
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(code)
-                                    .header(hyper::header::CONTENT_TYPE, "application/json")
-                                    .body(Full::new(Bytes::from(reply.to_string())))
-                                    .unwrap(),
-                            )
-                        }
+        let (client, task) = api::serve(move |req: Request<Incoming>| {
+            let (state, notify) = (Arc::clone(&shared), Arc::clone(&notify));
+            async move {
+                let method = req.method().to_string();
+                let path = req.uri().path().to_owned();
+                let query = query_map(req.uri().query().unwrap_or_default());
+                let content_type = req
+                    .headers()
+                    .get(hyper::header::CONTENT_TYPE)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                let reply = {
+                    let mut s = state.lock().unwrap();
+                    s.seen.push(Seen {
+                        method: method.clone(),
+                        path: path.clone(),
+                        query: query.clone(),
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                    s.handle(&method, &path, &query, &content_type, &body)
+                };
+                notify.notify_waiters();
+                reply
             }
-        });
-        let url = format!("http://{addr}").parse().unwrap();
-        let client = kube::Client::try_from(kube::Config::new(url)).unwrap();
+        })
+        .await;
         Self {
             client,
             state,

@@ -3,26 +3,22 @@
 //! the driver running in-process.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod api;
 pub mod cdi;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use dra_driver::inventory::Inventory;
 use dra_driver::kubelet::proto::pluginregistration::registration_client::RegistrationClient;
 use dra_driver::kubelet::proto::{v1, v1beta1};
 use dra_driver::kubelet::{self, Config, KubeClaimReader, Metrics};
-use http_body_util::Full;
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::sync::{oneshot, watch};
 
@@ -39,46 +35,17 @@ pub struct FakeApi {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-           "message": message, "reason": reason, "code": code})
-}
-
 impl FakeApi {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let claims: Arc<Mutex<BTreeMap<(String, String), Value>>> = Arc::default();
         let violations: Arc<Mutex<Vec<String>>> = Arc::default();
         let gets = Arc::new(AtomicUsize::new(0));
         let (c, v, g) = (claims.clone(), violations.clone(), gets.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (c, v, g) = (c.clone(), v.clone(), g.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (code, body) = answer(&req, &c, &v, &g);
-                        async move {
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(code)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(body.to_string())))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        let url = format!("http://{addr}").parse().unwrap();
-        let client = kube::Client::try_from(kube::Config::new(url)).unwrap();
+        let (client, task) = api::serve(move |req: Request<Incoming>| {
+            let reply = answer(&req, &c, &v, &g);
+            async move { reply }
+        })
+        .await;
         Self {
             client,
             claims,
@@ -124,7 +91,7 @@ fn answer(
 ) -> (u16, Value) {
     let violation = |what: String| {
         violations.lock().unwrap().push(what.clone());
-        (400, status(400, "BadRequest", &what))
+        (400, api::status(400, "BadRequest", &what))
     };
     if req.method() != hyper::Method::GET {
         return violation(format!("method {}", req.method()));
@@ -162,7 +129,7 @@ fn answer(
     {
         Some(claim) => (200, claim.clone()),
         None => {
-            let mut body = status(
+            let mut body = api::status(
                 404,
                 "NotFound",
                 &format!("resourceclaims.resource.k8s.io \"{name}\" not found"),
