@@ -370,7 +370,13 @@ pub fn handle(source: &dyn CollateralSource, path: &str, query: Option<&str>) ->
     if !known {
         return None;
     }
-    let reply = match parameters(query).and_then(|params| answer(source, version, route, &params)) {
+    let reply = match parameters(query).and_then(|params| {
+        if route == "crl" {
+            crl_by_uri(source, query, &params)
+        } else {
+            answer(source, version, route, &params)
+        }
+    }) {
         Ok(Ok(Some(reply))) => reply,
         Ok(Ok(None)) => Reply::message(404, NO_CACHE_DATA),
         Ok(Err(e @ SourceError::Upstream(_))) => {
@@ -457,21 +463,6 @@ fn answer(
                 .pck_certs(&query)
                 .map(|certs| certs.map(pck_certs_reply))
         }
-        "crl" => {
-            let uri = params.get("uri").ok_or(Invalid)?;
-            if uri.is_empty() || uri.len() > MAX_CRL_URI {
-                return Err(Invalid);
-            }
-            match source.crl_location(uri) {
-                Some(CrlKind::Root) => source.root_ca_crl(),
-                Some(CrlKind::Pck(ca)) => source.pck_crl(ca).map(|crl| crl.map(|c| c.der)),
-                // One of Intel's CRLs, which this source does not hold.
-                None if intel_crl_location(uri).is_some() => Ok(None),
-                // Never fetched: the PCCS is no proxy to arbitrary URLs.
-                None => return Err(Invalid),
-            }
-            .map(|crl| crl.map(|der| Reply::new(200, CRL_DER, der)))
-        }
         // "rootcacrl"
         _ => {
             let der = match params.get("encoding") {
@@ -491,6 +482,44 @@ fn answer(
             })
         }
     })
+}
+
+/// `crl?uri=`: the CRL at a distribution point the source knows. Intel's QCNL appends the
+/// distribution point to `crl?uri=` as it is, without percent-encoding, so a location with a query
+/// of its own (`…?ca=processor&encoding=der`) arrives split at its `&`: the whole rest of the query
+/// after a leading `uri=` is tried as well.
+fn crl_by_uri(
+    source: &dyn CollateralSource,
+    query: Option<&str>,
+    params: &BTreeMap<String, String>,
+) -> Result<Answer, Invalid> {
+    let uri = params.get("uri").ok_or(Invalid)?;
+    let raw = query
+        .and_then(|q| q.strip_prefix("uri="))
+        .map(|rest| percent_encoding::percent_decode_str(rest).decode_utf8_lossy());
+    let candidates = std::iter::once(uri.as_str()).chain(raw.as_deref());
+    let mut intel = false;
+    for candidate in candidates {
+        if candidate.is_empty() || candidate.len() > MAX_CRL_URI {
+            return Err(Invalid);
+        }
+        let crl = match source.crl_location(candidate) {
+            Some(CrlKind::Root) => source.root_ca_crl(),
+            Some(CrlKind::Pck(ca)) => source.pck_crl(ca).map(|crl| crl.map(|c| c.der)),
+            None => {
+                intel |= intel_crl_location(candidate).is_some();
+                continue;
+            }
+        };
+        return Ok(crl.map(|crl| crl.map(|der| Reply::new(200, CRL_DER, der))));
+    }
+    if intel {
+        // One of Intel's CRLs, which this source does not hold.
+        Ok(Ok(None))
+    } else {
+        // Never fetched: the PCCS is no proxy to arbitrary URLs.
+        Err(Invalid)
+    }
 }
 
 /// The longest `uri` of `crl` (Intel's PCCS's limit).

@@ -404,6 +404,12 @@ fn crl_by_uri_serves_the_crls_the_certificates_name_and_nothing_else() {
             assert!(reply.header("Request-ID").is_some());
         }
     }
+    // As Intel's QCNL asks (pccs_api_version 3.1): the location appended as it is, not encoded,
+    // even when its own query holds a `&`.
+    for (uri, crl) in [(&root_uri, &root_ca_crl), (&pck_uri, &pck_crl)] {
+        let reply = get(&source, &format!("/sgx/certification/v4/crl?uri={uri}"));
+        assert_eq!((reply.status, &reply.body), (200, crl), "{uri}");
+    }
     // The distribution points are served themselves too: the root's answers DER.
     let root_path = root_uri.split_once("/sgx/").unwrap().1;
     let direct = get(&source, &format!("/sgx/{root_path}"));
