@@ -81,6 +81,38 @@ pub async fn client() -> Result<Client, PublishError> {
         .map_err(PublishError::Credentials)
 }
 
+/// Copies the attestation attributes of `stored`'s devices into the same devices of `desired`
+/// where it has none.
+fn keep_attestation_attributes(stored: &ResourceSliceSpec, desired: &mut ResourceSliceSpec) {
+    use crate::names::attr;
+    const ATTESTATION: [&str; 5] = [
+        attr::FMSPC,
+        attr::PCE_SVN,
+        attr::CPU_SVN,
+        attr::TCB_STATUS,
+        attr::TCB_DATE,
+    ];
+    for device in desired.devices.iter_mut().flatten() {
+        let Some(old) = stored
+            .devices
+            .iter()
+            .flatten()
+            .find(|d| d.name == device.name)
+            .and_then(|d| d.attributes.as_ref())
+        else {
+            continue;
+        };
+        let attributes = device.attributes.get_or_insert_default();
+        for name in ATTESTATION {
+            if let Some(value) = old.get(name) {
+                attributes
+                    .entry(name.to_owned())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
+}
+
 /// What one [`Publisher::sync`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -260,8 +292,13 @@ impl Publisher {
         match kept {
             Some(mut slice) => {
                 let generation = slice.spec.pool.generation;
-                let desired =
+                let mut desired =
                     desired_spec(&self.driver, &self.node, inventory, attestation, generation);
+                if *attestation == Attestation::default() {
+                    // Not attested yet (a restart): what the slice says of the attestation stands
+                    // until the quote helper answers, so that a restart does not flap it.
+                    keep_attestation_attributes(&slice.spec, &mut desired);
+                }
                 let owned = slice
                     .metadata
                     .owner_references
