@@ -148,17 +148,12 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
     );
 
     // An empty request is legal (liveness probes send one).
-    let empty = kubelet
-        .v1
-        .node_prepare_resources(v1::NodePrepareResourcesRequest { claims: vec![] })
-        .await
-        .unwrap()
-        .into_inner();
+    let empty = kubelet.prepare(vec![]).await;
     assert!(empty.claims.is_empty());
 
     // One request with a good claim and every kind of bad one: each bad one fails alone.
-    let request = v1::NodePrepareResourcesRequest {
-        claims: vec![
+    let response = kubelet
+        .prepare(vec![
             v1_claim(NS, "ok", U_OK),
             v1_claim(NS, "replaced", U_REPLACED),
             v1_claim(NS, "unalloc", U_UNALLOC),
@@ -166,14 +161,8 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
             v1_claim(NS, "unknown-dev", U_UNKNOWN_DEV),
             v1_claim(NS, "missing", U_MISSING),
             v1_claim(NS, "badcfg", U_BADCFG),
-        ],
-    };
-    let response = kubelet
-        .v1
-        .node_prepare_resources(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+        ])
+        .await;
     let keys: BTreeSet<&str> = response.claims.keys().map(String::as_str).collect();
     let expected: BTreeSet<&str> = [
         U_OK,
@@ -246,13 +235,8 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
 
     // v1beta1: no share_id; the class config wires the quote helper.
     let beta = kubelet
-        .v1beta1
-        .node_prepare_resources(v1beta1::NodePrepareResourcesRequest {
-            claims: vec![v1beta1_claim(NS, "qh", U_QH)],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .prepare_v1beta1(vec![v1beta1_claim(NS, "qh", U_QH)])
+        .await;
     assert_eq!(beta.claims.len(), 1);
     assert_eq!(beta.claims[U_QH].error, "");
     assert_eq!(
@@ -288,27 +272,13 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
 
     // Preparing again answers the same, from the checkpoint (no new API read).
     let gets = api.gets();
-    let again = kubelet
-        .v1
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim(NS, "ok", U_OK)],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = kubelet.prepare(vec![v1_claim(NS, "ok", U_OK)]).await;
     assert_eq!(again.claims[U_OK], *ok);
     assert_eq!(api.gets(), gets);
 
     // A wiped CDI directory (reboot of /var/run): the next prepare writes the spec again.
     std::fs::remove_dir_all(&cdi_root).unwrap();
-    let again = kubelet
-        .v1
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim(NS, "ok", U_OK)],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = kubelet.prepare(vec![v1_claim(NS, "ok", U_OK)]).await;
     assert_eq!(again.claims[U_OK], *ok);
     assert_eq!(std::fs::read(&path).unwrap(), first_spec);
 
@@ -322,13 +292,8 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
     let driver = Driver::start(config.clone(), in_tree_inventory(), &api);
     let mut kubelet = Kubelet::connect(&config.registry_dir).await;
     let again = kubelet
-        .v1
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim(NS, "ok", U_OK), v1_claim(NS, "qh", U_QH)],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .prepare(vec![v1_claim(NS, "ok", U_OK), v1_claim(NS, "qh", U_QH)])
+        .await;
     assert_eq!(again.claims[U_OK], *ok);
     assert_eq!(again.claims[U_QH].error, "");
     assert_eq!(std::fs::read(&path).unwrap(), first_spec);
@@ -338,28 +303,16 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
 
     // Unprepare, across versions, with a claim never prepared: every claim has an entry.
     let un = kubelet
-        .v1beta1
-        .node_unprepare_resources(v1beta1::NodeUnprepareResourcesRequest {
-            claims: vec![
-                v1beta1_claim(NS, "ok", U_OK),
-                v1beta1_claim(NS, "missing", U_MISSING),
-            ],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .unprepare_v1beta1(vec![
+            v1beta1_claim(NS, "ok", U_OK),
+            v1beta1_claim(NS, "missing", U_MISSING),
+        ])
+        .await;
     assert_eq!(un.claims.len(), 2);
     assert!(un.claims.values().all(|c| c.error.is_empty()), "{un:?}");
     assert!(!path.exists());
     assert!(spec_path(&cdi_root, U_QH).exists());
-    let un = kubelet
-        .v1
-        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
-            claims: vec![v1_claim(NS, "qh", U_QH)],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let un = kubelet.unprepare(vec![v1_claim(NS, "qh", U_QH)]).await;
     assert_eq!(un.claims[U_QH].error, "");
     assert!(!spec_path(&cdi_root, U_QH).exists());
     let checkpoint: serde_json::Value = serde_json::from_slice(
@@ -402,12 +355,7 @@ async fn a_removed_registration_socket_is_served_again() {
     std::fs::remove_file(&dra).unwrap();
     eventually("the DRA socket is back", || is_socket(&dra)).await;
     let mut kubelet = Kubelet::connect(&config.registry_dir).await;
-    let empty = kubelet
-        .v1
-        .node_prepare_resources(v1::NodePrepareResourcesRequest { claims: vec![] })
-        .await
-        .unwrap()
-        .into_inner();
+    let empty = kubelet.prepare(vec![]).await;
     assert!(empty.claims.is_empty());
     driver.stop().await;
     assert!(!reg.exists() && !dra.exists());
@@ -429,14 +377,7 @@ async fn a_simulated_node_gets_environment_only_specs() {
     let inventory = dra_driver::devices::simulated(256 << 20).unwrap();
     let driver = Driver::start(config.clone(), inventory, &api);
     let mut kubelet = Kubelet::connect(&config.registry_dir).await;
-    let response = kubelet
-        .v1
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim(NS, "sim", uid)],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = kubelet.prepare(vec![v1_claim(NS, "sim", uid)]).await;
     assert_eq!(response.claims[uid].error, "");
     let spec = read_spec(&spec_path(&config.cdi_root, uid));
     // The name starts with a letter and nothing else needs more than 0.3.0.
@@ -472,14 +413,7 @@ async fn a_damaged_checkpoint_is_set_aside_and_the_driver_starts_empty() {
     ));
     let driver = Driver::start(config.clone(), in_tree_inventory(), &api);
     let mut kubelet = Kubelet::connect(&config.registry_dir).await;
-    let response = kubelet
-        .v1
-        .node_prepare_resources(v1::NodePrepareResourcesRequest {
-            claims: vec![v1_claim(NS, "qh", U_QH)],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let response = kubelet.prepare(vec![v1_claim(NS, "qh", U_QH)]).await;
     assert_eq!(response.claims[U_QH].error, "");
     assert_eq!(
         std::fs::read(dir.join("checkpoint.json.bad")).unwrap(),

@@ -336,6 +336,55 @@ impl Kubelet {
             info,
         }
     }
+
+    /// NodePrepareResources (v1) for `claims`.
+    pub async fn prepare(&mut self, claims: Vec<v1::Claim>) -> v1::NodePrepareResourcesResponse {
+        let request = v1::NodePrepareResourcesRequest { claims };
+        self.v1
+            .node_prepare_resources(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// NodeUnprepareResources (v1) for `claims`.
+    pub async fn unprepare(
+        &mut self,
+        claims: Vec<v1::Claim>,
+    ) -> v1::NodeUnprepareResourcesResponse {
+        let request = v1::NodeUnprepareResourcesRequest { claims };
+        self.v1
+            .node_unprepare_resources(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// NodePrepareResources (v1beta1) for `claims`.
+    pub async fn prepare_v1beta1(
+        &mut self,
+        claims: Vec<v1beta1::Claim>,
+    ) -> v1beta1::NodePrepareResourcesResponse {
+        let request = v1beta1::NodePrepareResourcesRequest { claims };
+        self.v1beta1
+            .node_prepare_resources(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// NodeUnprepareResources (v1beta1) for `claims`.
+    pub async fn unprepare_v1beta1(
+        &mut self,
+        claims: Vec<v1beta1::Claim>,
+    ) -> v1beta1::NodeUnprepareResourcesResponse {
+        let request = v1beta1::NodeUnprepareResourcesRequest { claims };
+        self.v1beta1
+            .node_unprepare_resources(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
 }
 
 pub fn v1_claim(ns: &str, name: &str, uid: &str) -> v1::Claim {
