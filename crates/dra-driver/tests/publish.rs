@@ -601,6 +601,19 @@ impl std::io::Write for Log {
 }
 
 impl Log {
+    /// Collects what this thread logs while the guard lives.
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let log = Log::default();
+        let writer = log.clone();
+        let guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        (log, guard)
+    }
+
     fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
@@ -608,14 +621,7 @@ impl Log {
 
 #[tokio::test]
 async fn dropped_consumable_capacity_fields_are_said_once() {
-    let log = Log::default();
-    let writer = log.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (log, _guard) = Log::capture();
     let server = ApiServer::start().await;
     server.state.lock().unwrap().gate_off = true;
     let mut publisher = server.publisher();
@@ -656,14 +662,7 @@ async fn dropped_consumable_capacity_fields_are_said_once() {
     assert!(line.contains("exclusive"), "{line}");
 
     // A restarted driver finds the stripped slice and says it once at start, without writing.
-    let log2 = Log::default();
-    let writer2 = log2.clone();
-    let _guard2 = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer2.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (log2, _guard2) = Log::capture();
     let mut restarted = server.publisher();
     assert!(
         restarted
@@ -678,14 +677,7 @@ async fn dropped_consumable_capacity_fields_are_said_once() {
 
 #[tokio::test]
 async fn with_the_gate_on_nothing_is_said() {
-    let log = Log::default();
-    let writer = log.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish(),
-    );
+    let (log, _guard) = Log::capture();
     let server = ApiServer::start().await;
     let mut publisher = server.publisher();
     publisher
