@@ -162,8 +162,8 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// Listening on a socket failed.
-    #[error("listening on {path}: {source}")]
+    /// Listening on a socket failed (the cause names the socket: said once, not twice).
+    #[error("{source}")]
     Listen {
         /// The socket.
         path: PathBuf,
@@ -409,5 +409,19 @@ async fn next_event(events: &mut Option<EventStream<[u8; 4096]>>) -> bool {
             None => false,
         },
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_socket_that_cannot_be_listened_on_is_named_once() {
+        let path = PathBuf::from(format!("/tmp/{}.sock", "x".repeat(110)));
+        let err = listen(&path).await.unwrap_err();
+        let text = err.to_string();
+        assert_eq!(text.matches(path.to_str().unwrap()).count(), 1, "{text}");
     }
 }
