@@ -80,7 +80,8 @@ pub struct Config {
     pub cdi_root: PathBuf,
     /// The node's boot ID file.
     pub boot_id_path: PathBuf,
-    /// How often the sockets are checked besides inotify.
+    /// How often the sockets are checked besides inotify (at least every millisecond: zero is
+    /// taken as one).
     pub recheck_interval: Duration,
     /// Watch the directories with inotify (else only the periodic check).
     pub inotify: bool,
@@ -269,7 +270,8 @@ pub async fn run(
     let dirs = [config.registry_dir.clone(), config.plugin_dir()];
     let mask = WatchMask::DELETE | WatchMask::MOVED_FROM | WatchMask::DELETE_SELF;
     let mut events = transport::open_watch(config.inotify, &dirs, mask);
-    let mut tick = tokio::time::interval(config.recheck_interval);
+    // A zero period would make `interval` panic.
+    let mut tick = tokio::time::interval(config.recheck_interval.max(Duration::from_millis(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
@@ -416,6 +418,54 @@ async fn next_event(events: &mut Option<EventStream<[u8; 4096]>>) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    struct NoClaims;
+
+    impl ClaimReader for NoClaims {
+        fn get<'a>(
+            &'a self,
+            namespace: &'a str,
+            name: &'a str,
+        ) -> claims::BoxFuture<
+            'a,
+            Result<k8s_openapi::api::resource::v1::ResourceClaim, ClaimReadError>,
+        > {
+            Box::pin(async move {
+                Err(ClaimReadError::NotFound {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_zero_recheck_interval_does_not_stop_the_plugin() {
+        let dir = tempfile::Builder::new()
+            .prefix("k")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let mut config = Config::new("node-a");
+        config.registry_dir = dir.path().join("reg");
+        config.plugins_dir = dir.path().join("plugins");
+        config.cdi_root = dir.path().join("cdi");
+        config.boot_id_path = dir.path().join("boot_id");
+        config.recheck_interval = Duration::ZERO;
+        config.inotify = false;
+        let (_feed, inventory) = watch::channel(crate::devices::simulated(1 << 30).unwrap());
+        // Without inotify the periodic check is what serves a removed socket again: with a zero
+        // period it runs as often as it can, until the shutdown, and never panics.
+        let shutdown = tokio::time::sleep(Duration::from_millis(20));
+        run(
+            config,
+            inventory,
+            Arc::new(NoClaims),
+            Metrics::default(),
+            shutdown,
+        )
+        .await
+        .unwrap();
+    }
 
     #[tokio::test]
     async fn a_socket_that_cannot_be_listened_on_is_named_once() {
