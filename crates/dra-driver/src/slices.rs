@@ -579,7 +579,7 @@ fn check_policy(device: &str, name: &str, capacity: &DeviceCapacity) -> Result<(
             if step == 0 {
                 return Err(fail("validRange.step must be positive"));
             }
-            if min + step > value {
+            if min.checked_add(step).is_none_or(|end| end > value) {
                 return Err(fail("validRange.min + step exceeds the capacity value"));
             }
             if default % step != 0 || max.is_some_and(|m| m % step != 0) {
@@ -825,6 +825,31 @@ mod tests {
             .unwrap();
         assert_eq!(d.0, "8Ki");
         check_policy("epc", "epc", &small).unwrap();
+    }
+
+    #[test]
+    fn a_policy_at_the_end_of_the_quantity_range_is_an_error_not_an_overflow() {
+        let max = Quantity(u128::MAX.to_string());
+        let capacity = DeviceCapacity {
+            value: max.clone(),
+            request_policy: Some(CapacityRequestPolicy {
+                default: Some(max.clone()),
+                valid_range: Some(CapacityRequestPolicyRange {
+                    min: max,
+                    step: Some(Quantity("1".into())),
+                    max: None,
+                }),
+                valid_values: None,
+            }),
+        };
+        assert_eq!(
+            check_policy("epc", "epc", &capacity),
+            Err(SliceError::Policy {
+                device: "epc".into(),
+                name: "epc".into(),
+                reason: "validRange.min + step exceeds the capacity value",
+            })
+        );
     }
 
     #[test]
