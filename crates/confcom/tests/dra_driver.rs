@@ -2,7 +2,8 @@
 //! quote helper (`confcom quote-helper --backend sim`) and a PCCS over the same simulated platform
 //! (`confcom pccs --sim-state`), and talks to an API-server stand-in that keeps state and checks
 //! every request (`src/cmd/bench_dra/api.rs`, shared with `confcom bench dra-driver`). The test
-//! then acts as kubelet over the real Unix sockets.
+//! then acts as kubelet over the real Unix sockets. A short `confcom bench dra-driver` run prints
+//! its table.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[allow(dead_code)]
@@ -687,4 +688,39 @@ async fn without_the_consumable_capacity_gate_the_log_says_so_once() {
     ] {
         assert!(line.contains(words), "{line}");
     }
+}
+
+#[test]
+fn a_short_bench_run_prints_every_row() {
+    let out = confcom()
+        .args(["bench", "dra-driver", "--idle-secs", "0.1", "--calls", "4"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "  dra-driver ",
+        "  device-plugin --simulate ",
+        "  dra-driver after the load ",
+        "  empty call (gRPC floor) ",
+        "  1 in flight ",
+        "  64 in flight ",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(row) && (l.contains(" MiB") || l.contains(" p99 "))),
+            "no row {row:?}:\n{stdout}"
+        );
+    }
+    // A bad flag is refused before anything starts.
+    let out = confcom()
+        .args(["bench", "dra-driver", "--calls", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }

@@ -1,5 +1,7 @@
 //! `confcom bench pccs`: see [`super::bench_pccs`].
 //!
+//! `confcom bench dra-driver`: see [`super::bench_dra`].
+//!
 //! `confcom bench quote-helper`: the quote helper's throughput on this machine, from the shipped
 //! binary. It starts the helper on a simulated platform behind a temporary socket and loads it with
 //! blocking clients, a new connection per request, next to raw signing and a bare tokio loop
@@ -25,6 +27,20 @@ pub enum What {
     /// `confcom pccs` cached collateral requests/s (against /healthz on the same server), and
     /// quotes/s verified with the collateral fetched per quote against local files.
     Pccs(PccsArgs),
+    /// `confcom dra-driver --simulate`: idle resident memory against `confcom device-plugin
+    /// --simulate` in the same run, and NodePrepareResources p50/p99 over its socket with 1 and 64
+    /// calls in flight against an empty call.
+    DraDriver(DraDriverArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DraDriverArgs {
+    /// Seconds both daemons idle before their memory is read.
+    #[arg(long, default_value_t = 5.0)]
+    pub idle_secs: f64,
+    /// NodePrepareResources calls per phase.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub calls: u32,
 }
 
 #[derive(clap::Args)]
@@ -66,6 +82,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 clients: usize::from(args.clients),
             };
             print!("{}", super::bench_pccs::run(&config)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        What::DraDriver(args) => {
+            let config = super::bench_dra::Config {
+                idle: check_secs(args.idle_secs)?,
+                calls: args.calls as usize,
+            };
+            print!("{}", super::bench_dra::run(&config)?);
             return Ok(ExitCode::SUCCESS);
         }
     };

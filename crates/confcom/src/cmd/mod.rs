@@ -1,5 +1,6 @@
 pub mod addon;
 pub mod bench;
+pub mod bench_dra;
 pub mod bench_pccs;
 pub mod conn_limits;
 pub mod demo;
