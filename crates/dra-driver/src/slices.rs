@@ -424,7 +424,13 @@ pub fn desired_spec(
 /// keeps (at a character that leaves a valid name) and always ending in `-`.
 pub fn generate_name(index: usize, driver: &str, node: &str) -> String {
     let mut base = format!("{index:05x}-{driver}-{node}");
-    base.truncate(MAX_GENERATE_NAME_LEN - 1);
+    // Cut at a character boundary: a name that is not ASCII (invalid, refused by
+    // `validate_slice` afterwards) must not panic here.
+    let mut end = base.len().min(MAX_GENERATE_NAME_LEN - 1);
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    base.truncate(end);
     let trimmed = base.trim_end_matches(['-', '.']);
     format!("{trimmed}-")
 }
@@ -1001,6 +1007,12 @@ mod tests {
         assert!(long.ends_with('-'));
         let with_random = format!("{long}abcde");
         assert!(is_dns_subdomain(&with_random), "{with_random}");
+        // A name that is not ASCII is cut between characters, not inside one.
+        let node = format!("{}é", "n".repeat(56 - "00000-d-".len()));
+        assert_eq!(
+            generate_name(0, "d", &node),
+            format!("00000-d-{}-", &node[..48])
+        );
         // A cut right after a dot leaves no empty label.
         let cut = generate_name(0, &format!("{}.b", "a".repeat(50)), "node");
         assert!(is_dns_subdomain(&format!("{cut}xxxxx")), "{cut}");
