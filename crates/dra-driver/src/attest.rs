@@ -426,9 +426,7 @@ pub async fn run(
                     );
                 }
                 if failed {
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(config.max_retry);
-                    wait
+                    crate::next_backoff(&mut backoff, config.max_retry)
                 } else {
                     backoff = config.retry;
                     refresh_wait(&config, attested.refresh_at, unix_now())
@@ -445,15 +443,11 @@ pub async fn run(
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "attestation failed");
-                let wait = backoff;
-                backoff = (backoff * 2).min(config.max_retry);
-                wait
+                crate::next_backoff(&mut backoff, config.max_retry)
             }
             Err(e) => {
                 tracing::error!(error = %e, "the attestation task failed");
-                let wait = backoff;
-                backoff = (backoff * 2).min(config.max_retry);
-                wait
+                crate::next_backoff(&mut backoff, config.max_retry)
             }
         };
         tokio::select! {

@@ -101,3 +101,41 @@ pub mod kubelet;
 pub mod names;
 pub mod publish;
 pub mod slices;
+
+/// The wait after a failure: the current `backoff`, which then doubles up to `max` (saturating,
+/// so a huge configured backoff cannot overflow).
+fn next_backoff(
+    backoff: &mut std::time::Duration,
+    max: std::time::Duration,
+) -> std::time::Duration {
+    let wait = *backoff;
+    *backoff = backoff.saturating_mul(2).min(max);
+    wait
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::next_backoff;
+
+    #[test]
+    fn backoff_doubles_up_to_its_bound_and_never_overflows() {
+        let mut backoff = Duration::from_secs(2);
+        assert_eq!(
+            next_backoff(&mut backoff, Duration::from_secs(5)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            next_backoff(&mut backoff, Duration::from_secs(5)),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            next_backoff(&mut backoff, Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+        let mut huge = Duration::MAX;
+        assert_eq!(next_backoff(&mut huge, Duration::MAX), Duration::MAX);
+        assert_eq!(huge, Duration::MAX);
+    }
+}

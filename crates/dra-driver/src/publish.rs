@@ -397,9 +397,7 @@ impl Publisher {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "publishing the ResourceSlice failed");
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(self.max_backoff);
-                    wait
+                    crate::next_backoff(&mut backoff, self.max_backoff)
                 }
             };
             tokio::select! {
