@@ -705,6 +705,7 @@ fn a_short_bench_run_prints_every_row() {
     for row in [
         "  dra-driver ",
         "  device-plugin --simulate ",
+        "  ratio ",
         "  dra-driver after the load ",
         "  empty call (gRPC floor) ",
         "  1 in flight ",
@@ -713,7 +714,7 @@ fn a_short_bench_run_prints_every_row() {
         assert!(
             stdout
                 .lines()
-                .any(|l| l.starts_with(row) && (l.contains(" MiB") || l.contains(" p99 "))),
+                .any(|l| l.starts_with(row) && [" MiB", "×", " p99 "].iter().any(|w| l.contains(w))),
             "no row {row:?}:\n{stdout}"
         );
     }
