@@ -367,8 +367,9 @@ impl Publisher {
         Ok(report)
     }
 
-    /// Keeps the slice published until `shutdown` completes: a sync at start, on every change of
-    /// `inventory` or `attestation`, every re-check interval, and after failures with backoff.
+    /// Keeps the slice published until `shutdown` completes (also in the middle of a sync): a sync
+    /// at start, on every change of `inventory` or `attestation`, every re-check interval, and
+    /// after failures with backoff.
     pub async fn run(
         mut self,
         mut inventory: watch::Receiver<Inventory>,
@@ -382,7 +383,12 @@ impl Publisher {
         loop {
             let current_inventory = inventory.borrow_and_update().clone();
             let current_attestation = attestation.borrow_and_update().clone();
-            let wait = match self.sync(&current_inventory, &current_attestation).await {
+            // A sync waits on the API server (up to the client's timeouts): the shutdown does not.
+            let synced = tokio::select! {
+                () = &mut shutdown => return,
+                synced = self.sync(&current_inventory, &current_attestation) => synced,
+            };
+            let wait = match synced {
                 Ok(report) => {
                     backoff = self.initial_backoff;
                     if !report.deleted.is_empty() {

@@ -688,6 +688,33 @@ async fn with_the_gate_on_nothing_is_said() {
     assert!(!log.text().contains("DRAConsumableCapacity"));
 }
 
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_an_api_server_that_does_not_answer() {
+    let asked = Arc::new(Notify::new());
+    let notify = Arc::clone(&asked);
+    let (client, task) = api::serve(move |_req: Request<Incoming>| {
+        let notify = Arc::clone(&notify);
+        async move {
+            notify.notify_one();
+            std::future::pending::<(u16, Value)>().await
+        }
+    })
+    .await;
+    let publisher = Publisher::new(client, DRIVER, NODE).unwrap();
+    let (_inventory_tx, inventory_rx) = watch::channel(inventory(64));
+    let (_attestation_tx, attestation_rx) = watch::channel(Attestation::default());
+    // Shut down once the first request hangs; the guard only keeps a broken test from hanging
+    // (the client would wait minutes for an answer).
+    let shutdown = async move { asked.notified().await };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        publisher.run(inventory_rx, attestation_rx, shutdown),
+    )
+    .await
+    .expect("run returns at shutdown while a request is pending");
+    task.abort();
+}
+
 #[test]
 fn a_bad_driver_name_is_refused_before_anything_is_sent() {
     let rt = tokio::runtime::Builder::new_current_thread()
