@@ -379,11 +379,12 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Keeps `attributes` up to date until `shutdown` completes: attests at once, then again when
-/// the collateral's `nextUpdate` comes (at most [`AttestConfig::max_refresh`] later), and after
-/// failures with a backoff from [`AttestConfig::retry`] to [`AttestConfig::max_retry`]. What was
-/// once known stays published while the helper or the PCCS is away. On hardware (no simulated
-/// CPU material) it says so once and only looks again every [`AttestConfig::max_retry`].
+/// Keeps `attributes` up to date until `shutdown` completes (also while attesting): attests at
+/// once, then again when the collateral's `nextUpdate` comes (at most
+/// [`AttestConfig::max_refresh`] later), and after failures with a backoff from
+/// [`AttestConfig::retry`] to [`AttestConfig::max_retry`]. What was once known stays published
+/// while the helper or the PCCS is away. On hardware (no simulated CPU material) it says so once
+/// and only looks again every [`AttestConfig::max_retry`].
 pub async fn run(
     config: AttestConfig,
     attributes: watch::Sender<Attestation>,
@@ -395,7 +396,12 @@ pub async fn run(
     loop {
         let job = config.clone();
         let now = unix_now();
-        let outcome = tokio::task::spawn_blocking(move || attest_once(&job, now)).await;
+        // One attestation may wait out the helper's and the PCCS's timeouts: the shutdown does
+        // not (the blocking task finishes on its own).
+        let outcome = tokio::select! {
+            () = &mut shutdown => return,
+            outcome = tokio::task::spawn_blocking(move || attest_once(&job, now)) => outcome,
+        };
         let wait = match outcome {
             Ok(Ok(attested)) => {
                 let mut next = attested.attestation;
