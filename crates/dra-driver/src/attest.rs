@@ -114,7 +114,10 @@ impl AttestConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum AttestError {
     /// The quote helper does not answer (not up yet, or not running).
-    #[error("the quote helper on {socket} does not answer: {source}")]
+    #[error(
+        "the quote helper{} does not answer: {source}",
+        on_socket(socket, source)
+    )]
     Unavailable {
         /// Its socket.
         socket: PathBuf,
@@ -174,6 +177,14 @@ pub enum AttestError {
     /// The quote does not verify under the collateral.
     #[error("the node's own quote does not verify: {0}")]
     Verify(VerifyError),
+}
+
+/// ` on <socket>`, unless the cause names the socket already.
+fn on_socket(socket: &Path, source: &ClientError) -> String {
+    match source {
+        ClientError::ServiceUnavailable { path, .. } if path == socket => String::new(),
+        _ => format!(" on {}", socket.display()),
+    }
 }
 
 impl AttestError {
@@ -477,4 +488,46 @@ pub fn refresh_wait(config: &AttestConfig, refresh_at: Option<u64>, now: u64) ->
 /// The default AESM socket of the node's quote helper.
 pub fn default_socket() -> &'static Path {
     Path::new(aesm_service::listen::DEFAULT_SOCKET_PATH)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_unavailable_helper_is_named_once() {
+        let socket = PathBuf::from("/var/run/aesmd/aesm.socket");
+        let refused = AttestError::Unavailable {
+            socket: socket.clone(),
+            source: ClientError::ServiceUnavailable {
+                path: socket.clone(),
+                source: std::io::ErrorKind::ConnectionRefused.into(),
+            },
+        };
+        let text = refused.to_string();
+        assert_eq!(
+            text.matches("/var/run/aesmd/aesm.socket").count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.starts_with("the quote helper does not answer: "),
+            "{text}"
+        );
+        // A cause that does not name the socket keeps it in the message.
+        let timed_out = AttestError::Unavailable {
+            socket,
+            source: ClientError::Timeout {
+                stage: quote_client::Stage::Read,
+                timeout: Duration::from_secs(30),
+            },
+        };
+        let text = timed_out.to_string();
+        assert!(
+            text.starts_with("the quote helper on /var/run/aesmd/aesm.socket does not answer: "),
+            "{text}"
+        );
+    }
 }
