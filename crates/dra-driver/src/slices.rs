@@ -1039,6 +1039,13 @@ mod tests {
         fn dev(s: &mut ResourceSlice) -> &mut Device {
             &mut s.spec.devices.as_mut().unwrap()[0]
         }
+        fn attrs(s: &mut ResourceSlice) -> &mut BTreeMap<String, DeviceAttribute> {
+            dev(s).attributes.as_mut().unwrap()
+        }
+        fn epc_policy(s: &mut ResourceSlice) -> &mut CapacityRequestPolicy {
+            let epc = dev(s).capacity.as_mut().unwrap().get_mut("epc").unwrap();
+            epc.request_policy.as_mut().unwrap()
+        }
         assert!(matches!(
             broken(&|s| dev(s).name = "EPC".into()),
             SliceError::DeviceName(_)
@@ -1056,52 +1063,34 @@ mod tests {
         ));
         assert!(matches!(
             broken(&|s| {
-                let attrs = dev(s).attributes.as_mut().unwrap();
                 for i in 0..20 {
-                    attrs.insert(format!("extra{i}"), bool_attr(true));
+                    attrs(s).insert(format!("extra{i}"), bool_attr(true));
                 }
             }),
             SliceError::TooManyAttributes { .. }
         ));
         assert!(matches!(
             broken(&|s| {
-                dev(s)
-                    .attributes
-                    .as_mut()
-                    .unwrap()
-                    .insert("1bad".into(), bool_attr(true));
+                attrs(s).insert("1bad".into(), bool_attr(true));
             }),
             SliceError::QualifiedName { .. }
         ));
         assert!(matches!(
             broken(&|s| {
-                dev(s)
-                    .attributes
-                    .as_mut()
-                    .unwrap()
-                    .insert("tcbDate".into(), string_attr("x".repeat(65)));
+                attrs(s).insert("tcbDate".into(), string_attr("x".repeat(65)));
             }),
             SliceError::AttributeTooLong { len: 65, .. }
         ));
         assert!(matches!(
-            broken(&|s| {
-                let a = dev(s).attributes.as_mut().unwrap().get_mut("sgx2").unwrap();
-                a.int = Some(1);
-            }),
+            broken(&|s| attrs(s).get_mut("sgx2").unwrap().int = Some(1)),
             SliceError::AttributeValue { .. }
         ));
         assert!(matches!(
-            broken(&|s| {
-                let c = dev(s).capacity.as_mut().unwrap().get_mut("epc").unwrap();
-                c.request_policy.as_mut().unwrap().default = Some(Quantity("6Ki".into()));
-            }),
+            broken(&|s| epc_policy(s).default = Some(Quantity("6Ki".into()))),
             SliceError::Policy { .. }
         ));
         assert!(matches!(
-            broken(&|s| {
-                let c = dev(s).capacity.as_mut().unwrap().get_mut("epc").unwrap();
-                c.request_policy.as_mut().unwrap().default = Some(Quantity("2Gi".into()));
-            }),
+            broken(&|s| epc_policy(s).default = Some(Quantity("2Gi".into()))),
             SliceError::Policy { .. }
         ));
         assert!(matches!(
