@@ -592,22 +592,13 @@ async fn resource_loop(
 async fn serve(
     listener: UnixListener,
     service: DevicePluginService,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(32)
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
-        .add_service(DevicePluginServer::new(service))
-        .serve_with_incoming_shutdown(
-            transport::incoming(listener, transport::MAX_CONNECTIONS),
-            async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            },
-        )
-        .await;
-    if let Err(err) = result {
-        tracing::error!(error = %err, "plugin gRPC server failed");
-    }
+        .add_service(DevicePluginServer::new(service));
+    transport::serve_until_stopped(router, listener, stopping, "plugin").await;
 }
 
 /// The next inotify event name, or `None` when the watch is gone (and must be reopened).

@@ -14,8 +14,8 @@ use hyper_util::rt::TokioIo;
 use inotify::{EventStream, Inotify, WatchMask};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::transport::server::{Connected, UdsConnectInfo};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tonic::transport::server::{Connected, Router, UdsConnectInfo};
 use tonic::transport::{Endpoint, Uri};
 
 use crate::Error;
@@ -179,6 +179,24 @@ pub fn incoming(
             }
         }
     })
+}
+
+/// Serve `router` on `listener` (at most [`MAX_CONNECTIONS`] connections at once) until
+/// `stopping` turns true or is dropped; a server failure is logged as the `what` gRPC server's.
+pub async fn serve_until_stopped(
+    router: Router,
+    listener: UnixListener,
+    mut stopping: watch::Receiver<bool>,
+    what: &str,
+) {
+    let result = router
+        .serve_with_incoming_shutdown(incoming(listener, MAX_CONNECTIONS), async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, "{what} gRPC server failed");
+    }
 }
 
 /// An inotify event stream for `dirs` (events in `mask`), or `None` when `enabled` is false,

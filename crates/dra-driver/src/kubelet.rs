@@ -376,20 +376,10 @@ async fn serve_registration(path: &Path, service: RegistrationService) -> Result
 /// the returned [`Served`] is stopped.
 async fn serve(path: &Path, router: Router, what: &'static str) -> Result<Served, Error> {
     let (listener, id) = listen(path).await?;
-    let (stop, mut stopping) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let result = router
-            .serve_with_incoming_shutdown(
-                transport::incoming(listener, transport::MAX_CONNECTIONS),
-                async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                },
-            )
-            .await;
-        if let Err(err) = result {
-            tracing::error!(error = %err, "{what} gRPC server failed");
-        }
-    });
+    let (stop, stopping) = watch::channel(false);
+    let task = tokio::spawn(transport::serve_until_stopped(
+        router, listener, stopping, what,
+    ));
     Ok(Served {
         path: path.to_owned(),
         id,
