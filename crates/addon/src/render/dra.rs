@@ -12,7 +12,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{PodSpec, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
 use k8s_openapi::api::resource::v1::{
     CELDeviceSelector, CapacityRequirements, DeviceClaim, DeviceClass, DeviceClassConfiguration,
     DeviceClassSpec, DeviceRequest, DeviceSelector, ExactDeviceRequest, OpaqueDeviceConfiguration,
@@ -24,7 +24,7 @@ use super::RenderOptions;
 use super::node_daemons::{
     daemon_set, discovery, downward_env, kubelet_plugin_container, node_daemon_pod_spec,
 };
-use super::parts::*;
+use super::parts::{self, *};
 use crate::names::*;
 
 /// EPC the quote helper's enclaves (QE3, PCE) claim on a DRA node.
@@ -103,14 +103,7 @@ pub(super) fn device_classes(opts: &RenderOptions) -> Vec<DeviceClass> {
 }
 
 pub(super) fn service_account(opts: &RenderOptions) -> ServiceAccount {
-    ServiceAccount {
-        metadata: meta(
-            DRA_DRIVER_SERVICE_ACCOUNT,
-            Some(&opts.namespace),
-            COMPONENT_DRA_DRIVER,
-        ),
-        ..ServiceAccount::default()
-    }
+    parts::service_account(opts, DRA_DRIVER_SERVICE_ACCOUNT, COMPONENT_DRA_DRIVER)
 }
 
 /// The driver publishes its node's ResourceSlices (the full set of write verbs, since the slice
@@ -142,20 +135,12 @@ pub(super) fn cluster_role() -> ClusterRole {
 }
 
 pub(super) fn cluster_role_binding(opts: &RenderOptions) -> ClusterRoleBinding {
-    ClusterRoleBinding {
-        metadata: meta(DRA_DRIVER_CLUSTER_ROLE, None, COMPONENT_DRA_DRIVER),
-        role_ref: RoleRef {
-            api_group: Some(s("rbac.authorization.k8s.io")),
-            kind: s("ClusterRole"),
-            name: s(DRA_DRIVER_CLUSTER_ROLE),
-        },
-        subjects: Some(vec![Subject {
-            kind: s("ServiceAccount"),
-            name: s(DRA_DRIVER_SERVICE_ACCOUNT),
-            namespace: Some(opts.namespace.clone()),
-            ..Subject::default()
-        }]),
-    }
+    parts::cluster_role_binding(
+        opts,
+        DRA_DRIVER_CLUSTER_ROLE,
+        DRA_DRIVER_SERVICE_ACCOUNT,
+        COMPONENT_DRA_DRIVER,
+    )
 }
 
 /// The username the API server gives the driver's pods.

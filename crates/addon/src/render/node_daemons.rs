@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
     PodResourceClaim, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceClaim,
     ResourceRequirements, ServiceAccount, Volume, VolumeMount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -86,14 +86,7 @@ pub(super) fn daemon_set(
 }
 
 pub(super) fn device_plugin_service_account(opts: &RenderOptions) -> ServiceAccount {
-    ServiceAccount {
-        metadata: meta(
-            DEVICE_PLUGIN_SERVICE_ACCOUNT,
-            Some(&opts.namespace),
-            COMPONENT_DEVICE_PLUGIN,
-        ),
-        ..ServiceAccount::default()
-    }
+    service_account(opts, DEVICE_PLUGIN_SERVICE_ACCOUNT, COMPONENT_DEVICE_PLUGIN)
 }
 
 /// The device plugin adds `sgx.intel.com/epc` (bytes) to its node's `status.capacity` with a JSON
@@ -113,20 +106,12 @@ pub(super) fn device_plugin_cluster_role() -> ClusterRole {
 }
 
 pub(super) fn device_plugin_cluster_role_binding(opts: &RenderOptions) -> ClusterRoleBinding {
-    ClusterRoleBinding {
-        metadata: meta(DEVICE_PLUGIN_CLUSTER_ROLE, None, COMPONENT_DEVICE_PLUGIN),
-        role_ref: RoleRef {
-            api_group: Some(s("rbac.authorization.k8s.io")),
-            kind: s("ClusterRole"),
-            name: s(DEVICE_PLUGIN_CLUSTER_ROLE),
-        },
-        subjects: Some(vec![Subject {
-            kind: s("ServiceAccount"),
-            name: s(DEVICE_PLUGIN_SERVICE_ACCOUNT),
-            namespace: Some(opts.namespace.clone()),
-            ..Subject::default()
-        }]),
-    }
+    cluster_role_binding(
+        opts,
+        DEVICE_PLUGIN_CLUSTER_ROLE,
+        DEVICE_PLUGIN_SERVICE_ACCOUNT,
+        COMPONENT_DEVICE_PLUGIN,
+    )
 }
 
 /// What a kubelet plugin (the device plugin, the DRA driver) needs for SGX discovery: `--simulate`,

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
-use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, PodTemplateSpec, Secret};
+use k8s_openapi::api::core::v1::{
+    Container, PodSecurityContext, PodSpec, PodTemplateSpec, Secret, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use k8s_openapi::api::core::v1::{
@@ -46,6 +49,38 @@ pub(super) fn meta(name: &str, namespace: Option<&str>, component: &str) -> Obje
         namespace: namespace.map(s),
         labels: Some(labels(component)),
         ..ObjectMeta::default()
+    }
+}
+
+/// The service account `name` of `component` in the add-on's namespace.
+pub(super) fn service_account(opts: &RenderOptions, name: &str, component: &str) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(name, Some(&opts.namespace), component),
+        ..ServiceAccount::default()
+    }
+}
+
+/// The binding of the cluster role `role` (and named after it) to `component`'s service account
+/// `service_account` in the add-on's namespace.
+pub(super) fn cluster_role_binding(
+    opts: &RenderOptions,
+    role: &str,
+    service_account: &str,
+    component: &str,
+) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(role, None, component),
+        role_ref: RoleRef {
+            api_group: Some(s("rbac.authorization.k8s.io")),
+            kind: s("ClusterRole"),
+            name: s(role),
+        },
+        subjects: Some(vec![Subject {
+            kind: s("ServiceAccount"),
+            name: s(service_account),
+            namespace: Some(opts.namespace.clone()),
+            ..Subject::default()
+        }]),
     }
 }
 
