@@ -409,26 +409,6 @@ async fn next_event(events: &mut Option<EventStream<[u8; 4096]>>) -> bool {
 mod tests {
     use super::*;
 
-    struct NoClaims;
-
-    impl ClaimReader for NoClaims {
-        fn get<'a>(
-            &'a self,
-            namespace: &'a str,
-            name: &'a str,
-        ) -> claims::BoxFuture<
-            'a,
-            Result<k8s_openapi::api::resource::v1::ResourceClaim, ClaimReadError>,
-        > {
-            Box::pin(async move {
-                Err(ClaimReadError::NotFound {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                })
-            })
-        }
-    }
-
     #[tokio::test]
     async fn a_zero_recheck_interval_does_not_stop_the_plugin() {
         let dir = tempfile::Builder::new()
@@ -449,7 +429,7 @@ mod tests {
         run(
             config,
             inventory,
-            Arc::new(NoClaims),
+            Arc::new(claims::NoClaims),
             Metrics::default(),
             shutdown,
         )

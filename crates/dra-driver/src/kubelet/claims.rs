@@ -99,3 +99,23 @@ impl ClaimReader for KubeClaimReader {
         })
     }
 }
+
+/// A reader that finds no claim (for tests that never read one).
+#[cfg(test)]
+pub(crate) struct NoClaims;
+
+#[cfg(test)]
+impl ClaimReader for NoClaims {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<ResourceClaim, ClaimReadError>> {
+        Box::pin(async move {
+            Err(ClaimReadError::NotFound {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+        })
+    }
+}

@@ -466,7 +466,15 @@ impl Preparer {
         })
         .await
         .map_err(|e| file_error(format!("write task failed: {e}")))?
-        .map_err(|e| file_error(e.to_string()))
+        .map_err(|e| {
+            file_error(match e {
+                // The error names the spec already.
+                WriteError::Rename { from, source, .. } => {
+                    format!("renaming {} over it: {source}", from.display())
+                }
+                e => e.to_string(),
+            })
+        })
     }
 
     /// Save `state` when the claims in `changed` changed it. When saving fails, `state` goes
@@ -797,6 +805,32 @@ mod tests {
         );
         let err = plan(DRIVER, "n", &reference(), &claim, &inventory()).unwrap_err();
         assert!(err.to_string().contains("FromNowhere"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_spec_that_cannot_be_renamed_into_place_is_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = PreparerConfig {
+            driver: DRIVER.into(),
+            node: "n".into(),
+            cdi_root: dir.path().join("cdi"),
+            checkpoint: dir.path().join("checkpoint.json"),
+            boot_id: dir.path().join("boot_id"),
+        };
+        let (_feed, inventory_rx) = watch::channel(inventory());
+        let preparer = Preparer::new(
+            config,
+            inventory_rx,
+            Arc::new(super::super::claims::NoClaims),
+            Metrics::default(),
+        );
+        let path = dir.path().join("cdi").join("spec.json");
+        std::fs::create_dir_all(path.join("in-the-way")).unwrap();
+        let spec = build_spec(DRIVER, &[], &inventory()).unwrap();
+        let err = preparer.write_spec(&path, &spec).await.unwrap_err();
+        let text = err.to_string();
+        assert_eq!(text.matches(path.to_str().unwrap()).count(), 1, "{text}");
+        assert!(text.contains("renaming"), "{text}");
     }
 
     #[test]
