@@ -36,9 +36,11 @@ pub struct ClaimRef {
 /// Why one claim could not be prepared or unprepared (reported to kubelet in the claim's `error`).
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
-    /// kubelet sent an empty namespace, UID or name.
+    /// kubelet sent an empty namespace, UID or name, or a UID that is not one (the UID names the
+    /// claim's CDI spec file, so it is held to what the API server assigns: letters, digits and
+    /// `-`, at most 64).
     #[error(
-        "kubelet sent an incomplete claim reference (namespace {namespace:?}, name {name:?}, uid {uid:?})"
+        "kubelet sent an incomplete or malformed claim reference (namespace {namespace:?}, name {name:?}, uid {uid:?})"
     )]
     IncompleteReference {
         /// Namespace.
@@ -319,7 +321,7 @@ impl Preparer {
             if results.contains_key(&claim.uid) {
                 continue;
             }
-            if claim.uid.is_empty() {
+            if !uid_ok(&claim.uid) {
                 results.insert(claim.uid.clone(), Err(incomplete(claim)));
                 continue;
             }
@@ -512,7 +514,13 @@ impl Preparer {
 }
 
 fn complete(claim: &ClaimRef) -> bool {
-    !claim.uid.is_empty() && !claim.name.is_empty() && !claim.namespace.is_empty()
+    uid_ok(&claim.uid) && !claim.name.is_empty() && !claim.namespace.is_empty()
+}
+
+/// Whether `uid` looks like a UID the API server assigns (a UUID: letters, digits and `-`). It
+/// becomes part of a file name, so nothing else is let through.
+fn uid_ok(uid: &str) -> bool {
+    (1..=64).contains(&uid.len()) && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn incomplete(claim: &ClaimRef) -> ClaimError {
@@ -805,6 +813,49 @@ mod tests {
         );
         let err = plan(DRIVER, "n", &reference(), &claim, &inventory()).unwrap_err();
         assert!(err.to_string().contains("FromNowhere"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_uid_that_is_no_uid_is_refused_and_names_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cdi_root = dir.path().join("cdi");
+        std::fs::create_dir_all(&cdi_root).unwrap();
+        // A file the UID would reach if it were spliced into a path unchecked.
+        let victim = dir.path().join("victim.json");
+        std::fs::write(&victim, "{}").unwrap();
+        let config = PreparerConfig {
+            driver: DRIVER.into(),
+            node: "n".into(),
+            cdi_root,
+            checkpoint: dir.path().join("checkpoint.json"),
+            boot_id: dir.path().join("boot_id"),
+        };
+        let (_feed, inventory_rx) = watch::channel(inventory());
+        let preparer = Preparer::new(
+            config,
+            inventory_rx,
+            Arc::new(super::super::claims::NoClaims),
+            Metrics::default(),
+        );
+        for uid in ["../../victim", "a/b", "", &"x".repeat(65)] {
+            let claim = ClaimRef {
+                uid: uid.to_owned(),
+                ..reference()
+            };
+            let prepared = preparer.prepare(std::slice::from_ref(&claim)).await;
+            assert!(
+                matches!(prepared[uid], Err(ClaimError::IncompleteReference { .. })),
+                "{uid:?}: {:?}",
+                prepared[uid]
+            );
+            let unprepared = preparer.unprepare(&[claim]).await;
+            assert!(
+                matches!(unprepared[uid], Err(ClaimError::IncompleteReference { .. })),
+                "{uid:?}"
+            );
+        }
+        assert!(victim.exists());
+        assert!(uid_ok("3f2a6c1e-9b1d-4c55-8e0f-2d7b9a4c1e00"));
     }
 
     #[tokio::test]
