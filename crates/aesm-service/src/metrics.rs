@@ -55,6 +55,9 @@ pub enum DropReason {
     Io,
     /// The service is shutting down and the request had not arrived.
     Shutdown,
+    /// The connection cap was reached and this connection had waited longest for its request:
+    /// closed to make room for a new one.
+    Evicted,
 }
 
 impl DropReason {
@@ -67,6 +70,7 @@ impl DropReason {
             DropReason::Undecodable => "undecodable",
             DropReason::Io => "io_error",
             DropReason::Shutdown => "shutdown",
+            DropReason::Evicted => "evicted",
         }
     }
 }

@@ -4,9 +4,11 @@
 //! Undecodable or unknown requests and empty connections are closed without a reply.
 //!
 //! Bounds: a frame cap checked before allocating, a deadline for the whole request to arrive and
-//! one for the reply to leave, and a semaphore bounding open connections (further clients wait in
-//! the listen backlog, which the kernel serves in arrival order). An idle client holds its slot at
-//! most [`ServerConfig::request_timeout`].
+//! one for the reply to leave, and a cap on open connections ([`ServerConfig::max_connections`]).
+//! At the cap, the connection that has waited longest for its request is closed to make room
+//! (counted as `evicted`), so clients that connect and send nothing cannot make honest ones wait
+//! in the listen backlog; a connection being answered is never closed, and only when every one is
+//! being answered does a new connection wait for a slot.
 //!
 //! Each listener is served by one accept loop per worker thread (up to four). A client writes its
 //! request right after connecting, so by the time a loop accepts the connection the request has
@@ -23,6 +25,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,7 @@ use aesm_protocol::frame::{LEN_PREFIX, complete_frame, encode_frame, read_frame_
 use aesm_protocol::{
     AesmCode, AesmRequest, AesmResponse, FrameError, decode_request, encode_response,
 };
+use ops_http::guard::{ConnHandle, ConnLimits, ConnMetrics, Governor, Phase};
 use rustix::io::Errno;
 use rustix::net::{self, RecvFlags, SendFlags};
 use tokio::io::AsyncWriteExt;
@@ -97,6 +101,20 @@ pub async fn serve(
     });
     let max = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
+    // The registry that picks which waiting connection to close at the cap. The socket has no
+    // client addresses, and the timeouts here are only a backstop behind the server's own.
+    let backstop = config.request_timeout.saturating_mul(4);
+    let governor = Governor::new(
+        "aesm",
+        ConnLimits {
+            max_connections: max,
+            max_pending_per_address: max,
+            handshake_timeout: backstop,
+            header_timeout: backstop,
+            idle_timeout: backstop,
+        },
+        ConnMetrics::default(),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let mut loops = JoinSet::new();
@@ -107,6 +125,7 @@ pub async fn serve(
                 Arc::clone(&listener),
                 Arc::clone(&shared),
                 Arc::clone(&slots),
+                governor.clone(),
                 stop_rx.clone(),
             ));
         }
@@ -190,25 +209,18 @@ async fn accept_loop(
     listener: Arc<UnixListener>,
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
+    governor: Governor,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; first_look_capacity(shared.config.max_request_frame)];
-    // Waiting for a slot and accepting both draw on tokio's cooperative budget, so a loop that
+    // Accepting and waiting for a slot both draw on tokio's cooperative budget, so a loop that
     // always finds a connection waiting still yields to the other tasks of its worker.
     loop {
-        // `biased`: the work comes first, so that the shutdown signal is only registered with
-        // when there is nothing to do (registering costs a lock shared by every connection).
-        let permit = tokio::select! {
-            biased;
-            permit = Arc::clone(&slots).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return Ok(()),
-            },
-            _ = stop.wait_for(|s| *s) => return Ok(()),
-        };
         if *stop.borrow() {
             return Ok(());
         }
+        // `biased`: the work comes first, so that the shutdown signal is only registered with
+        // when there is nothing to do (registering costs a lock shared by every connection).
         let accepted = tokio::select! {
             biased;
             accepted = listener.accept() => accepted,
@@ -224,6 +236,29 @@ async fn accept_loop(
                 continue;
             }
             Err(e) => return Err(e),
+        };
+        // At the cap this closes the connection that has waited longest for its request (its
+        // task then ends and frees its slot); with every connection being answered, the new one
+        // waits for a slot as before.
+        let conn = governor.admit(IpAddr::V4(Ipv4Addr::UNSPECIFIED), Phase::ReadingHead);
+        let permit = tokio::select! {
+            biased;
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return Ok(()),
+            },
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        let conn = match conn {
+            Some(conn) => conn,
+            None => match governor.admit(IpAddr::V4(Ipv4Addr::UNSPECIFIED), Phase::ReadingHead) {
+                Some(conn) => conn,
+                // Still every registered connection is being answered: this one waits no more.
+                None => {
+                    drop(permit);
+                    continue;
+                }
+            },
         };
         shared.metrics.connection_opened();
         let peer = Peer::of(&stream);
@@ -253,13 +288,21 @@ async fn accept_loop(
         match rest {
             None => {
                 shared.metrics.connection_closed();
+                drop(conn);
                 drop(permit);
             }
             Some(rest) => {
                 let shared = Arc::clone(&shared);
                 let stop = stop.clone();
+                let handle = conn.handle();
+                // A request already read is being answered: never evicted.
+                let busy = (!matches!(rest, Rest::Read)).then(|| handle.busy());
                 tokio::spawn(async move {
-                    finish_connection(stream, rest, &shared, peer, stop).await;
+                    let work = finish_connection(stream, rest, &shared, peer, stop, handle);
+                    if conn.run(work).await.is_none() {
+                        shared.metrics.dropped(DropReason::Evicted);
+                    }
+                    drop(busy);
                     shared.metrics.connection_closed();
                     drop(permit);
                 });
@@ -362,7 +405,10 @@ async fn finish_connection(
     shared: &Shared,
     peer: Peer,
     mut stop: watch::Receiver<bool>,
+    guard: ConnHandle,
 ) {
+    // Held while the request is answered, so that the connection is not evicted then.
+    let mut _busy = None;
     let request = match rest {
         Rest::Send(reply) => {
             return send(&mut stream, &reply, peer, shared.config.write_timeout).await;
@@ -397,6 +443,7 @@ async fn finish_connection(
                     return;
                 }
             };
+            _busy = Some(guard.busy());
             match decode(shared, &body, peer) {
                 Some(request) => request,
                 None => return,
