@@ -89,3 +89,14 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // Flag names, env fallbacks, groups and defaults of every subcommand, as clap checks them.
+        super::Cli::command().debug_assert();
+    }
+}

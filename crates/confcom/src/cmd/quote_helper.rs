@@ -65,7 +65,8 @@ pub struct Args {
     /// reachable only from the host's network namespace).
     #[arg(long, env = "CONFCOM_AESM_ABSTRACT_SOCKET")]
     pub abstract_socket: bool,
-    /// Connections served at once; more wait in the listen backlog.
+    /// AESM connections held at once; at the cap the one that has waited longest for its request
+    /// is closed (one being answered never is).
     #[arg(long, env = "CONFCOM_AESM_MAX_CONNECTIONS", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_connections: u32,
