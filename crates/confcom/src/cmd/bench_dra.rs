@@ -264,15 +264,19 @@ async fn prepare(client: &mut DraClient, claims: Vec<v1::Claim>) -> Result<Durat
 }
 
 async fn unprepare(client: &mut DraClient, range: std::ops::Range<usize>) -> Result<()> {
-    let answer = client
-        .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
-            claims: range.map(v1_claim).collect(),
-        })
-        .await
-        .context("NodeUnprepareResources")?
-        .into_inner();
-    if let Some((uid, c)) = answer.claims.iter().find(|(_, c)| !c.error.is_empty()) {
-        bail!("claim {uid} not unprepared: {}", c.error);
+    // Kubelet sends a pod's claims; the driver takes at most 1024 per call.
+    let all: Vec<usize> = range.collect();
+    for chunk in all.chunks(256) {
+        let answer = client
+            .node_unprepare_resources(v1::NodeUnprepareResourcesRequest {
+                claims: chunk.iter().copied().map(v1_claim).collect(),
+            })
+            .await
+            .context("NodeUnprepareResources")?
+            .into_inner();
+        if let Some((uid, c)) = answer.claims.iter().find(|(_, c)| !c.error.is_empty()) {
+            bail!("claim {uid} not unprepared: {}", c.error);
+        }
     }
     Ok(())
 }
