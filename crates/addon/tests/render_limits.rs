@@ -1,13 +1,14 @@
 //! `confcom addon render`'s connection limits: set limits reach the PCCS's and the webhook's
-//! command lines, their memory limits grow with the connection cap, and the manifests stay valid
-//! (kubernetes-validate, strict).
+//! command lines and the node daemons' operations endpoints, their memory limits follow the
+//! connection caps, and the manifests stay valid (kubernetes-validate, strict).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
 
 use addon::certs::{self, CertRequest};
-use addon::render::{Object, RenderOptions, ServerLimits, render, to_yaml};
+use addon::render::{Object, OpsLimits, RenderOptions, ServerLimits, render, to_yaml};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Container;
 
 const K8S_VERSION: &str = "1.37.0";
 
@@ -24,6 +25,37 @@ fn options(server_limits: ServerLimits) -> RenderOptions {
         server_limits,
         ..RenderOptions::default()
     }
+}
+
+/// The memory limit of a container.
+fn memory_limit(container: &Container) -> String {
+    container
+        .resources
+        .as_ref()
+        .unwrap()
+        .limits
+        .as_ref()
+        .unwrap()["memory"]
+        .0
+        .clone()
+}
+
+/// Validates `objects` with kubernetes-validate (strict).
+fn validate(objects: &[Object]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("limits.yaml");
+    std::fs::write(&file, to_yaml(objects).unwrap()).unwrap();
+    let output = Command::new("kubernetes-validate")
+        .args(["--strict", "-k", K8S_VERSION])
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate must be installed: cargo xtask test provides it");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// (args, memory limit) of each Deployment's first container, by Deployment name.
@@ -96,18 +128,72 @@ fn set_limits_reach_the_pccs_and_the_webhook_and_size_their_memory() {
         assert_eq!(memory, want, "{name}");
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("limits.yaml");
-    std::fs::write(&file, to_yaml(&objects).unwrap()).unwrap();
-    let output = Command::new("kubernetes-validate")
-        .args(["--strict", "-k", K8S_VERSION])
-        .arg(&file)
-        .output()
-        .expect("kubernetes-validate must be installed: pip install kubernetes-validate==1.37.0");
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    validate(&objects);
+}
+
+#[test]
+fn ops_limits_reach_every_node_daemon_and_size_its_memory() {
+    let limits = OpsLimits {
+        max_connections: Some(1_024),
+        max_pending_per_address: Some(16),
+        header_timeout_secs: Some(3),
+        idle_timeout_secs: Some(30),
+    };
+    // Device plugin and DRA driver on separate pools, the quote helper on both.
+    let options = |ops_limits: OpsLimits| RenderOptions {
+        enable_quote_helper: true,
+        dra: true,
+        dra_node_selector: [("sgx.example.com/dra".to_owned(), "true".to_owned())].into(),
+        ops_limits,
+        ..RenderOptions::default()
+    };
+    let daemons = |objects: &[Object]| -> Vec<(String, Container)> {
+        objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::DaemonSet(d) => Some((
+                    d.metadata.name.clone().unwrap(),
+                    d.spec.template.spec.as_ref().unwrap().containers[0].clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    let objects = render(&options(limits.clone())).unwrap();
+    let found = daemons(&objects);
+    assert_eq!(
+        found.len(),
+        4,
+        "device plugin, DRA driver, quote helper on each pool"
     );
+    for (name, container) in &found {
+        let args = container.args.as_ref().unwrap();
+        assert!(
+            args.windows(limits.args().len())
+                .any(|w| w == limits.args().as_slice()),
+            "{name}: {args:?}"
+        );
+        // 1,024 connections at 24 KiB (24 MiB) instead of room for the default 4,096 (96 MiB).
+        let want = if name.contains("quote-helper") {
+            "184Mi"
+        } else {
+            "56Mi"
+        };
+        assert_eq!(memory_limit(container), want, "{name}");
+    }
+    // Defaults: no flags and the usual limits.
+    for (name, container) in daemons(&render(&options(OpsLimits::default())).unwrap()) {
+        let args = container.args.as_ref().unwrap();
+        assert!(
+            !args.iter().any(|a| a.starts_with("--metrics-max")),
+            "{name}: {args:?}"
+        );
+        let want = if name.contains("quote-helper") {
+            "256Mi"
+        } else {
+            "128Mi"
+        };
+        assert_eq!(memory_limit(&container), want, "{name}");
+    }
+    validate(&objects);
 }

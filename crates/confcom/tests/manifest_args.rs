@@ -68,6 +68,30 @@ fn every_rendered_confcom_command_line_parses() {
             "render --enable-pccs --simulate --dra",
             vec!["--simulate", "--sim-ca", ca.to_str().unwrap(), "--dra"],
         ),
+        (
+            "render --enable-pccs --dra --dra-node-selector with every connection limit",
+            vec![
+                "--dra",
+                "--dra-node-selector",
+                "sgx.example.com/dra=true",
+                "--metrics-max-connections",
+                "1024",
+                "--metrics-max-pending-per-address",
+                "16",
+                "--metrics-header-timeout-secs",
+                "3",
+                "--metrics-idle-timeout-secs",
+                "30",
+                "--max-connections",
+                "20000",
+                "--max-pending-per-address",
+                "32",
+                "--header-timeout-secs",
+                "4",
+                "--idle-timeout-secs",
+                "30",
+            ],
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_confcom"))
             .args([

@@ -1,6 +1,8 @@
 //! The connection limits `confcom addon render` passes to the cluster services (the PCCS and the
-//! webhook), and the memory limit that follows from their connection cap.
+//! webhook) and to the node daemons' operations endpoints, and the memory limits that follow from
+//! their connection caps.
 
+use ops_http::DEFAULT_OPS_MAX_CONNECTIONS;
 use ops_http::guard::{BYTES_PER_CONNECTION, DEFAULT_MAX_CONNECTIONS};
 
 /// Connection limits of the PCCS and the webhook; `None` leaves a flag out (the server's default).
@@ -46,9 +48,82 @@ impl ServerLimits {
     }
 }
 
+/// Connection limits of the node daemons' operations endpoints (`/metrics`, `/healthz`,
+/// `/readyz` of the device plugin, the quote helper and the DRA driver); `None` leaves a flag out.
+/// They serve plain HTTP, so there is no handshake timeout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpsLimits {
+    /// `--metrics-max-connections`.
+    pub max_connections: Option<u64>,
+    /// `--metrics-max-pending-per-address`.
+    pub max_pending_per_address: Option<u64>,
+    /// `--metrics-header-timeout-secs`.
+    pub header_timeout_secs: Option<u64>,
+    /// `--metrics-idle-timeout-secs`.
+    pub idle_timeout_secs: Option<u64>,
+}
+
+impl OpsLimits {
+    /// The flags of the limits that are set, in a fixed order.
+    pub fn args(&self) -> Vec<String> {
+        [
+            ("--metrics-max-connections", self.max_connections),
+            (
+                "--metrics-max-pending-per-address",
+                self.max_pending_per_address,
+            ),
+            ("--metrics-header-timeout-secs", self.header_timeout_secs),
+            ("--metrics-idle-timeout-secs", self.idle_timeout_secs),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.map(|v| [flag.to_owned(), v.to_string()]))
+        .flatten()
+        .collect()
+    }
+
+    /// A daemon's memory limit: `default_mib` (which has room for the default cap of
+    /// [`DEFAULT_OPS_MAX_CONNECTIONS`]) with that room replaced by room for the configured cap.
+    pub fn memory_limit(&self, default_mib: u64) -> String {
+        let Some(cap) = self.max_connections else {
+            return format!("{default_mib}Mi");
+        };
+        let per = BYTES_PER_CONNECTION as u64;
+        let room = |n: u64| n.saturating_mul(per).div_ceil(1024 * 1024);
+        let base = default_mib.saturating_sub(room(DEFAULT_OPS_MAX_CONNECTIONS as u64));
+        format!("{}Mi", base.saturating_add(room(cap)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ops_limits_become_metrics_flags_and_size_the_memory_limit() {
+        assert!(OpsLimits::default().args().is_empty());
+        assert_eq!(OpsLimits::default().memory_limit(128), "128Mi");
+        let limits = OpsLimits {
+            max_connections: Some(1_024),
+            idle_timeout_secs: Some(30),
+            ..OpsLimits::default()
+        };
+        assert_eq!(
+            limits.args(),
+            [
+                "--metrics-max-connections",
+                "1024",
+                "--metrics-idle-timeout-secs",
+                "30"
+            ]
+        );
+        // 128 MiB holds the default 4,096 connections at 24 KiB (96 MiB) besides 32 MiB.
+        assert_eq!(limits.memory_limit(128), "56Mi");
+        let default_cap = OpsLimits {
+            max_connections: Some(DEFAULT_OPS_MAX_CONNECTIONS as u64),
+            ..OpsLimits::default()
+        };
+        assert_eq!(default_cap.memory_limit(256), "256Mi");
+    }
 
     #[test]
     fn only_set_limits_become_flags() {

@@ -33,7 +33,7 @@ use node_daemons::{
 use pccs::{pccs_ca_config_map, pccs_deployment, pccs_service, pccs_tls_secret, sim_ca_secret};
 use webhook::{webhook_configuration, webhook_deployment, webhook_secret, webhook_service};
 
-pub use limits::ServerLimits;
+pub use limits::{OpsLimits, ServerLimits};
 
 /// Errors in the render options.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +180,9 @@ pub struct RenderOptions {
     /// Connection limits passed to the PCCS and the webhook; their memory limits make room for
     /// the connection cap.
     pub server_limits: ServerLimits,
+    /// Connection limits passed to the node daemons' operations endpoints; their memory limits
+    /// make room for the connection cap.
+    pub ops_limits: OpsLimits,
 }
 
 impl Default for RenderOptions {
@@ -203,6 +206,7 @@ impl Default for RenderOptions {
             sim_ca: None,
             webhook: None,
             server_limits: ServerLimits::default(),
+            ops_limits: OpsLimits::default(),
         }
     }
 }

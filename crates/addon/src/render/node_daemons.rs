@@ -154,6 +154,9 @@ pub(super) fn kubelet_plugin_container(
     mounts: Vec<VolumeMount>,
     metrics_port: u16,
 ) -> Container {
+    let mut args = args;
+    args.extend(opts.ops_limits.args());
+    let memory = opts.ops_limits.memory_limit(128);
     Container {
         name: s(name),
         image: Some(opts.image.clone()),
@@ -165,7 +168,7 @@ pub(super) fn kubelet_plugin_container(
         readiness_probe: Some(http_probe("/readyz", "metrics", None, 10)),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&[("cpu", "10m"), ("memory", "32Mi")])),
-            limits: Some(quantities(&[("cpu", "200m"), ("memory", "128Mi")])),
+            limits: Some(quantities(&[("cpu", "200m"), ("memory", &memory)])),
             ..ResourceRequirements::default()
         }),
         security_context: Some(hardened(true)),
@@ -381,7 +384,9 @@ pub(super) fn quote_helper(opts: &RenderOptions, pool: Pool) -> DaemonSet {
     // by the device plugin (the dependency the AKS documentation describes) or, on DRA nodes, by
     // a claim. Extended resources must have requests equal to limits.
     let mut requests = quantities(&[("cpu", "20m"), ("memory", "32Mi")]);
-    let mut limits = quantities(&[("cpu", "500m"), ("memory", "256Mi")]);
+    args.extend(opts.ops_limits.args());
+    let memory = opts.ops_limits.memory_limit(256);
+    let mut limits = quantities(&[("cpu", "500m"), ("memory", &memory)]);
     let mut claims = None;
     let mut pod_claims = None;
     match pool {

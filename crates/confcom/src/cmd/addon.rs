@@ -113,6 +113,27 @@ struct RenderArgs {
     /// memory limits make room for the connection cap (24 KiB a connection).
     #[command(flatten)]
     server_limits: ServerLimitsFlags,
+    /// Connection limits passed to the node daemons' operations endpoints (their defaults when
+    /// left out); their memory limits make room for the connection cap (24 KiB a connection).
+    #[command(flatten)]
+    ops_limits: OpsLimitsFlags,
+}
+
+/// `confcom addon render`'s flags for [`addon::render::OpsLimits`].
+#[derive(clap::Args, Debug)]
+struct OpsLimitsFlags {
+    /// `--metrics-max-connections` of the device plugin, the quote helper and the DRA driver.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    metrics_max_connections: Option<u64>,
+    /// `--metrics-max-pending-per-address` of the node daemons.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    metrics_max_pending_per_address: Option<u64>,
+    /// `--metrics-header-timeout-secs` of the node daemons.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    metrics_header_timeout_secs: Option<u64>,
+    /// `--metrics-idle-timeout-secs` of the node daemons.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    metrics_idle_timeout_secs: Option<u64>,
 }
 
 /// `confcom addon render`'s flags for [`addon::render::ServerLimits`].
@@ -234,6 +255,12 @@ fn render_cmd(args: RenderArgs) -> Result<ExitCode> {
         pccs_tls,
         sim_ca,
         webhook,
+        ops_limits: addon::render::OpsLimits {
+            max_connections: args.ops_limits.metrics_max_connections,
+            max_pending_per_address: args.ops_limits.metrics_max_pending_per_address,
+            header_timeout_secs: args.ops_limits.metrics_header_timeout_secs,
+            idle_timeout_secs: args.ops_limits.metrics_idle_timeout_secs,
+        },
         server_limits: addon::render::ServerLimits {
             max_connections: args.server_limits.max_connections,
             max_pending_per_address: args.server_limits.max_pending_per_address,
