@@ -163,7 +163,7 @@ fn check_one(
 ) -> Outcome {
     let bytes = match read_quote_file(path) {
         Ok((bytes, _)) => bytes,
-        Err(e) => return Outcome::Unreadable(format!("{e:#}")),
+        Err(e) => return Outcome::Unreadable(crate::errors::one_line(e.as_ref())),
     };
     let quote = match Quote::parse(&bytes) {
         Ok(quote) => quote,
@@ -249,7 +249,8 @@ impl CollateralSource {
                     )
                 })?;
                 if let Some(dir) = save {
-                    save_collateral(dir, &fetched).map_err(|e| format!("{e:#}"))?;
+                    save_collateral(dir, &fetched)
+                        .map_err(|e| crate::errors::one_line(e.as_ref()))?;
                 }
                 to_collateral(&fetched).map(Arc::new)
             })
@@ -518,7 +519,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match run_inner(args) {
         Ok(code) => Ok(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", crate::errors::one_line(e.as_ref()));
             Ok(ExitCode::from(EXIT_BAD_INPUT))
         }
     }
