@@ -716,6 +716,28 @@ impl ConnHandle {
         }
     }
 
+    /// The request's body is being read: until the returned guard is dropped the connection is
+    /// timed and evictable as one reading its head ([`Phase::ReadingHead`], its header timeout
+    /// counting from now), so that a slow body cannot hold a slot. Dropping the guard makes the
+    /// connection busy again.
+    pub fn reading_body(&self) -> BodyGuard {
+        {
+            let mut table = self.inner.lock();
+            let seq = table.seq();
+            if let Some(entry) = table.conns.get_mut(&self.id) {
+                let old = entry.seq.replace(seq);
+                if let Some(old) = old {
+                    table.evictable.remove(&old);
+                }
+                table.evictable.insert(seq, self.id);
+            }
+        }
+        self.set_phase(Phase::ReadingHead);
+        BodyGuard {
+            handle: self.clone(),
+        }
+    }
+
     fn idle(&self) {
         {
             let mut table = self.inner.lock();
@@ -759,6 +781,28 @@ pub struct BusyGuard {
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         self.handle.idle();
+    }
+}
+
+/// Keeps a connection timed while its request body is read; dropping it makes the connection busy
+/// again. See [`ConnHandle::reading_body`].
+#[derive(Debug)]
+pub struct BodyGuard {
+    handle: ConnHandle,
+}
+
+impl Drop for BodyGuard {
+    fn drop(&mut self) {
+        let handle = &self.handle;
+        {
+            let mut table = handle.inner.lock();
+            if let Some(entry) = table.conns.get_mut(&handle.id)
+                && let Some(seq) = entry.seq.take()
+            {
+                table.evictable.remove(&seq);
+            }
+        }
+        handle.set_phase(Phase::Busy);
     }
 }
 

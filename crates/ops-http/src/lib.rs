@@ -1,6 +1,7 @@
 //! The operations endpoint that every confcom daemon serves on `--metrics-addr`.
 //!
-//! Routes (GET or HEAD; every other method gets `405`):
+//! Routes (GET or HEAD; every other method gets `405`, except POST on the paths an [`ExtraRoutes`]
+//! opted in with [`ExtraRoutes::with_post`]):
 //!
 //! | path | answer |
 //! |---|---|
@@ -12,8 +13,10 @@
 //! The built-in routes ignore the query string; the extra routes see the path, the query (still
 //! percent-encoded) and the request headers, may add response headers, and run inline or, when they may wait on a remote
 //! service, on the blocking pool ([`ExtraRoutes::blocking`]).
-//! Request bodies are
-//! never read. The server is bounded by a [`guard::Governor`]: at most [`Limits::max_connections`]
+//! Request bodies are read only for those POST routes: at most their cap (a larger body gets `413`
+//! and the connection is closed, without reading the rest), and within
+//! [`Limits::header_read_timeout`] (while it arrives the connection is timed and evictable as one
+//! reading its head, see [`guard::ConnHandle::reading_body`]). The server is bounded by a [`guard::Governor`]: at most [`Limits::max_connections`]
 //! connections at once (at the cap the oldest idle or incomplete one is closed, so new clients never
 //! wait behind slow ones), at most [`Limits::max_pending_per_address`] incomplete ones per client
 //! address, TLS handshakes within [`Limits::handshake_timeout`], request headers within
@@ -131,11 +134,30 @@ pub type RouteFn = dyn Fn(&str, Option<&str>, &HeaderMap) -> Option<Response> + 
 /// The request headers extra routes see.
 pub use hyper::HeaderMap;
 
+/// The function behind the POST routes of [`ExtraRoutes::with_post`]: path, query, headers and the
+/// whole request body.
+pub type PostFn = dyn Fn(&str, Option<&str>, &HeaderMap, &[u8]) -> Option<Response> + Send + Sync;
+
+/// The POST routes of an [`ExtraRoutes`].
+#[derive(Clone)]
+struct PostRoutes {
+    accepts: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    handler: Arc<PostFn>,
+    max_body: usize,
+    /// Bodies read at once, so that they hold at most [`POST_BODY_BUDGET`] bytes together.
+    bodies: Arc<tokio::sync::Semaphore>,
+}
+
+/// The memory all request bodies being read at once may take: bodies beyond it wait (within the
+/// same timeout) for one to finish.
+pub const POST_BODY_BUDGET: usize = 16 * 1024 * 1024;
+
 /// Extra GET routes: called with the request path and query string (without `?`); `None` means
 /// "not mine" (`404`). Cheap to clone.
 #[derive(Clone)]
 pub struct ExtraRoutes {
     handler: Arc<RouteFn>,
+    post: Option<PostRoutes>,
     blocking: bool,
     access_log: bool,
 }
@@ -150,6 +172,7 @@ impl ExtraRoutes {
     ) -> Self {
         Self {
             handler: Arc::new(handler),
+            post: None,
             blocking: false,
             access_log: false,
         }
@@ -162,6 +185,7 @@ impl ExtraRoutes {
     ) -> Self {
         Self {
             handler: Arc::new(handler),
+            post: None,
             blocking: true,
             access_log: false,
         }
@@ -176,6 +200,31 @@ impl ExtraRoutes {
         self
     }
 
+    /// Also answers POST on the paths `accepts` says yes to, with `handler` (called as the GET
+    /// routes are: inline or on the blocking pool). The body is read whole before the call: at
+    /// most `max_body` bytes (a larger one is answered `413` and its connection closed) and within
+    /// [`Limits::header_read_timeout`] (else the connection is closed); at most
+    /// [`POST_BODY_BUDGET`] / `max_body` bodies are read at once. POST on other paths stays `405`.
+    pub fn with_post(
+        mut self,
+        max_body: usize,
+        accepts: impl Fn(&str) -> bool + Send + Sync + 'static,
+        handler: impl Fn(&str, Option<&str>, &HeaderMap, &[u8]) -> Option<Response>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.post = Some(PostRoutes {
+            accepts: Arc::new(accepts),
+            handler: Arc::new(handler),
+            max_body,
+            bodies: Arc::new(tokio::sync::Semaphore::new(
+                (POST_BODY_BUDGET / max_body.max(1)).max(1),
+            )),
+        });
+        self
+    }
+
     /// Answers `path` (with `query` and `headers`) directly, on the caller's thread.
     pub fn call(&self, path: &str, query: Option<&str>, headers: &HeaderMap) -> Option<Response> {
         (self.handler)(path, query, headers)
@@ -186,6 +235,7 @@ impl std::fmt::Debug for ExtraRoutes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExtraRoutes")
             .field("blocking", &self.blocking)
+            .field("post_max_body", &self.post.as_ref().map(|p| p.max_body))
             .field("access_log", &self.access_log)
             .finish_non_exhaustive()
     }
@@ -416,14 +466,20 @@ fn serve_connection<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let conn_handle = guard.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let state = Arc::clone(&state);
+        let conn_handle = conn_handle.clone();
         async move {
             let log = state.extra.as_ref().is_some_and(|e| e.access_log);
             let started = log.then(std::time::Instant::now);
-            let resp = route(&state, &req).await;
+            let (parts, body) = req.into_parts();
+            let resp = match post_route(&state, &parts) {
+                Some(post) => answer_post(post, &state, &parts, body, &conn_handle).await,
+                None => route(&state, &parts).await,
+            };
             if let Some(started) = started {
-                access_log(&req, &resp, peer, started);
+                access_log(&parts, &resp, peer, started);
             }
             Ok::<_, Infallible>(resp)
         }
@@ -437,14 +493,101 @@ where
     watcher.watch(conn)
 }
 
-async fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+/// The POST routes that take `req`, when it is a POST they accept.
+fn post_route<'a>(state: &'a State, req: &hyper::http::request::Parts) -> Option<&'a PostRoutes> {
+    let post = state.extra.as_ref()?.post.as_ref()?;
+    (req.method == Method::POST && (post.accepts)(req.uri.path())).then_some(post)
+}
+
+/// Reads the body of a POST (bounded in size and, through the governor, in time) and answers it.
+async fn answer_post(
+    post: &PostRoutes,
+    state: &State,
+    req: &hyper::http::request::Parts,
+    body: Incoming,
+    conn: &ConnHandle,
+) -> hyper::Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let too_large = || {
+        let mut resp = reply(413, TEXT, b"request body too large\n".to_vec());
+        resp.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    };
+    let declared = req
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > post.max_body as u64) {
+        return too_large();
+    }
+    let bytes = {
+        let _timed = conn.reading_body();
+        // The semaphore is never closed.
+        let Ok(_permit) = post.bodies.acquire().await else {
+            return reply(503, TEXT, b"busy\n".to_vec());
+        };
+        match http_body_util::Limited::new(body, post.max_body)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => return too_large(),
+            Err(err) => {
+                tracing::debug!(error = %err, "ops-http: reading a request body failed");
+                let mut resp = reply(400, TEXT, b"bad request body\n".to_vec());
+                resp.headers_mut()
+                    .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                return resp;
+            }
+        }
+    };
+    let path = req.uri.path();
+    let query = req.uri.query();
+    let answer = if state.extra.as_ref().is_some_and(|e| e.blocking) {
+        let handler = Arc::clone(&post.handler);
+        let (path, query, headers) = (
+            path.to_owned(),
+            query.map(str::to_owned),
+            req.headers.clone(),
+        );
+        match tokio::task::spawn_blocking(move || {
+            handler(&path, query.as_deref(), &headers, &bytes)
+        })
+        .await
+        {
+            Ok(answer) => answer,
+            Err(_) => Some(Response::new(500, TEXT, b"internal error\n".to_vec())),
+        }
+    } else {
+        (post.handler)(path, query, &req.headers, &bytes)
+    };
+    match answer {
+        Some(resp) => extra_reply(resp),
+        None => reply(404, TEXT, b"not found\n".to_vec()),
+    }
+}
+
+/// An extra route's answer as hyper sends it.
+fn extra_reply(resp: Response) -> hyper::Response<Full<Bytes>> {
+    let mut out = reply(resp.status, resp.content_type, resp.body);
+    for (name, value) in resp.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.headers_mut().append(name, value);
+        }
+    }
+    out
+}
+
+async fn route(state: &State, req: &hyper::http::request::Parts) -> hyper::Response<Full<Bytes>> {
+    if req.method != Method::GET && req.method != Method::HEAD {
         let mut resp = reply(405, TEXT, b"method not allowed\n".to_vec());
         resp.headers_mut()
             .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return resp;
     }
-    match req.uri().path() {
+    match req.uri.path() {
         "/healthz" => reply(200, TEXT, b"ok\n".to_vec()),
         "/readyz" if state.readiness.is_ready() => reply(200, TEXT, b"ready\n".to_vec()),
         "/readyz" => reply(503, TEXT, b"not ready\n".to_vec()),
@@ -455,16 +598,8 @@ async fn route(state: &State, req: &Request<Incoming>) -> hyper::Response<Full<B
                 Err(_) => reply(500, TEXT, b"metrics encoding failed\n".to_vec()),
             }
         }
-        path => match extra_route(state, path, req.uri().query(), req.headers()).await {
-            Some(resp) => {
-                let mut out = reply(resp.status, resp.content_type, resp.body);
-                for (name, value) in resp.headers {
-                    if let Ok(value) = HeaderValue::from_str(&value) {
-                        out.headers_mut().append(name, value);
-                    }
-                }
-                out
-            }
+        path => match extra_route(state, path, req.uri.query(), &req.headers).await {
+            Some(resp) => extra_reply(resp),
             None => reply(404, TEXT, b"not found\n".to_vec()),
         },
     }
@@ -493,7 +628,7 @@ async fn extra_route(
 /// One access-log event (see [`ExtraRoutes::with_access_log`]); fields only, formatted by the
 /// subscriber (text or JSON).
 fn access_log(
-    req: &Request<Incoming>,
+    req: &hyper::http::request::Parts,
     resp: &hyper::Response<Full<Bytes>>,
     peer: std::net::SocketAddr,
     started: std::time::Instant,
@@ -509,8 +644,8 @@ fn access_log(
     let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     tracing::info!(
         target: ACCESS_LOG_TARGET,
-        method = %req.method(),
-        uri = %req.uri(),
+        method = %req.method,
+        uri = %req.uri,
         status = resp.status().as_u16(),
         bytes,
         duration_us,

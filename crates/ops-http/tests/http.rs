@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 
 /// Deadline against hangs only; never a performance bound.
 const DEADLINE: Duration = Duration::from_secs(30);
+/// The body cap of the test server's POST route `/echo`.
+const POST_CAP: usize = 1024;
 
 struct Server {
     addr: SocketAddr,
@@ -51,6 +53,22 @@ async fn start(limits: Limits) -> Server {
                     Some(answer)
                 }
             }
+        },
+    )
+    .with_post(
+        POST_CAP,
+        |path: &str| path == "/echo",
+        |_path: &str, query: Option<&str>, headers: &ops_http::HeaderMap, body: &[u8]| {
+            let mut answer = Response::ok("application/octet-stream", body.to_vec());
+            let content_type = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            answer.headers = vec![
+                ("X-Query", query.unwrap_or("none").to_owned()),
+                ("X-Content-Type", content_type.to_owned()),
+            ];
+            Some(answer)
         },
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -343,4 +361,105 @@ async fn a_blocking_route_does_not_stall_other_connections() {
     assert_eq!(slow.body, b"late\n");
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn post_routes_get_the_whole_body_and_other_paths_stay_405() {
+    let server = start(Limits::default()).await;
+    let body = "x".repeat(POST_CAP);
+    let req = format!(
+        "POST /echo?a=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = parse(&raw(server.addr, req.as_bytes()).await);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, body.as_bytes());
+    assert_eq!(answer.header("x-query"), Some("a=1"));
+    assert_eq!(answer.header("x-content-type"), Some("application/json"));
+
+    // A chunked body arrives whole too.
+    let chunked = b"POST /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    let answer = parse(&raw(server.addr, chunked).await);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, b"abcde");
+
+    // POST elsewhere is still refused, and the POST path is no GET route.
+    let other = raw(
+        server.addr,
+        b"POST /collateral/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi",
+    )
+    .await;
+    assert_eq!(parse(&other).status, 405);
+    assert_eq!(request(server.addr, "GET", "/echo").await.status, 404);
+}
+
+/// Sends `head` then `body` on a keep-alive connection and reads until the server closes it.
+async fn answered_then_closed(addr: SocketAddr, head: &[u8], body: &[u8]) -> Answer {
+    tokio::time::timeout(DEADLINE, async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head).await.unwrap();
+        // The server may answer (and close) before the whole body is sent.
+        let _ = stream.write_all(body).await;
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out).await;
+        parse(&out)
+    })
+    .await
+    .expect("closed before the deadline")
+}
+
+#[tokio::test]
+async fn an_oversized_body_gets_413_and_the_connection_is_closed() {
+    let server = start(Limits::default()).await;
+    // Declared too large: answered without reading the body, although keep-alive was asked.
+    let declared = format!(
+        "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        POST_CAP + 1
+    );
+    let answer = answered_then_closed(server.addr, declared.as_bytes(), &[]).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.header("connection"), Some("close"));
+
+    // Chunked, growing past the cap.
+    let chunk = format!("{:x}\r\n{}\r\n", 600, "y".repeat(600));
+    let body = format!("{chunk}{chunk}0\r\n\r\n");
+    let answer = answered_then_closed(
+        server.addr,
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n",
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert_eq!(request(server.addr, "GET", "/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_slow_body_is_dropped_while_others_are_answered() {
+    let limits = Limits {
+        header_read_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = start(limits).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc")
+        .await
+        .unwrap();
+    // An honest POST is answered while the slow one is held.
+    let honest = raw(
+        server.addr,
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
+    let honest = parse(&honest);
+    assert_eq!(honest.status, 200);
+    assert_eq!(honest.body, b"ok");
+    // The slow one is closed by the server, unanswered.
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, slow.read_to_end(&mut out))
+        .await
+        .expect("the slow body was dropped");
+    if read.is_ok() {
+        assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
+    }
 }
