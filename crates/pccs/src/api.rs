@@ -10,6 +10,12 @@
 //! | `crl` | `uri` (≤ 2048 chars): a CRL distribution point of the certificates the source serves, or of Intel's | the CRL, DER (`application/pkix-crl`), as Intel's PCCS answers | – |
 //! | `pckcerts` | `encrypted_ppid` (768 hex), `pceid` (4 hex) | JSON array of `{"tcb":{"sgxtcbcomp01svn":…,"pcesvn":…},"tcbm":…,"cert":…}` (certificate percent-encoded PEM, or `Not available`), one per TCB level, as Intel's PCS answers | `SGX-PCK-Certificate-Issuer-Chain`, `SGX-FMSPC`, `SGX-PCK-Certificate-CA-Type` |
 //!
+//! `POST pckcerts` (PCS's request for a multi-package platform, which Intel's PCCS sends its
+//! upstream in LAZY mode for a platform registered with a manifest) takes `Content-Type:
+//! application/json` and the body `{"platformManifest": hex, "pceid": 4 hex}` (other members are
+//! ignored; the manifest is 16,882 to 112,884 hex digits on v3, 16,862 to 112,884 on v4, as PCS's
+//! API documents them), at most [`MAX_POST_BODY`] bytes, and answers as `GET pckcerts` does.
+//!
 //! Issuer chains are PEM, percent-encoded. Every reply carries a `Request-ID`. Failures answer as
 //! Intel's PCCS does, in plain text: `400 Invalid request parameters.`, `404 No cache data for this
 //! platform.`, `500 Internal server error occurred.`, `502 Unable to retrieve the collateral from
@@ -20,8 +26,8 @@ use std::collections::BTreeMap;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::source::{
-    CaType, CollateralSource, CrlKind, PckCertQuery, PckCerts, PckCertsQuery, Signed, SourceError,
-    intel_crl_location,
+    CaType, CollateralSource, CrlKind, PckCertQuery, PckCerts, PckCertsManifestQuery,
+    PckCertsQuery, Signed, SourceError, intel_crl_location,
 };
 
 /// The API version of a request's path.
@@ -259,6 +265,16 @@ pub fn routes(
     on_reply: impl Fn(&Reply) + Send + Sync + 'static,
 ) -> ops_http::ExtraRoutes {
     let admin = options.admin;
+    let on_reply = std::sync::Arc::new(on_reply);
+    let post_source = std::sync::Arc::clone(&source);
+    let post_on_reply = std::sync::Arc::clone(&on_reply);
+    let post_handler =
+        move |path: &str, _query: Option<&str>, headers: &ops_http::HeaderMap, body: &[u8]| {
+            let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+            let reply = handle_post(post_source.as_ref(), path, content_type, body)?;
+            post_on_reply(&reply);
+            Some(reply.into_response())
+        };
     let handler = move |path: &str, query: Option<&str>, headers: &ops_http::HeaderMap| {
         let token = headers
             .get(HEADER_ADMIN_TOKEN)
@@ -273,7 +289,97 @@ pub fn routes(
     } else {
         ops_http::ExtraRoutes::new(handler)
     };
-    routes.with_access_log(options.access_log)
+    routes
+        .with_post(MAX_POST_BODY, is_post_route, post_handler)
+        .with_access_log(options.access_log)
+}
+
+/// The largest `POST pckcerts` body read: PCS's largest platform manifest (112,884 hex digits)
+/// with room for the rest of the JSON.
+pub const MAX_POST_BODY: usize = 128 * 1024;
+/// The longest platform manifest PCS takes, in hex digits (v3 and v4).
+pub const MAX_MANIFEST_HEX: usize = 112_884;
+
+/// The shortest platform manifest PCS takes on `version`, in hex digits.
+pub fn min_manifest_hex(version: ApiVersion) -> usize {
+    match version {
+        ApiVersion::V3 => 16_882,
+        ApiVersion::V4 => 16_862,
+    }
+}
+
+/// The route part of a POST path, with its version, when it is `pckcerts`.
+fn post_route(path: &str) -> Option<ApiVersion> {
+    [ApiVersion::V4, ApiVersion::V3].into_iter().find(|v| {
+        path.strip_prefix(v.prefix())
+            .is_some_and(|route| route.trim_end_matches('/') == "pckcerts")
+    })
+}
+
+/// Whether POST is served on `path` (`pckcerts` of either version).
+pub fn is_post_route(path: &str) -> bool {
+    post_route(path).is_some()
+}
+
+/// The body of `POST pckcerts`, validated as PCS's API describes it.
+fn manifest_query(
+    version: ApiVersion,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<PckCertsManifestQuery, Invalid> {
+    let media_type = content_type
+        .and_then(|t| t.split(';').next())
+        .map(str::trim)
+        .ok_or(Invalid)?;
+    if !media_type.eq_ignore_ascii_case(JSON) {
+        return Err(Invalid);
+    }
+    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|_| Invalid)?;
+    let manifest = doc
+        .get("platformManifest")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(Invalid)?;
+    let manifest_ok = (min_manifest_hex(version)..=MAX_MANIFEST_HEX).contains(&manifest.len())
+        && manifest.bytes().all(|b| b.is_ascii_hexdigit());
+    if !manifest_ok {
+        return Err(Invalid);
+    }
+    let pce_id = doc
+        .get("pceid")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(Invalid)?;
+    let mut pce_id_bytes = [0u8; 2];
+    hex::decode_to_slice(pce_id, &mut pce_id_bytes).map_err(|_| Invalid)?;
+    Ok(PckCertsManifestQuery {
+        platform_manifest: manifest.to_ascii_uppercase(),
+        pce_id: pce_id_bytes,
+    })
+}
+
+/// Answers `POST pckcerts` (its `Content-Type` and body); `None` when the path is not that route.
+pub fn handle_post(
+    source: &dyn CollateralSource,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Option<Reply> {
+    let version = post_route(path)?;
+    let reply = match manifest_query(version, content_type, body) {
+        Err(Invalid) => Reply::message(400, INVALID_REQUEST),
+        Ok(query) => match source.pck_certs_by_manifest(&query) {
+            Ok(Some(certs)) => pck_certs_reply(certs),
+            Ok(None) => Reply::message(404, NO_CACHE_DATA),
+            Err(e @ SourceError::Upstream(_)) => {
+                tracing::warn!(error = %e, route = "pckcerts", "no collateral from the upstream service");
+                Reply::message(502, UPSTREAM_ERROR)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, route = "pckcerts", "collateral source failed");
+                Reply::message(500, INTERNAL_ERROR)
+            }
+        },
+    };
+    Some(reply)
 }
 
 /// A random request id: 32 hex digits (a UUID without dashes, as Intel's PCCS makes them).

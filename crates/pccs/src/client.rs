@@ -202,6 +202,27 @@ impl PccsClient {
         url: &str,
         headers: &[(String, String)],
     ) -> Result<RawReply, FetchError> {
+        self.exchange(url, headers, None)
+    }
+
+    /// One POST of a JSON `body` (`Content-Type: application/json`) with more request headers,
+    /// whatever its status: the status, the headers (lower-case names) and the body.
+    pub fn post_json(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<RawReply, FetchError> {
+        self.exchange(url, headers, Some(body))
+    }
+
+    /// A GET, or a POST of the JSON `body` when one is given.
+    fn exchange(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Result<RawReply, FetchError> {
         // Failures that repeating cannot mend are a refused server certificate (ureq hands the
         // handshake's rustls error over as I/O) or bad replies (other TLS failures, sizes, the
         // URL); the rest (refusals, resets, timeouts) are transport failures, worth a retry.
@@ -225,11 +246,26 @@ impl PccsClient {
                 reason: other.to_string(),
             },
         };
-        let mut request = self.agent.get(url);
-        for (name, value) in headers {
-            request = request.header_raw(name, value.as_bytes());
+        let mut response = match body {
+            None => {
+                let mut request = self.agent.get(url);
+                for (name, value) in headers {
+                    request = request.header_raw(name, value.as_bytes());
+                }
+                request.call()
+            }
+            Some(body) => {
+                let mut request = self
+                    .agent
+                    .post(url)
+                    .header("content-type", "application/json");
+                for (name, value) in headers {
+                    request = request.header_raw(name, value.as_bytes());
+                }
+                request.send(body)
+            }
         }
-        let mut response = request.call().map_err(transport)?;
+        .map_err(transport)?;
         let status = response.status().as_u16();
         let headers: Vec<(String, String)> = response
             .headers()

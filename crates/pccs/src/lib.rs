@@ -33,6 +33,6 @@ pub mod store;
 pub mod tls;
 pub mod upstream;
 
-pub use api::{AdminToken, ApiVersion, Reply, RouteOptions, handle, routes};
+pub use api::{AdminToken, ApiVersion, Reply, RouteOptions, handle, handle_post, routes};
 pub use source::{CaType, CollateralSource, DirSource, PckCert, Signed, SimSource, SourceError};
 pub use upstream::UpstreamSource;

@@ -250,6 +250,29 @@ pub struct PckCertsQuery {
     pub pce_id: [u8; 2],
 }
 
+/// What `POST pckcerts` asks for (already validated): a multi-package platform's manifest and its
+/// PCE id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PckCertsManifestQuery {
+    /// The platform manifest, hex (upper case); opaque to all but Intel.
+    pub platform_manifest: String,
+    /// The PCE id (little-endian bytes as sent).
+    pub pce_id: [u8; 2],
+}
+
+impl PckCertsManifestQuery {
+    /// The request body PCS takes: `{"platformManifest":…,"pceid":…}` in this order (as Intel's
+    /// PCCS sends it), compact, upper-case hex. Both values are hex digits: nothing to escape.
+    pub fn body(&self) -> Vec<u8> {
+        format!(
+            "{{\"platformManifest\":\"{}\",\"pceid\":\"{}\"}}",
+            self.platform_manifest,
+            hex::encode_upper(self.pce_id)
+        )
+        .into_bytes()
+    }
+}
+
 /// One TCB level's entry of a `pckcerts` answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LevelCert {
@@ -294,6 +317,14 @@ pub trait CollateralSource: Send + Sync {
     /// The PCK certificates of every TCB level of a platform (PCS's `pckcerts`). Sources without
     /// them have none.
     fn pck_certs(&self, _query: &PckCertsQuery) -> Result<Option<PckCerts>, SourceError> {
+        Ok(None)
+    }
+    /// The PCK certificates of every TCB level of a multi-package platform named by its platform
+    /// manifest (PCS's `POST pckcerts`). Sources without them have none.
+    fn pck_certs_by_manifest(
+        &self,
+        _query: &PckCertsManifestQuery,
+    ) -> Result<Option<PckCerts>, SourceError> {
         Ok(None)
     }
     /// Which of the source's CRLs `uri` locates (a CRL distribution point of certificates it
@@ -461,6 +492,19 @@ impl CollateralSource for SimSource {
             fmspc: pck.fmspc,
             ca: pck.ca,
         }))
+    }
+
+    /// A simulated platform has no platform manifest: any well-formed manifest sent with the
+    /// platform's PCE id names it (a manifest is opaque to all but Intel), and is answered as
+    /// `GET pckcerts` is.
+    fn pck_certs_by_manifest(
+        &self,
+        query: &PckCertsManifestQuery,
+    ) -> Result<Option<PckCerts>, SourceError> {
+        self.pck_certs(&PckCertsQuery {
+            encrypted_ppid: Vec::new(),
+            pce_id: query.pce_id,
+        })
     }
 
     fn crl_location(&self, uri: &str) -> Option<CrlKind> {

@@ -28,7 +28,8 @@ use crate::client::{
 };
 use crate::source::{
     CaType, CollateralSource, Crl, CrlKind, LevelCert, PckCert, PckCertQuery, PckCerts,
-    PckCertsQuery, Signed, SourceError, chain_crl_locations, intel_crl_location,
+    PckCertsManifestQuery, PckCertsQuery, Signed, SourceError, chain_crl_locations,
+    intel_crl_location,
 };
 use crate::store::{Entry, Store};
 
@@ -264,6 +265,20 @@ impl UpstreamSource {
         url: &str,
         next_update: fn(&[u8]) -> Option<u64>,
     ) -> Result<Option<Entry>, SourceError> {
+        self.cached_with(key, url, next_update, || {
+            client.fetch_with_headers(url, headers)
+        })
+    }
+
+    /// The cached answer under `key`, asked of the upstream by `request` (to `url`) when missing
+    /// or due.
+    fn cached_with(
+        &self,
+        key: &str,
+        url: &str,
+        next_update: fn(&[u8]) -> Option<u64>,
+        request: impl FnOnce() -> Result<crate::client::RawReply, crate::client::FetchError>,
+    ) -> Result<Option<Entry>, SourceError> {
         let now = now();
         let stored = match self.store.get(key) {
             Ok(stored) => stored,
@@ -288,7 +303,7 @@ impl UpstreamSource {
                 None => Err(SourceError::Upstream(reason)),
             }
         };
-        let reply = match client.fetch_with_headers(url, headers) {
+        let reply = match request() {
             Ok(reply) => reply,
             Err(e) => return failed(e.to_string()),
         };
@@ -482,6 +497,36 @@ impl CollateralSource for UpstreamSource {
         );
         push_query_params(&mut url, &pck.params);
         let Some(entry) = self.cached_from(&pck.client, &pck.headers, &key, &url, |_| None)? else {
+            return Ok(None);
+        };
+        let certs = parse_pck_certs(&entry)?;
+        for level in &certs.certs {
+            if let Some(pem) = &level.cert_pem {
+                self.note_crl_locations(&format!("{pem}{}", certs.issuer_chain));
+            }
+        }
+        Ok(Some(certs))
+    }
+
+    /// `POST pckcerts` to the PCK upstream with PCS's body (rebuilt from the validated query, so
+    /// nothing unvalidated is forwarded), cached under a digest of that body.
+    fn pck_certs_by_manifest(
+        &self,
+        query: &PckCertsManifestQuery,
+    ) -> Result<Option<PckCerts>, SourceError> {
+        let body = query.body();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &body);
+        let key = format!("pckcerts-manifest/{}", hex::encode(digest.as_ref()));
+        let pck = &self.pck;
+        let mut url = format!("{}pckcerts", pck.client.base());
+        push_query_params(&mut url, &pck.params);
+        let Some(entry) = self.cached_with(
+            &key,
+            &url,
+            |_| None,
+            || pck.client.post_json(&url, &pck.headers, &body),
+        )?
+        else {
             return Ok(None);
         };
         let certs = parse_pck_certs(&entry)?;
