@@ -185,6 +185,11 @@ fn shutdown_closes_waiting_clients_and_removes_the_socket() {
     let helper = Helper::start_with(config, None);
     let socket = helper.socket.clone();
     quote_once(&helper, 1);
+    // The quote's connection is gone first, so that the count below is of the two clients only
+    // (one still in the listen backlog when the listener closes would see a reset, not an EOF).
+    while helper.metrics.open_connections() > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let mut waiting = connect(&socket);
     write_raw(&mut waiting, &[5, 0]);
     let mut idle = connect(&socket);
