@@ -1,17 +1,21 @@
 //! Preparing and unpreparing claims: from an allocated ResourceClaim to the devices kubelet is
 //! told about and the CDI spec the runtime reads, with the checkpoint kept in step.
 //!
-//! Every failure is per claim: one bad claim never fails the others in the same call. Calls are
-//! serialized by one lock; the claims are read from the API server before it is taken (in
-//! parallel), except for claims already prepared, which are answered from the checkpoint.
+//! Every failure is per claim: one bad claim never fails the others in the same call. The claims
+//! state is behind one lock, held only to look and to change it: claims are read from the API
+//! server (in parallel) and new claims' CDI specs written before it is taken, and the checkpoint
+//! is saved after it is released, once for every call that changed the state meanwhile (a group
+//! commit: concurrent calls share one save instead of queueing for one each). Claims already
+//! prepared are answered from the checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::join_all;
 use k8s_openapi::api::resource::v1::{DeviceAllocationConfiguration, ResourceClaim};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, MutexGuard, watch};
 
 use super::atomic::WriteError;
 use super::cdi::{self, Grant, GrantError, NameError, Spec};
@@ -189,6 +193,10 @@ pub struct Preparer {
     /// The boot ID, read once: it cannot change while the driver runs.
     boot_id: Option<String>,
     state: Mutex<Checkpoint>,
+    /// How many times `state` changed; only changed while `state` is locked.
+    version: AtomicU64,
+    /// The version the checkpoint on disk holds; locked while saving.
+    durable: Mutex<u64>,
 }
 
 /// The outcome of one claim.
@@ -218,6 +226,8 @@ impl Preparer {
             metrics,
             boot_id,
             state: Mutex::new(state),
+            version: AtomicU64::new(0),
+            durable: Mutex::new(0),
         }
     }
 
@@ -250,10 +260,27 @@ impl Preparer {
         let mut read: BTreeMap<&str, Result<ResourceClaim, ClaimReadError>> =
             to_read.iter().map(|c| c.uid.as_str()).zip(reads).collect();
 
-        let mut state = self.state.lock().await;
-        let before = state.clone();
+        // New claims: planned, and their CDI specs written, before the lock is taken, so that
+        // the file writes of concurrent calls overlap.
         let boot_id = self.boot_id.as_deref();
         let inventory = self.inventory.borrow().clone();
+        let jobs: Vec<(&ClaimRef, Result<ResourceClaim, ClaimReadError>)> = to_read
+            .iter()
+            .filter_map(|c| read.remove(c.uid.as_str()).map(|object| (*c, object)))
+            .collect();
+        let mut fresh: BTreeMap<&str, ClaimOutcome<PreparedClaim>> =
+            join_all(jobs.into_iter().map(|(claim, object)| {
+                let inventory = &inventory;
+                async move {
+                    let outcome = self.prepare_new(claim, object, boot_id, inventory).await;
+                    (claim.uid.as_str(), outcome)
+                }
+            }))
+            .await
+            .into_iter()
+            .collect();
+
+        let mut state = self.state.lock().await;
         let mut results = BTreeMap::new();
         let mut changed = Vec::new();
         for claim in claims {
@@ -263,6 +290,7 @@ impl Preparer {
             let outcome = if !complete(claim) {
                 Err(incomplete(claim))
             } else if let Some(entry) = state.claims.get_mut(&claim.uid) {
+                // Prepared before (or by a concurrent call meanwhile, with the same spec).
                 self.refresh(claim, entry, boot_id, &inventory)
                     .await
                     .map(|rewritten| {
@@ -272,26 +300,24 @@ impl Preparer {
                         entry.devices.clone()
                     })
             } else {
-                let object = match read.remove(claim.uid.as_str()) {
-                    Some(object) => object,
+                let prepared = match fresh.remove(claim.uid.as_str()) {
+                    Some(prepared) => prepared,
                     // Unprepared by a concurrent call after the first look: read it now.
-                    None => self.claims.get(&claim.namespace, &claim.name).await,
-                };
-                match self.prepare_new(claim, object, boot_id, &inventory).await {
-                    Ok(entry) => {
-                        let devices = entry.devices.clone();
-                        state.claims.insert(claim.uid.clone(), entry);
-                        changed.push(claim.uid.clone());
-                        Ok(devices)
+                    None => {
+                        let object = self.claims.get(&claim.namespace, &claim.name).await;
+                        self.prepare_new(claim, object, boot_id, &inventory).await
                     }
-                    Err(err) => Err(err),
-                }
+                };
+                prepared.map(|entry| {
+                    let devices = entry.devices.clone();
+                    state.claims.insert(claim.uid.clone(), entry);
+                    changed.push(claim.uid.clone());
+                    devices
+                })
             };
             results.insert(claim.uid.clone(), outcome);
         }
-        self.commit(&mut state, before, &changed, &mut results, "prepared")
-            .await;
-        drop(state);
+        self.commit(state, &changed, &mut results, "prepared").await;
         let errors = results.values().filter(|r| r.is_err()).count();
         for (uid, outcome) in &results {
             match outcome {
@@ -314,7 +340,6 @@ impl Preparer {
     pub async fn unprepare(&self, claims: &[ClaimRef]) -> BTreeMap<String, ClaimOutcome<()>> {
         let started = std::time::Instant::now();
         let mut state = self.state.lock().await;
-        let before = state.clone();
         let mut results = BTreeMap::new();
         let mut changed = Vec::new();
         for claim in claims {
@@ -363,9 +388,8 @@ impl Preparer {
             }
             results.insert(claim.uid.clone(), outcome);
         }
-        self.commit(&mut state, before, &changed, &mut results, "unprepared")
+        self.commit(state, &changed, &mut results, "unprepared")
             .await;
-        drop(state);
         let errors = results.values().filter(|r| r.is_err()).count();
         for (uid, outcome) in &results {
             match outcome {
@@ -479,26 +503,45 @@ impl Preparer {
         })
     }
 
-    /// Save `state` when the claims in `changed` changed it. When saving fails, `state` goes
-    /// back to `before` and those claims fail (what they did in this call is `done`).
+    /// Ends a call that changed the claims in `changed`: releases `state` and makes the
+    /// checkpoint hold what the state was then. When saving fails, those claims fail (what they did
+    /// in this call is `done`); the state keeps them, so that kubelet's retry finds them prepared
+    /// (or gone) and the next call saves again.
     async fn commit<T>(
         &self,
-        state: &mut Checkpoint,
-        before: Checkpoint,
+        state: MutexGuard<'_, Checkpoint>,
         changed: &[String],
         results: &mut BTreeMap<String, ClaimOutcome<T>>,
         done: &str,
     ) {
-        if !changed.is_empty()
-            && let Err(err) = self.save(state).await
-        {
+        if !changed.is_empty() {
+            self.version.fetch_add(1, Ordering::SeqCst);
+        }
+        let version = self.version.load(Ordering::SeqCst);
+        self.metrics.set_prepared_claims(state.claims.len());
+        drop(state);
+        if let Err(err) = self.persist(version).await {
             tracing::error!(error = %err, "cannot save the checkpoint; the claims {done} in this call fail");
-            *state = before;
             for uid in changed {
                 results.insert(uid.clone(), Err(ClaimError::Checkpoint(err.to_string())));
             }
         }
-        self.metrics.set_prepared_claims(state.claims.len());
+    }
+
+    /// Makes the checkpoint on disk hold at least `version` of the state. A call whose change a
+    /// save in progress missed waits for it and then saves once for every call waiting with it.
+    async fn persist(&self, version: u64) -> Result<(), CheckpointError> {
+        let mut durable = self.durable.lock().await;
+        if *durable >= version {
+            return Ok(());
+        }
+        let (snapshot, current) = {
+            let state = self.state.lock().await;
+            (state.clone(), self.version.load(Ordering::SeqCst))
+        };
+        self.save(&snapshot).await?;
+        *durable = current;
+        Ok(())
     }
 
     async fn save(&self, state: &Checkpoint) -> Result<(), CheckpointError> {
@@ -813,6 +856,111 @@ mod tests {
         );
         let err = plan(DRIVER, "n", &reference(), &claim, &inventory()).unwrap_err();
         assert!(err.to_string().contains("FromNowhere"), "{err}");
+    }
+
+    /// Serves claim `ns/<name>` with UID `u-<name>`, allocated device `epc` of pool `n`.
+    struct ClaimsByName;
+
+    impl ClaimReader for ClaimsByName {
+        fn get<'a>(
+            &'a self,
+            namespace: &'a str,
+            name: &'a str,
+        ) -> futures_util::future::BoxFuture<'a, Result<ResourceClaim, ClaimReadError>> {
+            let claim = serde_json::from_value(serde_json::json!({
+                "apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+                "metadata": {"name": name, "namespace": namespace, "uid": format!("u-{name}")},
+                "spec": {},
+                "status": {"allocation": {"devices": {"results": [
+                    {"request": "a", "driver": DRIVER, "pool": "n", "device": "epc"}
+                ]}}},
+            }));
+            Box::pin(async move { claim.map_err(|e| panic!("test claim: {e}")) })
+        }
+    }
+
+    fn preparer_in(dir: &std::path::Path, checkpoint: PathBuf) -> Preparer {
+        let (_feed, inventory_rx) = watch::channel(inventory());
+        Preparer::new(
+            PreparerConfig {
+                driver: DRIVER.into(),
+                node: "n".into(),
+                cdi_root: dir.join("cdi"),
+                checkpoint,
+                boot_id: dir.join("boot_id"),
+            },
+            inventory_rx,
+            Arc::new(ClaimsByName),
+            Metrics::default(),
+        )
+    }
+
+    fn named(name: &str) -> ClaimRef {
+        ClaimRef {
+            namespace: "ns".into(),
+            uid: format!("u-{name}"),
+            name: name.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_all_end_up_in_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = dir.path().join("checkpoint.json");
+        let preparer = preparer_in(dir.path(), checkpoint.clone());
+        let names: Vec<String> = (0..48).map(|i| format!("c{i}")).collect();
+        let outcomes = join_all(names.iter().map(|n| {
+            let claim = named(n);
+            let preparer = &preparer;
+            async move { preparer.prepare(&[claim]).await }
+        }))
+        .await;
+        for (name, outcome) in names.iter().zip(&outcomes) {
+            assert!(outcome[&format!("u-{name}")].is_ok(), "{name}: {outcome:?}");
+        }
+        let saved = checkpoint::load_or_recover(&checkpoint);
+        assert_eq!(saved.claims.len(), names.len());
+        // Half of them unprepared concurrently: the checkpoint holds the other half.
+        join_all(names.iter().step_by(2).map(|n| {
+            let claim = named(n);
+            let preparer = &preparer;
+            async move { preparer.unprepare(&[claim]).await }
+        }))
+        .await;
+        let saved = checkpoint::load_or_recover(&checkpoint);
+        let left: BTreeSet<String> = names
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|n| format!("u-{n}"))
+            .collect();
+        assert_eq!(saved.claims.keys().cloned().collect::<BTreeSet<_>>(), left);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_that_cannot_be_saved_fails_the_claim_and_the_retry_saves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // The checkpoint's directory is a file: every save fails until it is a directory.
+        let blocker = dir.path().join("plugin");
+        std::fs::write(&blocker, "not a directory").unwrap();
+        let checkpoint = blocker.join("checkpoint.json");
+        let preparer = preparer_in(dir.path(), checkpoint.clone());
+        let claim = named("c");
+        let first = preparer.prepare(std::slice::from_ref(&claim)).await;
+        assert!(
+            matches!(first["u-c"], Err(ClaimError::Checkpoint(_))),
+            "{first:?}"
+        );
+        std::fs::remove_file(&blocker).unwrap();
+        std::fs::create_dir(&blocker).unwrap();
+        // kubelet's retry finds it prepared and saves it.
+        let second = preparer.prepare(std::slice::from_ref(&claim)).await;
+        assert!(second["u-c"].is_ok(), "{second:?}");
+        assert!(
+            checkpoint::load_or_recover(&checkpoint)
+                .claims
+                .contains_key("u-c")
+        );
     }
 
     #[tokio::test]
