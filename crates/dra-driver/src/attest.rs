@@ -306,9 +306,11 @@ fn collateral_for(config: &AttestConfig, quote: &[u8]) -> Result<Option<Collater
     }
 }
 
-/// Takes a quote and evaluates it at `now` (Unix seconds): the platform attributes whenever a
-/// quote was had, the TCB status and date when the collateral was too.
-pub fn attest_once(config: &AttestConfig, now: u64) -> Result<Attested, AttestError> {
+/// Takes a quote and evaluates it at the time `now` tells (Unix seconds) once the collateral is
+/// in: the platform attributes whenever a quote was had, the TCB status and date when the
+/// collateral was too. (The time is read after the fetch: collateral issued while it ran, as a
+/// simulated PCCS issues it, is not "from the future".)
+pub fn attest_once(config: &AttestConfig, now: impl Fn() -> u64) -> Result<Attested, AttestError> {
     let quote = take_quote(config)?;
     let mut attestation = platform_attributes(&quote)?;
     let collateral = match collateral_for(config, &quote) {
@@ -348,7 +350,7 @@ pub fn attest_once(config: &AttestConfig, now: u64) -> Result<Attested, AttestEr
         accepted_statuses: TcbStatus::ALL.to_vec(),
         ..Policy::default()
     };
-    match dcap_verify::verify(&quote, &collateral, &anchor, now, &policy) {
+    match dcap_verify::verify(&quote, &collateral, &anchor, now(), &policy) {
         Ok(verdict) => {
             attestation.tcb_status = Some(verdict.status);
             attestation.tcb_date = Some(verdict.tcb_date.clone());
@@ -406,12 +408,11 @@ pub async fn run(
     let mut said_no_enclave = false;
     loop {
         let job = config.clone();
-        let now = unix_now();
         // One attestation may wait out the helper's and the PCCS's timeouts: the shutdown does
         // not (the blocking task finishes on its own).
         let outcome = tokio::select! {
             () = &mut shutdown => return,
-            outcome = tokio::task::spawn_blocking(move || attest_once(&job, now)) => outcome,
+            outcome = tokio::task::spawn_blocking(move || attest_once(&job, unix_now)) => outcome,
         };
         let wait = match outcome {
             Ok(Ok(attested)) => {

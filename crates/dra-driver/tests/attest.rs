@@ -95,7 +95,7 @@ fn now() -> u64 {
 }
 
 async fn attest_once(config: AttestConfig) -> Result<attest::Attested, AttestError> {
-    tokio::task::spawn_blocking(move || attest::attest_once(&config, now()))
+    tokio::task::spawn_blocking(move || attest::attest_once(&config, now))
         .await
         .unwrap()
 }

@@ -154,11 +154,18 @@ impl Outcome {
     }
 }
 
+/// Seconds since the Unix epoch (0 for a clock set before it, which no collateral accepts).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn check_one(
     verifier: &Verifier,
     path: &Path,
     collateral: &CollateralSource,
-    now: u64,
+    now: Option<u64>,
     policy: &Policy,
 ) -> Outcome {
     let bytes = match read_quote_file(path) {
@@ -173,6 +180,9 @@ fn check_one(
         Ok(c) => c,
         Err(e) => return Outcome::Unreadable(e),
     };
+    // Without --now, the time once the collateral is in: collateral a PCCS issued while it was
+    // fetched (a simulated one issues it on request) is not "from the future".
+    let now = now.unwrap_or_else(unix_now);
     match verifier.verify(&bytes, &collateral, now, policy) {
         Ok(v) => Outcome::Verified(Box::new(v)),
         Err(e) => Outcome::Failed(e),
@@ -578,10 +588,7 @@ fn run_inner(args: Args) -> Result<ExitCode> {
         }
         None => TrustAnchor::intel(),
     };
-    let now = match args.now {
-        Some(n) => n,
-        None => SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs(),
-    };
+    let now = args.now;
     let policy = Policy {
         allow_debug: args.allow_debug,
         mr_enclave: args.mrenclave,
