@@ -237,7 +237,6 @@ impl Publisher {
         inventory: &Inventory,
         attestation: &Attestation,
     ) -> Result<SyncReport, PublishError> {
-        let uid = self.node_uid().await?;
         let selector = format!("spec.nodeName={},spec.driver={}", self.node, self.driver);
         let listed = self
             .slices
@@ -254,6 +253,13 @@ impl Publisher {
                 s.spec.driver == self.driver && s.spec.node_name.as_deref() == Some(&self.node)
             })
             .collect();
+        if existing.is_empty() {
+            // No slice (first start, kubelet's wipe, or the garbage collector after the Node was
+            // deleted and made again under its name): the Node is read again, so that the new
+            // slice is owned by the Node that exists now.
+            self.node_uid = None;
+        }
+        let uid = self.node_uid().await?;
         // Highest generation first, then by name: the first is the one kept.
         existing.sort_by(|a, b| {
             b.spec

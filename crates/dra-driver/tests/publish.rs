@@ -43,6 +43,8 @@ struct State {
     next_rv: u64,
     next_name: u64,
     gate_off: bool,
+    /// The Node's UID when it is not [`NODE_UID`] (the Node was deleted and made again).
+    node_uid: Option<String>,
     /// Fail the next PUT with 409 as if someone wrote the slice meanwhile.
     conflict_next_put: bool,
     seen: Vec<Seen>,
@@ -131,7 +133,9 @@ impl State {
             return (
                 200,
                 json!({"apiVersion": "v1", "kind": "Node",
-                       "metadata": {"name": NODE, "uid": NODE_UID, "resourceVersion": "1"}}),
+                       "metadata": {"name": NODE,
+                                    "uid": self.node_uid.as_deref().unwrap_or(NODE_UID),
+                                    "resourceVersion": "1"}}),
             );
         }
         if method == "GET" && path == SLICES {
@@ -363,6 +367,32 @@ fn epc_value(slice: &ResourceSlice) -> String {
 }
 
 #[tokio::test]
+async fn a_node_made_again_owns_the_slice_made_again() {
+    let server = ApiServer::start().await;
+    let mut publisher = server.publisher();
+    publisher
+        .sync(&inventory(128), &Attestation::default())
+        .await
+        .unwrap();
+    // The Node is deleted and made again under its name; the garbage collector removes the
+    // slice its old UID owned.
+    const NEW_UID: &str = "0b8e2f55-7c1d-4d2a-9f3e-1a2b3c4d5e6f";
+    {
+        let mut s = server.state.lock().unwrap();
+        s.node_uid = Some(NEW_UID.to_owned());
+        s.slices.clear();
+    }
+    publisher
+        .sync(&inventory(128), &Attestation::default())
+        .await
+        .unwrap();
+    let slices = server.slices();
+    assert_eq!(slices.len(), 1);
+    let owner = &slices[0].metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.uid, NEW_UID);
+}
+
+#[tokio::test]
 async fn first_start_creates_one_slice_owned_by_the_node() {
     let server = ApiServer::start().await;
     let mut publisher = server.publisher();
@@ -376,13 +406,13 @@ async fn first_start_creates_one_slice_owned_by_the_node() {
     assert_eq!(
         methods(&seen),
         [
-            format!("GET /api/v1/nodes/{NODE}"),
             format!("GET {SLICES}"),
+            format!("GET /api/v1/nodes/{NODE}"),
             format!("POST {SLICES}"),
         ]
     );
     assert_eq!(
-        seen[1].query.get("fieldSelector").map(String::as_str),
+        seen[0].query.get("fieldSelector").map(String::as_str),
         Some(format!("spec.nodeName={NODE},spec.driver={DRIVER}").as_str())
     );
     assert_eq!(
