@@ -97,7 +97,9 @@ impl From<&CpuSgx> for SgxFeatures {
 }
 
 /// The devices for `epc`: one per NUMA node when every section has one, else one for the whole
-/// EPC; none without EPC. Sizes are whole EPC pages.
+/// EPC; none without EPC. Sizes are whole EPC pages; a device smaller than the two pages its
+/// capacity policy needs (`min + step`) is left out, so that one odd section cannot keep the
+/// node's whole slice from being published.
 pub fn epc_devices(epc: &Epc) -> Vec<EpcDevice> {
     let pages = |bytes: u64| bytes - bytes % EPC_PAGE_BYTES;
     let per_node = epc.source == EpcSource::Sysfs
@@ -114,11 +116,11 @@ pub fn epc_devices(epc: &Epc) -> Vec<EpcDevice> {
                     bytes: pages(s.bytes),
                 })
             })
-            .filter(|d| d.bytes > 0)
+            .filter(|d| big_enough(d.bytes))
             .collect()
     } else {
         let total = pages(epc.total_bytes());
-        if total == 0 {
+        if !big_enough(total) {
             Vec::new()
         } else {
             vec![EpcDevice {
@@ -130,6 +132,15 @@ pub fn epc_devices(epc: &Epc) -> Vec<EpcDevice> {
     };
     devices.sort_by(|a, b| a.name.cmp(&b.name));
     devices
+}
+
+/// Whether a device of `bytes` can carry the capacity policy (at least two pages).
+fn big_enough(bytes: u64) -> bool {
+    let enough = bytes >= 2 * EPC_PAGE_BYTES;
+    if !enough && bytes > 0 {
+        tracing::warn!(bytes, "an EPC section under two pages is not published");
+    }
+    enough
 }
 
 /// The node's inventory from one scan of `platform` and the CPU's SGX features `cpu`.
@@ -270,6 +281,39 @@ mod tests {
         };
         assert_eq!(epc_devices(&cpuid)[0].bytes, 96 * MIB);
         assert!(epc_devices(&Epc::none()).is_empty());
+    }
+
+    #[test]
+    fn a_section_under_two_pages_is_left_out_and_the_others_publish() {
+        let section = |node, bytes| device_plugin::platform::EpcSection {
+            numa_node: Some(node),
+            bytes,
+        };
+        let epc = Epc {
+            sections: vec![section(0, 64 * MIB), section(1, EPC_PAGE_BYTES + 100)],
+            source: EpcSource::Sysfs,
+        };
+        let devices = epc_devices(&epc);
+        assert_eq!(devices.len(), 1);
+        assert_eq!(devices[0].name, "epc-numa0");
+        // The slice of what is left passes the API rules.
+        let inventory = Inventory {
+            devices,
+            ..simulated(64 * MIB).unwrap()
+        };
+        let spec = crate::slices::desired_spec(
+            crate::names::DEFAULT_DRIVER_NAME,
+            "node-a",
+            &inventory,
+            &crate::attest::Attestation::default(),
+            1,
+        );
+        crate::slices::validate_slice(&crate::slices::slice_object("uid", spec)).unwrap();
+        let tiny = Epc {
+            sections: vec![section(0, EPC_PAGE_BYTES)],
+            source: EpcSource::Sysfs,
+        };
+        assert!(epc_devices(&tiny).is_empty());
     }
 
     #[test]
