@@ -211,7 +211,20 @@ impl Preparer {
         claims: Arc<dyn ClaimReader>,
         metrics: Metrics,
     ) -> Self {
-        let state = checkpoint::load_or_recover(&config.checkpoint);
+        let mut state = checkpoint::load_or_recover(&config.checkpoint);
+        // What the file says is not trusted to name files: an entry whose key is no UID is
+        // dropped, and each spec's path is the one this configuration gives its UID (also after
+        // --cdi-root changed; the spec is then written there on the claim's next prepare).
+        state.claims.retain(|uid, _| {
+            let ok = uid_ok(uid);
+            if !ok {
+                tracing::warn!(claim.uid = %uid, "checkpoint entry with a malformed UID dropped");
+            }
+            ok
+        });
+        for (uid, entry) in &mut state.claims {
+            entry.cdi_spec = cdi::spec_path(&config.cdi_root, &config.driver, uid);
+        }
         let boot_id = checkpoint::read_boot_id(&config.boot_id);
         metrics.set_prepared_claims(state.claims.len());
         tracing::info!(
@@ -296,6 +309,7 @@ impl Preparer {
                     .map(|rewritten| {
                         if rewritten {
                             changed.push(claim.uid.clone());
+                            self.changed_state();
                         }
                         entry.devices.clone()
                     })
@@ -312,6 +326,7 @@ impl Preparer {
                     let devices = entry.devices.clone();
                     state.claims.insert(claim.uid.clone(), entry);
                     changed.push(claim.uid.clone());
+                    self.changed_state();
                     devices
                 })
             };
@@ -385,6 +400,7 @@ impl Preparer {
             }
             if outcome.is_ok() && state.claims.remove(&claim.uid).is_some() {
                 changed.push(claim.uid.clone());
+                self.changed_state();
             }
             results.insert(claim.uid.clone(), outcome);
         }
@@ -514,9 +530,6 @@ impl Preparer {
         results: &mut BTreeMap<String, ClaimOutcome<T>>,
         done: &str,
     ) {
-        if !changed.is_empty() {
-            self.version.fetch_add(1, Ordering::SeqCst);
-        }
         let version = self.version.load(Ordering::SeqCst);
         self.metrics.set_prepared_claims(state.claims.len());
         drop(state);
@@ -526,6 +539,12 @@ impl Preparer {
                 results.insert(uid.clone(), Err(ClaimError::Checkpoint(err.to_string())));
             }
         }
+    }
+
+    /// Counts a change of the state, at once (with the state locked): a call cancelled before
+    /// its commit still leaves the next call a version to save.
+    fn changed_state(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Makes the checkpoint on disk hold at least `version` of the state. A call whose change a
@@ -961,6 +980,35 @@ mod tests {
                 .claims
                 .contains_key("u-c")
         );
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_names_no_file_the_driver_touches() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint_path = dir.path().join("checkpoint.json");
+        let victim = dir.path().join("victim.json");
+        std::fs::write(&victim, "{}").unwrap();
+        let entry = || PreparedClaim {
+            name: "c".into(),
+            namespace: "ns".into(),
+            boot_id: String::new(),
+            cdi_spec: victim.clone(),
+            devices: Vec::new(),
+        };
+        let mut damaged = Checkpoint::default();
+        damaged.claims.insert("u-c".into(), entry());
+        damaged.claims.insert("../escape".into(), entry());
+        checkpoint::save(&checkpoint_path, &damaged).unwrap();
+
+        let preparer = preparer_in(dir.path(), checkpoint_path);
+        assert_eq!(
+            preparer.prepared().await,
+            BTreeSet::from(["u-c".to_owned()]),
+            "the entry whose key is no UID is dropped"
+        );
+        let unprepared = preparer.unprepare(&[named("c")]).await;
+        assert!(unprepared["u-c"].is_ok(), "{unprepared:?}");
+        assert!(victim.exists(), "the path the file named was not removed");
     }
 
     #[tokio::test]
