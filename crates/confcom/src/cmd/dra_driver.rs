@@ -157,7 +157,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, attest_config))?;
+    let result = runtime.block_on(serve(args, attest_config));
+    // An attestation in progress on the blocking pool may wait out the quote helper's and the
+    // PCCS's timeouts; the driver does not wait for it (the sockets are gone already).
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
