@@ -5,7 +5,9 @@
 //! `GET /healthz` answers `ok`. Connections are governed by [`ops_http::guard::Governor`]: a cap
 //! at which the oldest idle or incomplete connection is closed (new clients never wait behind slow
 //! ones), a per-address cap on incomplete connections, and TLS handshake, request header and
-//! keep-alive idle timeouts; request bodies are bounded in time and size.
+//! keep-alive idle timeouts; request bodies are bounded in time and size. While a body arrives
+//! its connection is timed and evictable as one reading its head, and the bodies being read at
+//! once share a byte budget ([`Limits::body_budget_bytes`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,11 +20,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ops_http::guard::{ConnLimits, ConnMetrics, Governor};
+use ops_http::guard::{ConnHandle, ConnLimits, ConnMetrics, Governor};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -63,11 +65,18 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time a keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
-    /// Time allowed to receive a request body.
+    /// Time allowed to receive a request body (including the wait for [`Self::body_budget_bytes`]).
     pub body_timeout: Duration,
+    /// The memory all request bodies being read at once may take: each request takes its
+    /// declared length (at most, and without one, [`Self::max_body_bytes`]) from this budget before
+    /// its body is read, and requests beyond it wait for one to finish.
+    pub body_budget_bytes: usize,
     /// Time in-flight connections get to finish after shutdown.
     pub shutdown_grace: Duration,
 }
+
+/// The default [`Limits::body_budget_bytes`]: eight bodies of the default 4 MiB cap.
+pub const BODY_BUDGET_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -80,6 +89,7 @@ impl Default for Limits {
             header_timeout: conn.header_timeout,
             idle_timeout: conn.idle_timeout,
             body_timeout: Duration::from_secs(10),
+            body_budget_bytes: BODY_BUDGET_BYTES,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -210,6 +220,10 @@ struct Shared {
     mutator: Mutator,
     limits: Limits,
     metrics: WebhookMetrics,
+    /// Bytes of the request bodies being read at once ([`Limits::body_budget_bytes`] permits).
+    bodies: Semaphore,
+    /// The permits of the whole budget (what one request takes at most).
+    budget_permits: u32,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -222,8 +236,56 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     response
 }
 
+/// Reads the request body: within [`Limits::body_timeout`] and [`Limits::max_body_bytes`], after
+/// taking its length from the body budget, with the connection marked as reading (timed and
+/// evictable by the governor) meanwhile. `Err` is the answer to send instead.
+async fn read_body(
+    shared: &Shared,
+    conn: &ConnHandle,
+    request: Request<Incoming>,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    let max_body = shared.limits.max_body_bytes;
+    let too_large = || text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // A longer declared body is read up to the cap and answered 413, as one that does not declare
+    // its length (the connection stays usable once the rest has been drained).
+    let need = declared.map_or(max_body as u64, |len| len.min(max_body as u64));
+    let permits = u32::try_from(need)
+        .unwrap_or(u32::MAX)
+        .min(shared.budget_permits);
+    let _reading = conn.reading_body();
+    let limited = Limited::new(request.into_body(), max_body);
+    let read = async {
+        let permit = if permits == 0 {
+            None
+        } else {
+            // The semaphore is never closed.
+            match shared.bodies.acquire_many(permits).await {
+                Ok(permit) => Some(permit),
+                Err(_) => return Err(text(StatusCode::SERVICE_UNAVAILABLE, "busy\n")),
+            }
+        };
+        let collected = limited.collect().await;
+        drop(permit);
+        match collected {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(_) => Err(text(StatusCode::BAD_REQUEST, "request body unreadable\n")),
+        }
+    };
+    match tokio::time::timeout(shared.limits.body_timeout, read).await {
+        Err(_) => Err(text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n")),
+        Ok(result) => result,
+    }
+}
+
 async fn handle(
     shared: Arc<Shared>,
+    conn: ConnHandle,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let opt_in = match request.uri().path() {
@@ -239,20 +301,9 @@ async fn handle(
     if request.method() != Method::POST {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n"));
     }
-    let limited = Limited::new(request.into_body(), shared.limits.max_body_bytes);
-    let body = match tokio::time::timeout(shared.limits.body_timeout, limited.collect()).await {
-        Err(_) => return Ok(text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n")),
-        Ok(Err(e)) => {
-            let too_large = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            return Ok(if too_large {
-                text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
-            } else {
-                text(StatusCode::BAD_REQUEST, "request body unreadable\n")
-            });
-        }
-        Ok(Ok(collected)) => collected.to_bytes(),
+    let body = match read_body(&shared, &conn, request).await {
+        Ok(body) => body,
+        Err(answer) => return Ok(answer),
     };
     match shared.mutator.review(&body, opt_in) {
         Ok((reply, decision)) => {
@@ -293,10 +344,16 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let acceptor = TlsAcceptor::from(tls);
     let governor = Governor::new("webhook", limits.conn_limits(), metrics.connections.clone());
+    // At least one byte, so that a request can always proceed.
+    let budget_permits = u32::try_from(limits.body_budget_bytes)
+        .unwrap_or(u32::MAX)
+        .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
     let shared = Arc::new(Shared {
         mutator,
         limits,
         metrics,
+        bodies: Semaphore::new(budget_permits as usize),
+        budget_permits,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -326,7 +383,10 @@ pub async fn serve(
                 }
             };
             guard.handshake_done();
-            let service = hyper::service::service_fn(move |req| handle(Arc::clone(&shared), req));
+            let body_guard = guard.clone();
+            let service = hyper::service::service_fn(move |req| {
+                handle(Arc::clone(&shared), body_guard.clone(), req)
+            });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
