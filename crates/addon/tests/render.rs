@@ -1539,10 +1539,6 @@ fn dra_driver_mounts_only_what_it_needs() {
                 "cdi".to_owned(),
                 ("/var/run/cdi".to_owned(), "DirectoryOrCreate".to_owned()),
             ),
-            (
-                "aesmd".to_owned(),
-                ("/var/run/aesmd".to_owned(), "DirectoryOrCreate".to_owned()),
-            ),
         ]);
         // Kubelet and the runtime read these at the host's paths: mounted at the same paths.
         let mut expected_mounts = BTreeMap::from([
@@ -1552,9 +1548,16 @@ fn dra_driver_mounts_only_what_it_needs() {
             ),
             ("plugin-dir".to_owned(), (plugin_dir.to_owned(), false)),
             ("cdi".to_owned(), ("/var/run/cdi".to_owned(), false)),
-            ("aesmd".to_owned(), ("/var/run/aesmd".to_owned(), true)),
         ]);
-        if !opts.simulate {
+        if opts.simulate {
+            // The node's own quote through the quote helper's socket, read-only: only a simulated
+            // node has the enclave material for one.
+            expected_hp.insert(
+                "aesmd".to_owned(),
+                ("/var/run/aesmd".to_owned(), "DirectoryOrCreate".to_owned()),
+            );
+            expected_mounts.insert("aesmd".to_owned(), ("/var/run/aesmd".to_owned(), true));
+        } else {
             // Discovery exactly as the device plugin does it.
             let dp = render(&RenderOptions {
                 dra: false,
@@ -2263,10 +2266,13 @@ fn dra_driver_takes_collateral_from_the_pccs_the_quote_helpers_use() {
         Some("http://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/")
     );
     assert_eq!(ssl_cert_file(&simulated), None);
+    assert_eq!(mounts(&simulated).get("pccs-ca"), None);
     // Over HTTPS under the add-on's CA: the driver trusts that CA, as the quote helpers do.
     let https = driver(RenderOptions {
         dra: true,
+        simulate: true,
         enable_pccs: true,
+        sim_ca: Some(sim_ca()),
         pccs_tls: Some(certs_for("pccs")),
         ..RenderOptions::default()
     });
@@ -2282,16 +2288,34 @@ fn dra_driver_takes_collateral_from_the_pccs_the_quote_helpers_use() {
         mounts(&https).get("pccs-ca"),
         Some(&("/etc/confcom/pccs-ca".to_owned(), true))
     );
-    // A PCCS named by the operator.
-    let named = driver(RenderOptions {
-        dra: true,
-        enable_quote_helper: true,
-        pccs_url: Some("https://pccs.example.net:8081/sgx/certification/v4/".to_owned()),
-        ..RenderOptions::default()
-    });
-    assert_eq!(
-        flag(&named, "--pccs-url"),
-        Some("https://pccs.example.net:8081/sgx/certification/v4/")
-    );
-    assert_eq!(ssl_cert_file(&named), None);
+    // On hardware the driver takes no quote, so collateral would do nothing: neither the
+    // in-cluster PCCS (over HTTP or HTTPS) nor one named by the operator reaches it, and it gets
+    // no CA trust, although the quote helpers do use that PCCS.
+    let hardware = [
+        RenderOptions {
+            dra: true,
+            enable_quote_helper: true,
+            enable_pccs: true,
+            ..RenderOptions::default()
+        },
+        RenderOptions {
+            dra: true,
+            enable_pccs: true,
+            pccs_tls: Some(certs_for("pccs")),
+            ..RenderOptions::default()
+        },
+        RenderOptions {
+            dra: true,
+            enable_quote_helper: true,
+            pccs_url: Some("https://pccs.example.net:8081/sgx/certification/v4/".to_owned()),
+            ..RenderOptions::default()
+        },
+    ];
+    for (i, opts) in hardware.into_iter().enumerate() {
+        let container = driver(opts);
+        assert_eq!(flag(&container, "--pccs-url"), None, "case {i}");
+        assert_eq!(ssl_cert_file(&container), None, "case {i}");
+        assert_eq!(mounts(&container).get("pccs-ca"), None, "case {i}");
+        assert_eq!(mounts(&container).get("aesmd"), None, "case {i}");
+    }
 }

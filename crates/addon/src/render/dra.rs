@@ -264,8 +264,9 @@ pub(super) fn slice_policy_binding() -> ValidatingAdmissionPolicyBinding {
 
 /// The kubelet plugin: registration socket, DRA socket, checkpoint and CDI specs in host
 /// directories at the same paths as on the host (kubelet and the runtime read them there), the
-/// SGX device nodes and sysfs read-only for discovery, the quote helper's socket read-only for the
-/// node's own quote (attestation attributes).
+/// SGX device nodes and sysfs read-only for discovery; on simulated nodes only, the quote helper's
+/// socket read-only for the node's own quote and the PCCS for its collateral (attestation
+/// attributes, which the driver cannot take on hardware).
 pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
     let plugin_dir = format!("{KUBELET_PLUGINS_DIR}/{DRA_DRIVER}");
     let mut args = vec![
@@ -279,7 +280,6 @@ pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
         mount("plugins-registry", KUBELET_PLUGINS_REGISTRY_DIR, false),
         mount("plugin-dir", &plugin_dir, false),
         mount("cdi", CDI_DYNAMIC_DIR, false),
-        mount("aesmd", AESMD_DIR, true),
     ];
     let mut volumes = vec![
         host_path_volume(
@@ -289,24 +289,26 @@ pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
         ),
         host_path_volume("plugin-dir", &plugin_dir, "DirectoryOrCreate"),
         host_path_volume("cdi", CDI_DYNAMIC_DIR, "DirectoryOrCreate"),
-        host_path_volume("aesmd", AESMD_DIR, "DirectoryOrCreate"),
     ];
     discovery(opts, &mut args, &mut mounts, &mut volumes);
     let mut env = vec![
         downward_env(ENV_NODE_NAME, "spec.nodeName"),
         downward_env(ENV_POD_UID, "metadata.uid"),
     ];
-    // The tcbStatus attribute: collateral from the PCCS the quote helpers use (in simulation the
-    // in-cluster PCCS serves the simulated platforms' collateral), trusting its CA when it serves
-    // HTTPS under the add-on's own.
-    let in_cluster = opts.enable_pccs && opts.pccs_url.is_none();
-    let pccs_url = opts
-        .pccs_url
-        .clone()
-        .or_else(|| opts.enable_pccs.then(|| super::pccs::in_cluster_url(opts)));
-    if let Some(url) = pccs_url {
-        args.extend([s("--pccs-url"), url]);
-        if in_cluster && opts.pccs_tls.is_some() {
+    // The attestation attributes exist only on simulated nodes: there the driver takes the
+    // node's quote through the quote helper's socket, and the tcbStatus attribute takes collateral
+    // from the PCCS the quote helpers use (the in-cluster PCCS serves the simulated platforms'
+    // collateral), trusting its CA when it serves HTTPS under the add-on's own. On hardware the
+    // driver has no enclave to take a quote with, so neither the socket nor a PCCS does anything
+    // there and neither is given.
+    if opts.simulate {
+        mounts.push(mount("aesmd", AESMD_DIR, true));
+        volumes.push(host_path_volume("aesmd", AESMD_DIR, "DirectoryOrCreate"));
+    }
+    // (`--pccs-url` is refused with `--simulate`: the in-cluster PCCS is the only one here.)
+    if opts.simulate && opts.enable_pccs {
+        args.extend([s("--pccs-url"), super::pccs::in_cluster_url(opts)]);
+        if opts.pccs_tls.is_some() {
             let (volume, ca_mount, ssl_cert_file) = super::pccs::pccs_ca_trust();
             volumes.push(volume);
             mounts.push(ca_mount);
