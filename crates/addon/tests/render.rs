@@ -1647,9 +1647,7 @@ fn dra_driver_rbac_is_exactly_slices_claims_and_nodes() {
                     rule(
                         "resource.k8s.io",
                         "resourceslices",
-                        &[
-                            "get", "list", "watch", "create", "update", "patch", "delete"
-                        ]
+                        &["list", "create", "update", "delete"]
                     ),
                     rule("resource.k8s.io", "resourceclaims", &["get"]),
                     rule("", "nodes", &["get"]),

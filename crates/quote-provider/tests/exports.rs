@@ -1,5 +1,6 @@
 //! The shared object's dynamic interface: soname `libdcap_quoteprov.so.1` and exactly the quote
-//! provider functions exported, nothing Rust-internal that could clash with the host program.
+//! provider functions exported, nothing Rust-internal that could clash with the host program; and
+//! the `NODELETE` flag, so that `dlclose` never unmaps the code of the library's kept thread.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -69,5 +70,21 @@ fn soname_is_libdcap_quoteprov_so_1() {
         sonames[0].contains("[libdcap_quoteprov.so.1]"),
         "{}",
         sonames[0]
+    );
+}
+
+#[test]
+fn the_library_stays_loaded_after_dlclose() {
+    let library = common::built_library();
+    let dynamic = tool("readelf", &["-d", library.to_str().unwrap()]);
+    let flags: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains("(FLAGS_1)"))
+        .collect();
+    assert_eq!(flags.len(), 1, "{dynamic}");
+    assert!(
+        flags[0].split_whitespace().any(|word| word == "NODELETE"),
+        "{}",
+        flags[0]
     );
 }

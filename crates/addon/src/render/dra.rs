@@ -106,10 +106,11 @@ pub(super) fn service_account(opts: &RenderOptions) -> ServiceAccount {
     parts::service_account(opts, DRA_DRIVER_SERVICE_ACCOUNT, COMPONENT_DRA_DRIVER)
 }
 
-/// The driver publishes its node's ResourceSlices (the full set of write verbs, since the slice
-/// controller creates, updates and deletes obsolete slices), reads the claims it prepares, and
-/// reads its Node for the slices' owner reference. Nothing else; which slices it may write is
-/// narrowed to its own node by [`slice_policy`].
+/// Exactly the verbs the driver uses: its publisher lists its node's ResourceSlices, creates
+/// missing ones, replaces (PUT, `update`) changed ones and deletes obsolete ones; the kubelet
+/// plugin gets the claims it prepares; the publisher gets its Node for the slices' owner
+/// reference. No `get`, `watch` or `patch` of slices. Which slices it may write is narrowed to its
+/// own node by [`slice_policy`].
 pub(super) fn cluster_role() -> ClusterRole {
     let rule = |group: &str, resource: &str, verbs: &[&str]| PolicyRule {
         api_groups: Some(vec![s(group)]),
@@ -123,9 +124,7 @@ pub(super) fn cluster_role() -> ClusterRole {
             rule(
                 "resource.k8s.io",
                 "resourceslices",
-                &[
-                    "get", "list", "watch", "create", "update", "patch", "delete",
-                ],
+                &["list", "create", "update", "delete"],
             ),
             rule("resource.k8s.io", "resourceclaims", &["get"]),
             rule("", "nodes", &["get"]),
