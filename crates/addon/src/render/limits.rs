@@ -48,6 +48,11 @@ impl ServerLimits {
     }
 }
 
+/// The least memory limit a node daemon gets, whatever its connection cap: the requests are 32 MiB,
+/// and a limit next to that would get a daemon killed on any growth besides its connections
+/// (collateral, claims, gRPC buffers).
+pub const NODE_DAEMON_MIN_MEMORY_MIB: u64 = 64;
+
 /// Connection limits of the node daemons' operations endpoints (`/metrics`, `/healthz`,
 /// `/readyz` of the device plugin, the quote helper and the DRA driver); `None` leaves a flag out.
 /// They serve plain HTTP, so there is no handshake timeout.
@@ -82,7 +87,8 @@ impl OpsLimits {
     }
 
     /// A daemon's memory limit: `default_mib` (which has room for the default cap of
-    /// [`DEFAULT_OPS_MAX_CONNECTIONS`]) with that room replaced by room for the configured cap.
+    /// [`DEFAULT_OPS_MAX_CONNECTIONS`]) with that room replaced by room for the configured cap,
+    /// and never below [`NODE_DAEMON_MIN_MEMORY_MIB`].
     pub fn memory_limit(&self, default_mib: u64) -> String {
         let Some(cap) = self.max_connections else {
             return format!("{default_mib}Mi");
@@ -90,7 +96,10 @@ impl OpsLimits {
         let per = BYTES_PER_CONNECTION as u64;
         let room = |n: u64| n.saturating_mul(per).div_ceil(1024 * 1024);
         let base = default_mib.saturating_sub(room(DEFAULT_OPS_MAX_CONNECTIONS as u64));
-        format!("{}Mi", base.saturating_add(room(cap)))
+        let mib = base
+            .saturating_add(room(cap))
+            .max(NODE_DAEMON_MIN_MEMORY_MIB);
+        format!("{mib}Mi")
     }
 }
 
@@ -116,13 +125,40 @@ mod tests {
                 "30"
             ]
         );
-        // 128 MiB holds the default 4,096 connections at 24 KiB (96 MiB) besides 32 MiB.
-        assert_eq!(limits.memory_limit(128), "56Mi");
+        // 128 MiB holds the default 4,096 connections at 24 KiB (96 MiB) besides 32 MiB; 32 MiB
+        // and 1,024 connections (24 MiB) is under the floor.
+        assert_eq!(limits.memory_limit(128), "64Mi");
+        // 256 MiB: 160 MiB besides the connections, 184 MiB with 1,024.
+        assert_eq!(limits.memory_limit(256), "184Mi");
         let default_cap = OpsLimits {
             max_connections: Some(DEFAULT_OPS_MAX_CONNECTIONS as u64),
             ..OpsLimits::default()
         };
         assert_eq!(default_cap.memory_limit(256), "256Mi");
+    }
+
+    #[test]
+    fn a_small_cap_leaves_the_memory_limit_at_the_floor() {
+        // One connection: 32 MiB and 24 KiB, next to the 32 MiB request; the floor instead.
+        for cap in [0, 1, 16, 1_365] {
+            let limits = OpsLimits {
+                max_connections: Some(cap),
+                ..OpsLimits::default()
+            };
+            assert_eq!(limits.memory_limit(128), "64Mi", "cap {cap}");
+        }
+        // Just above the floor the cap sizes the limit again: 1,366 connections are 33 MiB.
+        let above = OpsLimits {
+            max_connections: Some(1_366),
+            ..OpsLimits::default()
+        };
+        assert_eq!(above.memory_limit(128), "65Mi");
+        // The floor does not cut a larger daemon's limit.
+        let one = OpsLimits {
+            max_connections: Some(1),
+            ..OpsLimits::default()
+        };
+        assert_eq!(one.memory_limit(256), "161Mi");
     }
 
     #[test]
