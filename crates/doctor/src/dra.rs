@@ -148,8 +148,13 @@ impl PreparedClaim {
 /// What the DRA checks found, for the JSON report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DraFindings {
-    /// Whether the driver is present on the node at all (any socket, checkpoint or spec).
+    /// Whether any trace of the driver is on the node (a socket file, its directory, a CDI spec);
+    /// the DRA checks run when there is one.
     pub present: bool,
+    /// Whether the driver serves the node: its registration or DRA socket accepts a connection.
+    /// Its directory (`DirectoryOrCreate`, left behind by an uninstall) or a stale socket file is
+    /// no driver.
+    pub serving: bool,
     /// The prepared claims of the checkpoint.
     pub prepared_claims: Vec<PreparedClaim>,
     /// The driver's CDI spec files.
@@ -326,6 +331,16 @@ pub fn present(opts: &DraOptions) -> bool {
     registered || opts.plugin_dir().exists() || !cdi_specs(opts).is_empty()
 }
 
+/// Whether the driver serves the node: a registration or DRA socket of its accepts a connection.
+pub fn serving(opts: &DraOptions) -> bool {
+    let prefix = format!("{}-", opts.driver);
+    let reg_plain = format!("{}-reg.sock", opts.driver);
+    candidates(&opts.registry_dir, &reg_plain, &prefix, "-reg.sock")
+        .into_iter()
+        .chain(candidates(&opts.plugin_dir(), "dra.sock", "dra-", ".sock"))
+        .any(|p| probe(&p) == SocketState::Listening)
+}
+
 fn cdi_specs(opts: &DraOptions) -> Vec<PathBuf> {
     let prefix = opts.cdi_prefix();
     let mut specs: Vec<PathBuf> = std::fs::read_dir(&opts.cdi_root)
@@ -356,6 +371,7 @@ fn spec_uid<'a>(opts: &DraOptions, path: &'a Path) -> Option<&'a str> {
 pub fn checks(opts: &DraOptions) -> (Vec<Check>, DraFindings) {
     let mut findings = DraFindings {
         present: present(opts),
+        serving: serving(opts),
         ..DraFindings::default()
     };
     if !findings.present {

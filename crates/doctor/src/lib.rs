@@ -293,7 +293,9 @@ pub fn diagnose(options: &Options) -> Report {
     } else {
         checks.push(host::plugin_check(&options.plugin_dir));
     }
-    if dra.present && device_plugin_sockets {
+    // Only a driver that answers serves the node: its directory survives an uninstall (and the
+    // DaemonSet creates it with `DirectoryOrCreate`), and a socket file may be stale.
+    if dra.serving && device_plugin_sockets {
         checks.push(Check::fail(
             "device-plugin-and-dra",
             "both the device plugin and the DRA driver serve this node: the same EPC is offered \
@@ -303,7 +305,20 @@ pub fn diagnose(options: &Options) -> Report {
              sgx-device-plugin DaemonSet when --dra replaces it",
         ));
     }
-    checks.extend(dra_checks);
+    if device_plugin_sockets && dra.present && !dra.serving {
+        // The device plugin serves this node; what the DRA driver left is no failure of it.
+        checks.push(Check::skip(
+            "dra",
+            format!(
+                "DRA driver {}: not serving this node (no registration or DRA socket answers); \
+                 the device plugin serves it, and what is left of the driver ({}) is unused",
+                options.dra.driver,
+                options.dra.plugin_dir().display()
+            ),
+        ));
+    } else {
+        checks.extend(dra_checks);
+    }
 
     let hardware = cpu_has_sgx || nodes.any_enclave();
     let verdict = match service.backend {

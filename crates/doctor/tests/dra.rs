@@ -482,3 +482,56 @@ fn a_dra_node_needs_no_device_plugin_but_must_not_have_both() {
     assert_eq!(both.status, Status::Fail, "{}", report.render_text());
     assert!(both.fix.as_deref().unwrap().contains("--dra-node-selector"));
 }
+
+#[test]
+fn leftovers_of_the_dra_driver_do_not_conflict_with_the_device_plugin() {
+    let mut node = Node::new();
+    let dp_socket = node
+        .path("dp")
+        .join(device_plugin::resource::socket_file_name(
+            device_plugin::EPC_RESOURCE,
+        ));
+    node.listen(&dp_socket);
+    node.listen(&node.path("dp").join("kubelet.sock"));
+
+    // The driver's directory, left by an uninstall (or made by `DirectoryOrCreate`).
+    std::fs::create_dir_all(node.plugin_dir()).unwrap();
+    let report = diagnose(&node);
+    assert!(
+        report.check("device-plugin-and-dra").is_none(),
+        "{}",
+        report.render_text()
+    );
+    assert_eq!(report.check("device-plugin").unwrap().status, Status::Pass);
+    assert_eq!(report.check("dra").unwrap().status, Status::Skip);
+    assert!(report.check("dra-socket").is_none());
+    let json: serde_json::Value = serde_json::from_str(&report.render_json()).unwrap();
+    assert_eq!(json["dra"]["present"], true);
+    assert_eq!(json["dra"]["serving"], false);
+
+    // Stale socket files in both places: nothing answers, still no driver.
+    node.stale(&node.plugin_dir().join("dra.sock"));
+    node.stale(&node.path("reg").join(format!("{DRIVER}-reg.sock")));
+    let (_, findings) = dra::checks(&node.options());
+    assert!(findings.present);
+    assert!(!findings.serving);
+    let report = diagnose(&node);
+    assert!(
+        report.check("device-plugin-and-dra").is_none(),
+        "{}",
+        report.render_text()
+    );
+    assert_eq!(report.check("device-plugin").unwrap().status, Status::Pass);
+    assert_eq!(report.check("dra").unwrap().status, Status::Skip);
+
+    // A driver that answers on either socket serves the node: the conflict again.
+    std::fs::remove_file(node.plugin_dir().join("dra.sock")).unwrap();
+    node.listen(&node.plugin_dir().join("dra.sock"));
+    assert!(dra::checks(&node.options()).1.serving);
+    let report = diagnose(&node);
+    assert_eq!(
+        report.check("device-plugin-and-dra").unwrap().status,
+        Status::Fail
+    );
+    assert!(report.check("dra-socket").is_some());
+}
