@@ -1,7 +1,8 @@
 //! `cargo xtask`: project tasks that need more than cargo.
 //!
 //! - `cargo xtask test [ARGS…]`: provides what the test suite needs and runs
-//!   `cargo test --workspace [ARGS…]` with it. On a fresh machine with Rust, Python 3 and a C compiler
+//!   `cargo test --workspace [ARGS…]` with it (`cargo test [ARGS…]` when they name packages with
+//!   `-p`). On a fresh machine with Rust, Python 3 and a C compiler
 //!   this is the one command that runs every test.
 //! - `cargo xtask setup [--tools-dir DIR]`: only the provisioning step.
 //! - `cargo xtask env [--tools-dir DIR]`: provisions, then prints `export` lines for a shell
@@ -67,13 +68,16 @@ fn workspace_root() -> PathBuf {
 }
 
 fn default_tools_dir() -> PathBuf {
+    // As cargo reads it: a relative CARGO_TARGET_DIR is relative to the current directory.
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|dir| {
             if dir.is_absolute() {
                 dir
             } else {
-                workspace_root().join(dir)
+                env::current_dir()
+                    .unwrap_or_else(|_| workspace_root())
+                    .join(dir)
             }
         })
         .unwrap_or_else(|| workspace_root().join("target"));
@@ -111,11 +115,17 @@ fn test(args: Vec<OsString>) -> Result<ExitCode, String> {
     let provided = setup(&default_tools_dir())?;
     let cargo = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace_root())
-        .args(["test", "--workspace"])
-        .args(args)
-        .env("PATH", provided.path()?);
+    // `--workspace` would override packages the caller names.
+    let names_packages = args
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .any(|a| a == "--package" || a.starts_with("--package=") || a.starts_with("-p"));
+    command.current_dir(workspace_root()).arg("test");
+    if !names_packages {
+        command.arg("--workspace");
+    }
+    command.args(args).env("PATH", provided.path()?);
     if let Some(protoc) = &provided.protoc {
         command.env("PROTOC", protoc);
     }
