@@ -354,9 +354,69 @@ struct Lookup {
     reply: std::sync::mpsc::SyncSender<std::io::Result<Vec<std::net::SocketAddr>>>,
 }
 
-/// The worker's queue and its generation (which a timed-out lookup retires).
-static LOOKUP_WORKER: std::sync::Mutex<Option<(u64, std::sync::mpsc::Sender<Lookup>)>> =
-    std::sync::Mutex::new(None);
+/// The worker's queue and its generation (which a timed-out lookup retires). A child process
+/// (`fork`) inherits the queue of a thread it does not have: it starts its own worker.
+static LOOKUP_WORKER: std::sync::Mutex<ProcessLocal<(u64, std::sync::mpsc::Sender<Lookup>)>> =
+    std::sync::Mutex::new(ProcessLocal::new());
+
+/// State kept for the process (clients, their keep-alive connections, worker threads) that a child
+/// process made by `fork` must not use: there the threads do not exist and the connections are
+/// shared with the parent. The value records the id of the process that made it; seen from
+/// another process it is leaked (neither used nor dropped, so that nothing is sent on the parent's
+/// connections, for example a TLS `close_notify`) and the child starts without one.
+#[derive(Debug)]
+pub struct ProcessLocal<T> {
+    pid: u32,
+    value: Option<T>,
+}
+
+impl<T> Default for ProcessLocal<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> ProcessLocal<T> {
+    /// No value yet.
+    pub const fn new() -> Self {
+        Self {
+            pid: 0,
+            value: None,
+        }
+    }
+
+    /// This process's value, if it made one.
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.get_mut_in(std::process::id())
+    }
+
+    /// This process's value, made by `make` when there is none.
+    pub fn get_or_insert_with(&mut self, make: impl FnOnce() -> T) -> &mut T {
+        self.get_or_insert_with_in(std::process::id(), make)
+    }
+
+    /// Takes this process's value, if it made one.
+    pub fn take(&mut self) -> Option<T> {
+        self.get_mut_in(std::process::id());
+        self.value.take()
+    }
+
+    /// The value as the process `pid` sees it: one made by another process is leaked first.
+    fn get_mut_in(&mut self, pid: u32) -> Option<&mut T> {
+        if self.pid != pid {
+            if let Some(inherited) = self.value.take() {
+                std::mem::forget(inherited);
+            }
+            self.pid = pid;
+        }
+        self.value.as_mut()
+    }
+
+    fn get_or_insert_with_in(&mut self, pid: u32, make: impl FnOnce() -> T) -> &mut T {
+        self.get_mut_in(pid);
+        self.value.get_or_insert_with(make)
+    }
+}
 
 impl LookupWorker {
     /// The running worker's queue, started when there is none.
@@ -364,7 +424,7 @@ impl LookupWorker {
         let mut worker = LOOKUP_WORKER
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((generation, queue)) = worker.as_ref() {
+        if let Some((generation, queue)) = worker.get_mut() {
             return Ok((*generation, queue.clone()));
         }
         let (queue, lookups) = std::sync::mpsc::channel::<Lookup>();
@@ -379,7 +439,7 @@ impl LookupWorker {
                 }
             })?;
         let generation = WORKER_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *worker = Some((generation, queue.clone()));
+        worker.get_or_insert_with(|| (generation, queue.clone()));
         Ok((generation, queue))
     }
 
@@ -388,8 +448,8 @@ impl LookupWorker {
         let mut worker = LOOKUP_WORKER
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if worker.as_ref().is_some_and(|(g, _)| *g == generation) {
-            *worker = None;
+        if worker.get_mut().is_some_and(|(g, _)| *g == generation) {
+            worker.take();
         }
     }
 }
@@ -954,6 +1014,53 @@ fn is_der_sequence(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn process_local_values_are_leaked_unused_in_another_process() {
+        use super::ProcessLocal;
+        use std::rc::Rc;
+        let parent = 100;
+        let child = 101;
+        let held = Rc::new(());
+        let mut local = ProcessLocal::new();
+        assert!(local.get_mut_in(parent).is_none());
+        let _ = local.get_or_insert_with_in(parent, || Rc::clone(&held));
+        assert!(local.get_mut_in(parent).is_some());
+        assert_eq!(Rc::strong_count(&held), 2);
+
+        // In the child the parent's value is gone but not dropped; a fresh one is made.
+        assert!(local.get_mut_in(child).is_none());
+        assert_eq!(
+            Rc::strong_count(&held),
+            2,
+            "the inherited value was dropped"
+        );
+        let fresh = Rc::new(());
+        let made = local.get_or_insert_with_in(child, || Rc::clone(&fresh));
+        assert!(Rc::ptr_eq(made, &fresh));
+        // The child's own value is kept and dropped as usual.
+        assert!(local.get_mut_in(child).is_some());
+        assert_eq!(Rc::strong_count(&fresh), 2);
+        drop(local);
+        assert_eq!(Rc::strong_count(&fresh), 1);
+        assert_eq!(Rc::strong_count(&held), 2);
+    }
+
+    #[test]
+    fn process_local_values_of_this_process_are_used_and_dropped() {
+        use super::ProcessLocal;
+        use std::rc::Rc;
+        let held = Rc::new(());
+        let mut local = ProcessLocal::new();
+        let _ = local.get_or_insert_with(|| Rc::clone(&held));
+        let again = local.get_or_insert_with(|| Rc::new(()));
+        assert!(Rc::ptr_eq(again, &held));
+        let taken = local.take();
+        assert!(taken.as_ref().is_some_and(|v| Rc::ptr_eq(v, &held)));
+        drop(taken);
+        assert!(local.get_mut().is_none());
+        assert_eq!(Rc::strong_count(&held), 1);
+    }
+
     use super::*;
 
     #[test]

@@ -22,7 +22,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pccs::client::{ClientOptions, FetchError, FetchedPckCert, PccsClient, PckCertRequest};
+use pccs::client::{
+    ClientOptions, FetchError, FetchedPckCert, PccsClient, PckCertRequest, ProcessLocal,
+};
 use pccs::upstream::{crl_next_update, json_next_update};
 use pccs::{CaType, Signed};
 
@@ -73,9 +75,11 @@ pub struct Collateral {
     pub qe_identity: Vec<u8>,
 }
 
-/// The clients of the process, by URL and settings (see [`Provider`]'s `client`).
-static CLIENTS: std::sync::Mutex<BTreeMap<String, PccsClient>> =
-    std::sync::Mutex::new(BTreeMap::new());
+/// The clients of the process, by URL and settings (see [`Provider`]'s `client`). A child process
+/// (`fork` of the host) does not use the ones it inherits, whose connections are the parent's: it
+/// leaks them and makes its own.
+static CLIENTS: std::sync::Mutex<ProcessLocal<BTreeMap<String, PccsClient>>> =
+    std::sync::Mutex::new(ProcessLocal::new());
 /// More settings than this at once (a configuration that keeps changing) start the set afresh.
 const MAX_CLIENTS: usize = 16;
 
@@ -142,6 +146,7 @@ impl Provider {
         let mut clients = CLIENTS
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let clients = clients.get_or_insert_with(BTreeMap::new);
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
