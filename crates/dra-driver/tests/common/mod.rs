@@ -307,10 +307,19 @@ pub fn registry_sockets(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// A channel to the socket at `path`. A socket file that was just made again may not be listening
+/// for a moment (kubelet retries the same way), so a refused connection is tried again.
 pub async fn channel(path: &Path) -> tonic::transport::Channel {
-    device_plugin::transport::unix_channel(path.to_owned(), Duration::from_secs(10))
-        .await
-        .unwrap()
+    let mut last = None;
+    for _ in 0..100 {
+        match device_plugin::transport::unix_channel(path.to_owned(), Duration::from_secs(10)).await
+        {
+            Ok(channel) => return channel,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("cannot connect to {}: {last:?}", path.display())
 }
 
 impl Kubelet {
