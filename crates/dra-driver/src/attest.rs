@@ -15,7 +15,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aesm_service::client_flow::{FlowError, quote_via_socket};
 use dcap_verify::{Collateral, Policy, TcbStatus, TrustAnchor, VerifyError};
@@ -386,12 +386,6 @@ fn quote_root(quote: &[u8]) -> Result<TrustAnchor, AttestError> {
     TrustAnchor::from_der(root).map_err(AttestError::Verify)
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Keeps `attributes` up to date until `shutdown` completes (also while attesting): attests at
 /// once, then again when the collateral's `nextUpdate` comes (at most
 /// [`AttestConfig::max_refresh`] later), and after failures with a backoff from
@@ -412,7 +406,7 @@ pub async fn run(
         // not (the blocking task finishes on its own).
         let outcome = tokio::select! {
             () = &mut shutdown => return,
-            outcome = tokio::task::spawn_blocking(move || attest_once(&job, unix_now)) => outcome,
+            outcome = tokio::task::spawn_blocking(move || attest_once(&job, pccs::upstream::now)) => outcome,
         };
         let wait = match outcome {
             Ok(Ok(attested)) => {
@@ -447,7 +441,7 @@ pub async fn run(
                     crate::next_backoff(&mut backoff, config.max_retry)
                 } else {
                     backoff = config.retry;
-                    refresh_wait(&config, attested.refresh_at, unix_now())
+                    refresh_wait(&config, attested.refresh_at, pccs::upstream::now())
                 }
             }
             Ok(Err(e)) if !e.is_transient() => {

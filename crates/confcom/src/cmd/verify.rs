@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use dcap_verify::{Collateral, Policy, TcbStatus, TrustAnchor, Verdict, Verifier, VerifyError};
@@ -154,13 +154,6 @@ impl Outcome {
     }
 }
 
-/// Seconds since the Unix epoch (0 for a clock set before it, which no collateral accepts).
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn check_one(
     verifier: &Verifier,
     path: &Path,
@@ -182,7 +175,7 @@ fn check_one(
     };
     // Without --now, the time once the collateral is in: collateral a PCCS issued while it was
     // fetched (a simulated one issues it on request) is not "from the future".
-    let now = now.unwrap_or_else(unix_now);
+    let now = now.unwrap_or_else(pccs::upstream::now);
     match verifier.verify(&bytes, &collateral, now, policy) {
         Ok(v) => Outcome::Verified(Box::new(v)),
         Err(e) => Outcome::Failed(e),
