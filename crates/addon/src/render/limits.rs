@@ -23,17 +23,13 @@ pub struct ServerLimits {
 impl ServerLimits {
     /// The flags of the limits that are set, in a fixed order.
     pub fn args(&self) -> Vec<String> {
-        [
+        flags([
             ("--max-connections", self.max_connections),
             ("--max-pending-per-address", self.max_pending_per_address),
             ("--handshake-timeout-secs", self.handshake_timeout_secs),
             ("--header-timeout-secs", self.header_timeout_secs),
             ("--idle-timeout-secs", self.idle_timeout_secs),
-        ]
-        .into_iter()
-        .filter_map(|(flag, value)| value.map(|v| [flag.to_owned(), v.to_string()]))
-        .flatten()
-        .collect()
+        ])
     }
 
     /// A container memory limit of `base_mib` plus room for the connection cap (at
@@ -71,7 +67,7 @@ pub struct OpsLimits {
 impl OpsLimits {
     /// The flags of the limits that are set, in a fixed order.
     pub fn args(&self) -> Vec<String> {
-        [
+        flags([
             ("--metrics-max-connections", self.max_connections),
             (
                 "--metrics-max-pending-per-address",
@@ -79,11 +75,7 @@ impl OpsLimits {
             ),
             ("--metrics-header-timeout-secs", self.header_timeout_secs),
             ("--metrics-idle-timeout-secs", self.idle_timeout_secs),
-        ]
-        .into_iter()
-        .filter_map(|(flag, value)| value.map(|v| [flag.to_owned(), v.to_string()]))
-        .flatten()
-        .collect()
+        ])
     }
 
     /// A daemon's memory limit: `default_mib` (which has room for the default cap of
@@ -101,6 +93,15 @@ impl OpsLimits {
             .max(NODE_DAEMON_MIN_MEMORY_MIB);
         format!("{mib}Mi")
     }
+}
+
+/// `--flag value` for each limit that is set, in the given order.
+fn flags<const N: usize>(limits: [(&str, Option<u64>); N]) -> Vec<String> {
+    limits
+        .into_iter()
+        .filter_map(|(flag, value)| value.map(|v| [flag.to_owned(), v.to_string()]))
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]
