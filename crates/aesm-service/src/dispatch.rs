@@ -18,6 +18,7 @@ use sgx_types::structs::Wire;
 use sgx_types::{AttKeyId, QeReportInfo, Report};
 
 use crate::backend::{BackendError, QuoteBackend};
+use crate::evidence::EvidenceRecorder;
 
 /// Default cap on `GetQuoteExRequest.buf_size`: larger buffers get `AESM_PARAMETER_ERROR` before
 /// anything is allocated. Real quotes are about 5 KiB; Gramine asks for 8 KiB.
@@ -29,6 +30,7 @@ pub struct Dispatcher {
     backend: Arc<dyn QuoteBackend>,
     key_id: [u8; ATT_KEY_ID_SIZE],
     max_quote_buffer: u32,
+    evidence: Option<Arc<EvidenceRecorder>>,
 }
 
 /// The response and, for logs, why it carries an error.
@@ -84,7 +86,14 @@ impl Dispatcher {
             backend,
             key_id,
             max_quote_buffer: DEFAULT_MAX_QUOTE_BUFFER,
+            evidence: None,
         }
+    }
+
+    /// Publishes the platform part of the quotes made ([`crate::evidence`]) through `recorder`.
+    pub fn with_evidence(mut self, recorder: Arc<EvidenceRecorder>) -> Self {
+        self.evidence = Some(recorder);
+        self
     }
 
     /// Sets the largest `GetQuoteEx` buffer served.
@@ -266,6 +275,9 @@ impl Dispatcher {
                     Some(info.to_vec())
                 }
             };
+            if let Some(recorder) = &self.evidence {
+                recorder.record(&quote);
+            }
             // The reply carries the caller's whole buffer, zero-padded after the quote.
             quote.resize(r.buf_size as usize, 0);
             Ok(GetQuoteExResponse {

@@ -39,6 +39,7 @@ pub mod background;
 pub mod bench;
 pub mod client_flow;
 pub mod dispatch;
+pub mod evidence;
 pub mod listen;
 pub mod metrics;
 pub mod readiness;

@@ -172,6 +172,12 @@ pub enum VerifyError {
     // --- ISV enclave and platform TCB ---
     #[error("ISV enclave report signature invalid")]
     IsvSignatureInvalid,
+    /// Platform evidence ([`crate::Verifier::verify_platform`]) must carry no enclave's report:
+    /// its report body and ISV signature are zeros.
+    #[error(
+        "not platform evidence: the quote carries an enclave's {0} (platform evidence has zeros there)"
+    )]
+    NotPlatformEvidence(&'static str),
     #[error("FMSPC mismatch: PCK certificate has {pck}, TCB info is for {tcb_info}")]
     FmspcMismatch { pck: String, tcb_info: String },
     #[error("PCE-ID mismatch: PCK certificate has {pck}, TCB info is for {tcb_info}")]

@@ -343,6 +343,33 @@ impl Verifier {
         now: u64,
         policy: &Policy,
     ) -> Result<Verdict, VerifyError> {
+        self.check(raw_quote, collateral, now, Some(policy))
+    }
+
+    /// Verifies the platform part of a quote: a quote whose enclave report body and ISV signature
+    /// are zeros (what a quote helper publishes of the quotes it makes, without the apps' reports),
+    /// by every check of [`Verifier::verify`] but the ISV signature (step 9) and the relying-party
+    /// policy (step 12). The verdict says what the PCK certificate, the QE and the collateral say
+    /// of the platform (status, TCB date, FMSPC, expiry); its `accepted` is true, as no policy
+    /// applies. A quote that carries an enclave's report is refused
+    /// ([`VerifyError::NotPlatformEvidence`]): its signature is to be checked, with `verify`.
+    pub fn verify_platform(
+        &self,
+        evidence: &[u8],
+        collateral: &Collateral,
+        now: u64,
+    ) -> Result<Verdict, VerifyError> {
+        self.check(evidence, collateral, now, None)
+    }
+
+    /// Every check; `policy` `None` is platform evidence (no ISV signature, no policy).
+    fn check(
+        &self,
+        raw_quote: &[u8],
+        collateral: &Collateral,
+        now: u64,
+        policy: Option<&Policy>,
+    ) -> Result<Verdict, VerifyError> {
         let key: [&[u8]; 9] = [
             &collateral.root_ca_crl,
             &collateral.pck_crl,
@@ -368,6 +395,14 @@ impl Verifier {
                 (quote, vc)
             }
         };
+        if policy.is_none() {
+            if quote.report_body.to_vec().iter().any(|b| *b != 0) {
+                return Err(VerifyError::NotPlatformEvidence("report body"));
+            }
+            if quote.signature.isv_signature.iter().any(|b| *b != 0) {
+                return Err(VerifyError::NotPlatformEvidence("ISV signature"));
+            }
+        }
         let mut window = vc.window;
         let mut earliest_expiry = vc.earliest_expiry;
 
@@ -471,14 +506,17 @@ impl Verifier {
         }
         let (qe_level, qe_status) = qe_identity.match_level(qe.isv_svn)?;
 
-        // Step 9: the ISV signature by the attestation key over header and report body.
-        let mut att_key = [4u8; 65];
-        att_key[1..].copy_from_slice(&sig.attestation_key);
-        let signed = raw_quote
-            .get(..SIGNED_LEN)
-            .ok_or(VerifyError::IsvSignatureInvalid)?;
-        if !verify_raw_sig(&att_key, signed, &sig.isv_signature) {
-            return Err(VerifyError::IsvSignatureInvalid);
+        // Step 9: the ISV signature by the attestation key over header and report body (platform
+        // evidence has neither: checked above).
+        if policy.is_some() {
+            let mut att_key = [4u8; 65];
+            att_key[1..].copy_from_slice(&sig.attestation_key);
+            let signed = raw_quote
+                .get(..SIGNED_LEN)
+                .ok_or(VerifyError::IsvSignatureInvalid)?;
+            if !verify_raw_sig(&att_key, signed, &sig.isv_signature) {
+                return Err(VerifyError::IsvSignatureInvalid);
+            }
         }
 
         // Step 10: the platform TCB.
@@ -520,7 +558,10 @@ impl Verifier {
         let tcb_eval = tcb_info
             .tcb_evaluation_data_number
             .min(qe_identity.tcb_evaluation_data_number);
-        let rejections = policy.evaluate(&quote.report_body, status, tcb_eval);
+        let rejections = match policy {
+            Some(policy) => policy.evaluate(&quote.report_body, status, tcb_eval),
+            None => Vec::new(),
+        };
         Ok(Verdict {
             status,
             qv_result: status.into(),

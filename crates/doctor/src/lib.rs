@@ -180,7 +180,8 @@ pub struct Options {
     /// kubelet's device-plugin directory.
     pub plugin_dir: PathBuf,
     /// Collateral to verify a simulated quote with (a `collateral.json` directory as the helper's
-    /// `/collateral/` serves it, with its `root-ca.der`).
+    /// `/collateral/` serves it, with its `root-ca.der`), or on hardware the platform evidence the
+    /// helper publishes (Intel's root unless the directory has a `root-ca.der`).
     pub collateral: Option<PathBuf>,
     /// The CPUID instruction (`None`: not x86-64).
     pub cpuid: Option<CpuidFn>,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use aesm_protocol::att_key_id::ECDSA_PUB_KEY_ID_SIZE;
 use aesm_protocol::codes::describe_aesm_code;
 use aesm_service::client_flow::quote_via_socket;
+use aesm_service::evidence::{evidence_path_for_socket, read_evidence};
 use aesm_service::sim::sim_dir_for_socket;
 use dcap_verify::{Collateral, Policy, TrustAnchor};
 use quote_client::{AesmClient, ClientError, Unavailable};
@@ -207,11 +208,7 @@ pub(crate) fn check_service(socket: &Path, collateral: Option<&Path>, now: u64) 
                          certificates included); a quote itself needs an enclave's report"
                     ),
                 ));
-                f.checks.push(Check::skip(
-                    "verify",
-                    "verification: needs an enclave's quote; verify one from an app with \
-                     `confcom verify`",
-                ));
+                platform_evidence(&mut f, socket, collateral, now);
             }
             Err(e) => f.checks.push(client_error_check(
                 "quote",
@@ -225,6 +222,118 @@ pub(crate) fn check_service(socket: &Path, collateral: Option<&Path>, now: u64) 
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The trust anchor for collateral in `dir`: the root published with it (a simulated platform's),
+/// else Intel's SGX Root CA.
+fn anchor_for(dir: &Path) -> Result<TrustAnchor, String> {
+    match ["root-ca.der", "root-ca.pem"]
+        .iter()
+        .find_map(|n| std::fs::read(dir.join(n)).ok())
+    {
+        Some(root) => TrustAnchor::from_pem_or_der(&root).map_err(|e| e.to_string()),
+        None => Ok(TrustAnchor::intel()),
+    }
+}
+
+/// On hardware the doctor has no enclave to quote with: it verifies the platform evidence the
+/// helper publishes beside its socket (the platform part of its quotes for apps), as the DRA
+/// driver does.
+fn platform_evidence(f: &mut ServiceFindings, socket: &Path, collateral: Option<&Path>, now: u64) {
+    let path = evidence_path_for_socket(socket);
+    let evidence = match read_evidence(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            f.checks.push(Check::skip(
+                "verify",
+                format!(
+                    "verification: no platform evidence at {} yet (the helper publishes it with \
+                     its first quote for an app); verify an app's quote with `confcom verify`",
+                    path.display()
+                ),
+            ));
+            return;
+        }
+        Err(e) => {
+            f.checks.push(Check::warn(
+                "verify",
+                format!(
+                    "verification: cannot read the platform evidence {}: {e}",
+                    path.display()
+                ),
+                "restart the quote helper: it writes the file again with its next quote",
+            ));
+            return;
+        }
+    };
+    let fmspc = Quote::parse(&evidence).ok().and_then(|q| {
+        let pem = q.signature.certification_data.pck_chain_pem()?;
+        let chain = sgx_types::pck::parse_pem_chain(pem).ok()?;
+        let leaf = sgx_types::pck::PckExtension::from_certificate(chain.first()?).ok()?;
+        Some(hex(&leaf.fmspc))
+    });
+    let Some(fmspc) = fmspc else {
+        f.verified = Some(false);
+        f.checks.push(Check::fail(
+            "verify",
+            format!(
+                "verification: the platform evidence {} is malformed",
+                path.display()
+            ),
+            "restart the quote helper: it writes the file again with its next quote",
+        ));
+        return;
+    };
+    let Some(dir) = collateral else {
+        f.checks.push(Check::skip(
+            "verify",
+            format!(
+                "verification: platform evidence for FMSPC {fmspc} in {}; pass --collateral to \
+                 verify it",
+                path.display()
+            ),
+        ));
+        return;
+    };
+    let loaded = Collateral::load(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|c| Ok((c, anchor_for(dir)?)));
+    let (collateral, anchor) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            f.verified = Some(false);
+            f.checks.push(Check::fail(
+                "verify",
+                format!("verification: cannot load the collateral: {e}"),
+                "pass a directory of collateral for this platform (confcom verify --collateral \
+                 reads the same layout)",
+            ));
+            return;
+        }
+    };
+    match dcap_verify::Verifier::new(anchor.clone()).verify_platform(&evidence, &collateral, now) {
+        Ok(v) => {
+            f.verified = Some(true);
+            f.checks.push(Check::pass(
+                "verify",
+                format!(
+                    "verification: platform evidence (the helper's quotes without their apps' \
+                     reports): {} for FMSPC {fmspc}, TCB date {} (anchor {})",
+                    v.status,
+                    v.tcb_date,
+                    anchor.subject()
+                ),
+            ));
+        }
+        Err(e) => {
+            f.verified = Some(false);
+            f.checks.push(Check::fail(
+                "verify",
+                format!("verification: platform evidence: {e}"),
+                "fetch fresh collateral for this platform",
+            ));
+        }
+    }
 }
 
 fn sim_quote(

@@ -137,3 +137,82 @@ fn missing_pck_certificates_make_the_sgx_node_not_ready_with_the_fix() {
         Some("get_quote_size=0xE011"),
     );
 }
+
+#[test]
+fn on_hardware_the_platform_evidence_the_helper_publishes_is_verified() {
+    if let Some(dir) = std::env::var_os(DIR_ENV) {
+        let dir = Path::new(&dir);
+        let node = fake_node(dir);
+        let library = dir.join("libsgx_dcap_ql.so.1");
+        std::fs::copy(built_fake(), &library).unwrap();
+        let backend = Arc::new(DcapBackend::start(&library, DcapOptions::default()).unwrap());
+        let platform = Arc::new(SimPlatform::open(&dir.join("sim")).unwrap());
+        let helper = Helper::start_with(dir, backend, Arc::clone(&platform), false);
+        let diagnose_with = |collateral: Option<PathBuf>| {
+            diagnose(&Options {
+                cpuid: Some(sgx_cpuid),
+                collateral,
+                ..options(&node, &helper.socket)
+            })
+        };
+        // No app has quoted yet: nothing to verify, said as such.
+        let report = diagnose_with(None);
+        let text = report.render_text();
+        let verify = report.check("verify").unwrap();
+        assert_eq!(verify.status, Status::Skip, "{text}");
+        assert!(verify.summary.contains("no platform evidence"), "{text}");
+        assert_eq!(report.verdict, Verdict::SgxReady, "{text}");
+
+        // What the helper publishes after an app's quote (the fake QE quotes as this platform).
+        platform.init_attestation_key().unwrap();
+        let report = platform.cpu().create_report(
+            &sgx_sim::EnclaveIdentity::default(),
+            &platform.qe_target_info(),
+            &[5; 64],
+        );
+        let quote = platform.quote(&report).unwrap();
+        let evidence = aesm_service::evidence::evidence_path_for_socket(&helper.socket);
+        std::fs::write(&evidence, aesm_service::evidence::redact(&quote).unwrap()).unwrap();
+        let collateral = dir.join("collateral");
+        platform
+            .collateral(&sgx_sim::CollateralOptions::default())
+            .unwrap()
+            .write_to(&collateral)
+            .unwrap();
+        let fmspc: String = platform
+            .pck_extension()
+            .fmspc
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        // Without collateral: found, not verified.
+        let report = diagnose_with(None);
+        let text = report.render_text();
+        let verify = report.check("verify").unwrap();
+        assert_eq!(verify.status, Status::Skip, "{text}");
+        assert!(verify.summary.contains(&fmspc), "{text}");
+        // With the platform's collateral (and its root): verified.
+        let report = diagnose_with(Some(collateral.clone()));
+        let text = report.render_text();
+        let verify = report.check("verify").unwrap();
+        assert_eq!(verify.status, Status::Pass, "{text}");
+        assert!(verify.summary.contains("UpToDate"), "{text}");
+        assert!(verify.summary.contains(&fmspc), "{text}");
+        // A whole quote where evidence belongs fails, it is not verified without its signature.
+        std::fs::write(&evidence, &quote).unwrap();
+        let report = diagnose_with(Some(collateral));
+        let text = report.render_text();
+        let verify = report.check("verify").unwrap();
+        assert_eq!(verify.status, Status::Fail, "{text}");
+        assert!(verify.summary.contains("not platform evidence"), "{text}");
+        drop(helper);
+        println!("{MARKER} on_hardware_the_platform_evidence_the_helper_publishes_is_verified");
+        return;
+    }
+    let dir = short_tempdir();
+    run_child(
+        "on_hardware_the_platform_evidence_the_helper_publishes_is_verified",
+        dir.path(),
+        None,
+    );
+}

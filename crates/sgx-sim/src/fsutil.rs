@@ -56,8 +56,9 @@ fn sync_dir(path: &Path) -> Result<(), SimError> {
         .map_err(|e| SimError::io("sync", dir, e))
 }
 
-/// Replaces `path` atomically with `bytes`: readers see the old or the new content, never a mix.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SimError> {
+/// Replaces `path` atomically with `bytes` (file mode `mode`): readers see the old or the new
+/// content, never a mix, and the new content is on disk when this returns.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SimError> {
     let tmp = write_temp(path, bytes, mode)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);

@@ -61,6 +61,7 @@ pub use cache::{COLLATERAL_REFRESH, CollateralCache};
 pub use collateral::{Collateral, CollateralOptions, QeStatus, TcbStatus, files};
 pub use cpu::{CPU_FILE, EnclaveIdentity, QE_TARGET_INFO_FILE, SimCpu};
 pub use error::SimError;
+pub use fsutil::write_atomic as write_file_atomic;
 pub use pki::{
     DEFAULT_CRL_BASE_URL, PCK_CRL_PATH, ROOT_CA_CRL_PATH, ROOT_CERT_DER_FILE, ROOT_CERT_FILE,
     ROOT_KEY_FILE, check_crl_base_url, crl_distribution_points, pck_crl_url, root_ca_crl_url,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aesm_service::evidence::{EvidenceRecorder, evidence_path_for_socket};
 use aesm_service::listen::{self, ABSTRACT_SOCKET_NAME, DEFAULT_SOCKET_PATH};
 use aesm_service::sim::{CollateralCache, collateral_routes, sim_dir_for_socket};
 use aesm_service::{Dispatcher, Metrics, QuoteBackend, ServerConfig, SimBackend, serve};
@@ -74,6 +75,11 @@ pub struct Args {
     #[arg(long, env = "CONFCOM_AESM_REQUEST_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub request_timeout_ms: u64,
+    /// Do not publish the platform part of the quotes made (their PCK certificate chain, QE
+    /// report and attestation key, without any app's report) as `platform-quote.dat` beside the
+    /// socket, where the SGX DRA driver reads the platform's attestation on hardware.
+    #[arg(long, env = "CONFCOM_NO_PLATFORM_EVIDENCE")]
+    pub no_platform_evidence: bool,
     /// Intel's DCAP quote library for the dcap backend (a bare name goes through the loader's
     /// search path).
     #[arg(long, env = "CONFCOM_DCAP_LIBRARY", default_value = dcap_ql::DEFAULT_LIBRARY)]
@@ -299,9 +305,15 @@ pub async fn serve_until(
         metrics_addr,
     });
 
+    let mut dispatcher = Dispatcher::new(backend);
+    if !args.no_platform_evidence {
+        dispatcher = dispatcher.with_evidence(Arc::new(EvidenceRecorder::new(
+            evidence_path_for_socket(&args.socket),
+        )));
+    }
     let result = serve(
         listeners,
-        Dispatcher::new(backend),
+        dispatcher,
         args.server_config(),
         metrics,
         shutdown,
