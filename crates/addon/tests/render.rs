@@ -1549,15 +1549,26 @@ fn dra_driver_mounts_only_what_it_needs() {
             ("plugin-dir".to_owned(), (plugin_dir.to_owned(), false)),
             ("cdi".to_owned(), ("/var/run/cdi".to_owned(), false)),
         ]);
-        if opts.simulate {
-            // The node's own quote through the quote helper's socket, read-only: only a simulated
-            // node has the enclave material for one.
+        if opts.simulate || opts.enable_quote_helper {
+            // The quote helper's directory, read-only: the node's own quote through its socket in
+            // simulation, the platform evidence it publishes there on hardware.
             expected_hp.insert(
                 "aesmd".to_owned(),
                 ("/var/run/aesmd".to_owned(), "DirectoryOrCreate".to_owned()),
             );
             expected_mounts.insert("aesmd".to_owned(), ("/var/run/aesmd".to_owned(), true));
-        } else {
+        }
+        // The in-cluster PCCS over HTTPS: the add-on's CA, as the quote helpers trust it.
+        let pccs_ca = opts.enable_pccs
+            && opts.pccs_tls.is_some()
+            && (opts.simulate || (opts.enable_quote_helper && opts.pccs_url.is_none()));
+        if pccs_ca {
+            expected_mounts.insert(
+                "pccs-ca".to_owned(),
+                ("/etc/confcom/pccs-ca".to_owned(), true),
+            );
+        }
+        if !opts.simulate {
             // Discovery exactly as the device plugin does it.
             let dp = render(&RenderOptions {
                 dra: false,
@@ -1585,8 +1596,11 @@ fn dra_driver_mounts_only_what_it_needs() {
         assert_eq!(host_paths(spec), expected_hp, "{name}");
         assert_eq!(mounts(container), expected_mounts, "{name}");
         assert!(
-            spec.volumes.iter().flatten().all(|v| v.host_path.is_some()),
-            "{name}: nothing but these host paths"
+            spec.volumes
+                .iter()
+                .flatten()
+                .all(|v| v.host_path.is_some() || (pccs_ca && v.name == "pccs-ca")),
+            "{name}: nothing but these host paths (and the PCCS's CA)"
         );
 
         // Hardened as the device plugin: root for kubelet's directories, nothing more.
@@ -2286,34 +2300,59 @@ fn dra_driver_takes_collateral_from_the_pccs_the_quote_helpers_use() {
         mounts(&https).get("pccs-ca"),
         Some(&("/etc/confcom/pccs-ca".to_owned(), true))
     );
-    // On hardware the driver takes no quote, so collateral would do nothing: neither the
-    // in-cluster PCCS (over HTTP or HTTPS) nor one named by the operator reaches it, and it gets
-    // no CA trust, although the quote helpers do use that PCCS.
-    let hardware = [
-        RenderOptions {
-            dra: true,
-            enable_quote_helper: true,
-            enable_pccs: true,
-            ..RenderOptions::default()
-        },
-        RenderOptions {
-            dra: true,
-            enable_pccs: true,
-            pccs_tls: Some(certs_for("pccs")),
-            ..RenderOptions::default()
-        },
-        RenderOptions {
-            dra: true,
-            enable_quote_helper: true,
-            pccs_url: Some("https://pccs.example.net:8081/sgx/certification/v4/".to_owned()),
-            ..RenderOptions::default()
-        },
-    ];
-    for (i, opts) in hardware.into_iter().enumerate() {
-        let container = driver(opts);
-        assert_eq!(flag(&container, "--pccs-url"), None, "case {i}");
-        assert_eq!(ssl_cert_file(&container), None, "case {i}");
-        assert_eq!(mounts(&container).get("pccs-ca"), None, "case {i}");
-        assert_eq!(mounts(&container).get("aesmd"), None, "case {i}");
-    }
+    // On hardware the driver reads the platform evidence the quote helper publishes, and takes
+    // collateral from the PCCS the quote helpers' quote provider uses: the operator's, else the
+    // in-cluster one (with its CA over HTTPS), else Intel's PCS.
+    let in_cluster_https = driver(RenderOptions {
+        dra: true,
+        enable_quote_helper: true,
+        enable_pccs: true,
+        pccs_tls: Some(certs_for("pccs")),
+        ..RenderOptions::default()
+    });
+    assert_eq!(
+        flag(&in_cluster_https, "--pccs-url"),
+        Some("https://sgx-pccs.kube-system.svc:8081/sgx/certification/v4/")
+    );
+    assert_eq!(
+        ssl_cert_file(&in_cluster_https).as_deref(),
+        Some("/etc/confcom/pccs-ca/ca.crt")
+    );
+    assert_eq!(
+        mounts(&in_cluster_https).get("aesmd"),
+        Some(&("/var/run/aesmd".to_owned(), true))
+    );
+    let operators = driver(RenderOptions {
+        dra: true,
+        enable_quote_helper: true,
+        pccs_url: Some("https://pccs.example.net:8081/sgx/certification/v4/".to_owned()),
+        ..RenderOptions::default()
+    });
+    assert_eq!(
+        flag(&operators, "--pccs-url"),
+        Some("https://pccs.example.net:8081/sgx/certification/v4/")
+    );
+    assert_eq!(ssl_cert_file(&operators), None);
+    assert_eq!(mounts(&operators).get("pccs-ca"), None);
+    let intel = driver(RenderOptions {
+        dra: true,
+        enable_quote_helper: true,
+        ..RenderOptions::default()
+    });
+    assert_eq!(
+        flag(&intel, "--pccs-url"),
+        Some("https://api.trustedservices.intel.com/sgx/certification/v4/")
+    );
+    // Without a quote helper on hardware there is no evidence: neither the socket's directory
+    // nor a PCCS, even one rendered.
+    let alone = driver(RenderOptions {
+        dra: true,
+        enable_pccs: true,
+        pccs_tls: Some(certs_for("pccs")),
+        ..RenderOptions::default()
+    });
+    assert_eq!(flag(&alone, "--pccs-url"), None);
+    assert_eq!(ssl_cert_file(&alone), None);
+    assert_eq!(mounts(&alone).get("pccs-ca"), None);
+    assert_eq!(mounts(&alone).get("aesmd"), None);
 }

@@ -10,6 +10,16 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// The value of `--log-format` that selects this format (for child processes).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// The default filter: `info`, without the HTTP trace layer of kube's client, which logs every
 /// failed API request at ERROR although the same failure is returned to our code, which reports it
 /// (with its retry) itself.

@@ -48,6 +48,10 @@ enum Command {
     DevicePlugin(cmd::device_plugin::Args),
     /// Run the SGX DRA driver: EPC as shared devices in ResourceSlices, kubelet's DRA plugin with CDI specs, until SIGTERM.
     DraDriver(cmd::dra_driver::Args),
+    /// One attestation of the DRA driver, run by the driver in a child process: the settings
+    /// (JSON) on stdin, the result (JSON) on stdout.
+    #[command(name = cmd::dra_driver::ATTEST_ONCE_COMMAND, hide = true)]
+    DraDriverAttestOnce,
     /// Run the SGX quote helper: the AESM socket (/var/run/aesmd/aesm.socket) enclave apps with SGX_AESM_ADDR=1 get quotes from.
     QuoteHelper(cmd::quote_helper::Args),
     /// Act as an enclave app on the simulated platform: get a quote through the AESM socket and write it.
@@ -72,7 +76,8 @@ fn main() -> ExitCode {
         Command::Addon(args) => cmd::addon::run(args),
         Command::Webhook(args) => cmd::webhook::run(args),
         Command::DevicePlugin(args) => cmd::device_plugin::run(args),
-        Command::DraDriver(args) => cmd::dra_driver::run(args),
+        Command::DraDriver(args) => cmd::dra_driver::run(args, cli.log_format),
+        Command::DraDriverAttestOnce => cmd::dra_driver::attest_once(),
         Command::QuoteHelper(args) => cmd::quote_helper::run(args),
         Command::Sim(args) => cmd::sim::run(args),
         Command::Quote(args) => cmd::quote::run(args),

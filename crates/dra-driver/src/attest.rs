@@ -1,12 +1,21 @@
-//! Attributes from the node's own attestation: one quote through the node's quote helper (its
-//! AESM socket), the platform it names (FMSPC from the PCK certificate, PCE SVN from the quote
-//! header, CPU SVN from the report), and — when collateral is reachable — the TCB status and TCB
-//! date the verifier gives that quote under current collateral.
+//! Attributes from the node's own attestation: the platform the node's quote helper quotes on
+//! (FMSPC from the PCK certificate, PCE SVN from the quote header, CPU SVN from the QE's report)
+//! and — when collateral is reachable — the TCB status and TCB date the verifier gives it under
+//! current collateral.
 //!
-//! The quote is taken as any enclave app takes one ([`aesm_service::client_flow`], the flow of
-//! `confcom quote` and the doctor): on a simulated node the report comes from the simulated CPU
-//! material the helper publishes next to its socket. On hardware the driver has no enclave to
-//! make a report with, so it publishes no attestation attributes there (said once in the log).
+//! Where the evidence comes from:
+//! - On a simulated node, the driver takes one quote of its own, as any enclave app takes one
+//!   ([`aesm_service::client_flow`], the flow of `confcom quote` and the doctor), with a report
+//!   from the simulated CPU material the helper publishes next to its socket; the quote is
+//!   verified as a whole.
+//! - On hardware the driver has no enclave to make a report with. The quote helper publishes the
+//!   platform part of the quotes it makes for apps beside its socket
+//!   ([`aesm_service::evidence`]: the quote without the app's report body and signature), and
+//!   the driver verifies that as platform evidence ([`dcap_verify::Verifier::verify_platform`]:
+//!   the PCK chain to the root, the QE report signed by the PCK key and bound to the attestation
+//!   key, the QE identity, the TCB level of the PCK certificate). Until the helper has made its
+//!   first quote there is none; the driver says so once and looks again every
+//!   [`AttestConfig::max_retry`].
 //!
 //! The collateral is fetched as `confcom verify` fetches it ([`pccs::quote`]), from a PCCS (the
 //! in-cluster one or Intel's PCS) or read from a directory. [`run`] refreshes the result when the
@@ -66,6 +75,9 @@ pub struct AttestConfig {
     pub socket: PathBuf,
     /// The simulated CPU material (default: `<socket dir>/sim/`).
     pub cpu_dir: Option<PathBuf>,
+    /// The platform evidence the helper publishes, used where there is no simulated CPU
+    /// material (default: `<socket dir>/platform-quote.dat`).
+    pub evidence: Option<PathBuf>,
     /// Where the collateral comes from.
     pub collateral: CollateralConfig,
     /// The root collateral and PCK chains must lead to (default: Intel's SGX Root CA; a
@@ -85,6 +97,9 @@ pub struct AttestConfig {
     pub max_refresh: Duration,
     /// Shortest wait before a refresh (collateral already past its `nextUpdate`).
     pub min_refresh: Duration,
+    /// Where each attestation runs (default: in process; the daemon runs each in a child process
+    /// of its own binary, [`child::Runner::Child`]).
+    pub runner: child::Runner,
 }
 
 impl AttestConfig {
@@ -93,6 +108,7 @@ impl AttestConfig {
         Self {
             socket: socket.into(),
             cpu_dir: None,
+            evidence: None,
             collateral,
             root: None,
             root_from_quote: false,
@@ -100,6 +116,7 @@ impl AttestConfig {
             max_retry: Duration::from_secs(300),
             max_refresh: Duration::from_secs(24 * 3600),
             min_refresh: Duration::from_secs(60),
+            runner: child::Runner::InProcess,
         }
     }
 
@@ -107,6 +124,12 @@ impl AttestConfig {
         self.cpu_dir
             .clone()
             .unwrap_or_else(|| aesm_service::sim::sim_dir_for_socket(&self.socket))
+    }
+
+    fn evidence_path(&self) -> PathBuf {
+        self.evidence
+            .clone()
+            .unwrap_or_else(|| aesm_service::evidence::evidence_path_for_socket(&self.socket))
     }
 }
 
@@ -124,17 +147,25 @@ pub enum AttestError {
         /// The cause.
         source: ClientError,
     },
-    /// The helper answers but publishes no simulated CPU material: a hardware quote needs an
-    /// enclave's report, which the driver does not have.
+    /// The helper answers on hardware (no simulated CPU material) and has published no platform
+    /// evidence yet: it does with the first quote it makes for an app.
     #[error(
-        "the quote helper on {socket} is not simulated (no CPU material in {cpu_dir}): a hardware \
-         quote needs an enclave's report, so no attestation attributes are published"
+        "the quote helper on {socket} has published no platform evidence at {path} yet (it does \
+         with its first quote for an app; without an enclave of its own the driver has no other)"
     )]
-    NoEnclave {
+    NoEvidence {
         /// The socket.
         socket: PathBuf,
-        /// Where the material was looked for.
-        cpu_dir: PathBuf,
+        /// Where the evidence was looked for.
+        path: PathBuf,
+    },
+    /// The platform evidence exists but cannot be read.
+    #[error("cannot read the platform evidence {path}: {source}")]
+    EvidenceFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
     },
     /// The simulated CPU material exists but does not load.
     #[error("cannot load the simulated CPU from {dir}: {reason}")]
@@ -188,10 +219,10 @@ fn on_socket(socket: &Path, source: &ClientError) -> String {
 }
 
 impl AttestError {
-    /// Whether trying again soon may help (the helper or the PCCS may come up); a hardware
-    /// helper never gives the driver a quote (it is only looked at again rarely).
+    /// Whether trying again soon may help (the helper or the PCCS may come up); evidence that a
+    /// hardware helper has not published yet comes with an app's quote (looked at again rarely).
     pub fn is_transient(&self) -> bool {
-        !matches!(self, AttestError::NoEnclave { .. })
+        !matches!(self, AttestError::NoEvidence { .. })
     }
 }
 
@@ -221,24 +252,58 @@ fn report_data() -> [u8; 64] {
     data
 }
 
-/// Takes one quote through the helper on `config.socket`.
+/// The node's attestation evidence: a quote of the driver's own, or the platform part of the
+/// helper's quotes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// A whole quote (simulated nodes).
+    Quote(Vec<u8>),
+    /// Platform evidence: a quote without an enclave's report body and ISV signature (hardware).
+    Platform(Vec<u8>),
+}
+
+impl Evidence {
+    /// The quote-format bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Evidence::Quote(bytes) | Evidence::Platform(bytes) => bytes,
+        }
+    }
+}
+
+/// The node's evidence: a quote of the driver's own where the helper publishes simulated CPU
+/// material, else the platform evidence the helper publishes (checked to answer first).
+pub fn take_evidence(config: &AttestConfig) -> Result<Evidence, AttestError> {
+    if config.cpu_dir().join(sgx_sim::CPU_FILE).exists() {
+        return take_quote(config).map(Evidence::Quote);
+    }
+    let client = AesmClient::new(&config.socket)
+        .with_timeout(Duration::from_secs(30))
+        .with_service_wait(Duration::ZERO);
+    if let Err(source) = client.get_supported_att_key_id_num() {
+        return Err(AttestError::Unavailable {
+            socket: config.socket.clone(),
+            source,
+        });
+    }
+    let path = config.evidence_path();
+    match aesm_service::evidence::read_evidence(&path) {
+        Ok(bytes) => Ok(Evidence::Platform(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(AttestError::NoEvidence {
+            socket: config.socket.clone(),
+            path,
+        }),
+        Err(source) => Err(AttestError::EvidenceFile { path, source }),
+    }
+}
+
+/// Takes one quote through the helper on `config.socket`, with a report from the simulated CPU
+/// material the helper publishes.
 pub fn take_quote(config: &AttestConfig) -> Result<Vec<u8>, AttestError> {
     let client = AesmClient::new(&config.socket)
         .with_timeout(Duration::from_secs(30))
         .with_service_wait(Duration::ZERO);
     let dir = config.cpu_dir();
-    if !dir.join(sgx_sim::CPU_FILE).exists() {
-        return match client.get_supported_att_key_id_num() {
-            Ok(_) => Err(AttestError::NoEnclave {
-                socket: config.socket.clone(),
-                cpu_dir: dir,
-            }),
-            Err(source) => Err(AttestError::Unavailable {
-                socket: config.socket.clone(),
-                source,
-            }),
-        };
-    }
     let cpu = SimCpu::load(&dir).map_err(|e| AttestError::SimCpu {
         dir: dir.clone(),
         reason: e.to_string(),
@@ -260,14 +325,15 @@ pub fn take_quote(config: &AttestConfig) -> Result<Vec<u8>, AttestError> {
     }
 }
 
-/// The platform attributes of `quote` (no TCB status).
+/// The platform attributes of `quote`, a quote or platform evidence (no TCB status). The CPU SVN
+/// is the QE's report's: the same for every enclave of the platform, and signed by the PCK key.
 pub fn platform_attributes(quote: &[u8]) -> Result<Attestation, AttestError> {
     let parsed = Quote::parse(quote).map_err(|e| AttestError::Malformed(e.to_string()))?;
     let platform = quote_platform(&parsed)?;
     Ok(Attestation {
         fmspc: Some(platform.fmspc),
         pce_svn: Some(parsed.header.pce_svn),
-        cpu_svn: Some(parsed.report_body.cpu_svn),
+        cpu_svn: Some(parsed.signature.qe_report.cpu_svn),
         tcb_status: None,
         tcb_date: None,
     })
@@ -311,9 +377,10 @@ fn collateral_for(config: &AttestConfig, quote: &[u8]) -> Result<Option<Collater
 /// collateral was too. (The time is read after the fetch: collateral issued while it ran, as a
 /// simulated PCCS issues it, is not "from the future".)
 pub fn attest_once(config: &AttestConfig, now: impl Fn() -> u64) -> Result<Attested, AttestError> {
-    let quote = take_quote(config)?;
-    let mut attestation = platform_attributes(&quote)?;
-    let collateral = match collateral_for(config, &quote) {
+    let evidence = take_evidence(config)?;
+    let quote = evidence.bytes();
+    let mut attestation = platform_attributes(quote)?;
+    let collateral = match collateral_for(config, quote) {
         Ok(Some(c)) => c,
         Ok(None) => {
             return Ok(Attested {
@@ -332,7 +399,7 @@ pub fn attest_once(config: &AttestConfig, now: impl Fn() -> u64) -> Result<Attes
     };
     let anchor = match (&config.root, config.root_from_quote) {
         (Some(root), _) => root.clone(),
-        (None, true) => match quote_root(&quote) {
+        (None, true) => match quote_root(quote) {
             Ok(root) => root,
             Err(e) => {
                 return Ok(Attested {
@@ -350,7 +417,12 @@ pub fn attest_once(config: &AttestConfig, now: impl Fn() -> u64) -> Result<Attes
         accepted_statuses: TcbStatus::ALL.to_vec(),
         ..Policy::default()
     };
-    match dcap_verify::verify(&quote, &collateral, &anchor, now(), &policy) {
+    let verifier = dcap_verify::Verifier::new(anchor);
+    let verdict = match &evidence {
+        Evidence::Quote(quote) => verifier.verify(quote, &collateral, now(), &policy),
+        Evidence::Platform(evidence) => verifier.verify_platform(evidence, &collateral, now()),
+    };
+    match verdict {
         Ok(verdict) => {
             attestation.tcb_status = Some(verdict.status);
             attestation.tcb_date = Some(verdict.tcb_date.clone());
@@ -390,8 +462,8 @@ fn quote_root(quote: &[u8]) -> Result<TrustAnchor, AttestError> {
 /// once, then again when the collateral's `nextUpdate` comes (at most
 /// [`AttestConfig::max_refresh`] later), and after failures with a backoff from
 /// [`AttestConfig::retry`] to [`AttestConfig::max_retry`]. What was once known stays published
-/// while the helper or the PCCS is away. On hardware (no simulated CPU material) it says so once
-/// and only looks again every [`AttestConfig::max_retry`].
+/// while the helper or the PCCS is away. On hardware, until the helper has published its platform
+/// evidence, it says so once and looks again every [`AttestConfig::max_retry`].
 pub async fn run(
     config: AttestConfig,
     attributes: watch::Sender<Attestation>,
@@ -399,20 +471,23 @@ pub async fn run(
 ) {
     tokio::pin!(shutdown);
     let mut backoff = config.retry;
-    let mut said_no_enclave = false;
+    let mut said_no_evidence = false;
     loop {
-        let job = config.clone();
         // One attestation may wait out the helper's and the PCCS's timeouts: the shutdown does
-        // not (the blocking task finishes on its own).
+        // not (a child process is killed; an in-process task finishes on its own).
         let outcome = tokio::select! {
             () = &mut shutdown => return,
-            outcome = tokio::task::spawn_blocking(move || attest_once(&job, pccs::upstream::now)) => outcome,
+            outcome = config.runner.attest(&config) => outcome,
         };
         let wait = match outcome {
-            Ok(Ok(attested)) => {
-                let mut next = attested.attestation;
-                let failed = attested.collateral_error.is_some();
-                if let Some(e) = &attested.collateral_error {
+            child::Outcome::Attested {
+                attestation,
+                refresh_at,
+                collateral_error,
+            } => {
+                let mut next = attestation;
+                let failed = collateral_error.is_some();
+                if let Some(e) = &collateral_error {
                     tracing::warn!(error = %e, "no TCB status for the node's platform yet");
                     // Keep the last known status while the collateral is away.
                     let previous = attributes.borrow();
@@ -441,24 +516,26 @@ pub async fn run(
                     crate::next_backoff(&mut backoff, config.max_retry)
                 } else {
                     backoff = config.retry;
-                    refresh_wait(&config, attested.refresh_at, pccs::upstream::now())
+                    refresh_wait(&config, refresh_at, pccs::upstream::now())
                 }
             }
-            Ok(Err(e)) if !e.is_transient() => {
+            child::Outcome::Failed {
+                error: e,
+                transient: false,
+            } => {
                 // Said once; still looked at now and then, as a simulated helper that is just
                 // starting listens before it publishes its CPU material.
-                if !said_no_enclave {
-                    said_no_enclave = true;
+                if !said_no_evidence {
+                    said_no_evidence = true;
                     tracing::warn!(error = %e, "no attestation attributes");
                 }
                 config.max_retry
             }
-            Ok(Err(e)) => {
+            child::Outcome::Failed {
+                error: e,
+                transient: true,
+            } => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "attestation failed");
-                crate::next_backoff(&mut backoff, config.max_retry)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the attestation task failed");
                 crate::next_backoff(&mut backoff, config.max_retry)
             }
         };
@@ -484,6 +561,8 @@ pub fn refresh_wait(config: &AttestConfig, refresh_at: Option<u64>, now: u64) ->
 pub fn default_socket() -> &'static Path {
     Path::new(aesm_service::listen::DEFAULT_SOCKET_PATH)
 }
+
+pub mod child;
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,8 @@
 //!   else one for the whole EPC; `--simulate`).
 //! - [`slices`]: the node's ResourceSlice and the API rules it must keep.
 //! - [`publish`]: keeping that slice published ([`publish::Publisher`]).
-//! - [`attest`]: attributes from the node's own quote and collateral.
+//! - [`attest`]: attributes from the node's own quote and collateral; the daemon runs each
+//!   attestation in a short-lived child process of its own binary ([`attest::child`]).
 //! - [`kubelet`]: the kubelet plugin (registration, DRA gRPC v1/v1beta1, CDI specs, checkpoint).
 //!
 //! # What the ResourceSlice says
@@ -34,13 +35,14 @@
 //! | `simulated` | bool | a simulated platform |
 //! | `fmspc` | string | the platform's FMSPC, 12 lowercase hex digits (from the node's own quote) |
 //! | `pceSvn` | int | PCE SVN (quote header) |
-//! | `cpuSvn` | string | CPU SVN, 32 lowercase hex digits (the quote's report) |
+//! | `cpuSvn` | string | CPU SVN, 32 lowercase hex digits (the QE's report) |
 //! | `tcbStatus` | string | `UpToDate`, `SWHardeningNeeded`, `ConfigurationNeeded`, `ConfigurationAndSWHardeningNeeded`, `OutOfDate`, `OutOfDateConfigurationNeeded` or `Revoked` (when collateral was reachable) |
 //! | `tcbDate` | string | TCB date of the matched TCB level (RFC 3339) |
 //!
-//! The attestation attributes appear once the node's quote helper answers (on simulated nodes;
-//! on hardware the driver has no enclave to quote with), `tcbStatus`/`tcbDate` once collateral
-//! is reachable, and are refreshed at the collateral's `nextUpdate`.
+//! The attestation attributes appear once the node's quote helper answers (on hardware, once it
+//! has published its platform evidence with its first quote for an app: see [`attest`]),
+//! `tcbStatus`/`tcbDate` once collateral is reachable, and are refreshed at the collateral's
+//! `nextUpdate`.
 //!
 //! A claim for 64 MiB of EPC on a platform whose TCB is up to date:
 //!

@@ -3,7 +3,8 @@
 //! simulated backend, on a temp socket, publishing its CPU material as `confcom quote-helper
 //! --backend sim` does) and a simulated PCCS (`confcom pccs --sim-state`: the PCCS routes over
 //! the simulated platform's collateral) in-process; the driver takes its own quote and verifies
-//! it.
+//! it. And the hardware path, where the driver has no enclave: the platform evidence the helper
+//! publishes with the quotes it makes for apps.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,9 +43,12 @@ fn platform(dir: &Path) -> Arc<SimPlatform> {
 fn start_helper(dir: &Path, platform: &Arc<SimPlatform>) -> (PathBuf, BackgroundServer) {
     let socket = dir.join("aesmd/aesm.socket");
     let backend = Arc::new(SimBackend::new(Arc::clone(platform)));
+    let recorder = aesm_service::evidence::EvidenceRecorder::new(
+        aesm_service::evidence::evidence_path_for_socket(&socket),
+    );
     let server = BackgroundServer::start(
         &socket,
-        Dispatcher::new(backend),
+        Dispatcher::new(backend).with_evidence(Arc::new(recorder)),
         ServerConfig::default(),
         Metrics::default(),
     )
@@ -292,4 +296,97 @@ fn refreshes_follow_next_update_within_bounds() {
         cfg.max_refresh
     );
     assert_eq!(attest::refresh_wait(&cfg, None, 1_000), cfg.max_refresh);
+}
+
+/// An app's quote through the helper on `socket` (what makes a hardware helper publish its
+/// platform evidence).
+fn app_quote(socket: &Path) -> Vec<u8> {
+    let cpu = sgx_sim::SimCpu::load(&aesm_service::sim::sim_dir_for_socket(socket)).unwrap();
+    let client = quote_client::AesmClient::new(socket);
+    let app = sgx_sim::EnclaveIdentity {
+        mr_enclave: [0x42; 32],
+        ..sgx_sim::EnclaveIdentity::default()
+    };
+    aesm_service::client_flow::quote_via_socket(&client, &cpu, &app, &[7; 64])
+        .unwrap()
+        .quote
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_enclave_the_helper_s_platform_evidence_gives_the_same_attributes() {
+    let dir = short_tempdir();
+    let platform = platform(dir.path());
+    let (socket, _helper) = start_helper(dir.path(), &platform);
+    let url = start_pccs(&platform, CollateralOptions::default()).await;
+    // The driver's own quote, as on a simulated node.
+    let own = attest_once(config(&socket, Some(url.clone()), &platform))
+        .await
+        .unwrap();
+    // As on hardware: no CPU material for the driver.
+    let mut hardware = config(&socket, Some(url), &platform);
+    hardware.cpu_dir = Some(dir.path().join("no-cpu-material"));
+    let evidence = aesm_service::evidence::evidence_path_for_socket(&socket);
+    std::fs::remove_file(&evidence).unwrap();
+    // Before the helper has quoted for an app: none yet, said as such, not retried soon.
+    let err = attest_once(hardware.clone()).await.unwrap_err();
+    assert!(matches!(err, AttestError::NoEvidence { .. }), "{err}");
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("platform-quote.dat"), "{err}");
+    // An app quotes: the helper publishes the platform part, without the app's report.
+    let quote = app_quote(&socket);
+    let published = std::fs::read(&evidence).unwrap();
+    assert!(
+        !published.windows(32).any(|w| w == [0x42; 32]),
+        "the app's MRENCLAVE is not in the evidence"
+    );
+    assert_eq!(
+        published,
+        aesm_service::evidence::redact(&quote).unwrap(),
+        "the evidence is the quote's platform part"
+    );
+    let from_evidence = attest_once(hardware.clone()).await.unwrap();
+    assert!(
+        from_evidence.collateral_error.is_none(),
+        "{:?}",
+        from_evidence.collateral_error
+    );
+    assert_eq!(from_evidence.attestation, own.attestation);
+    assert_eq!(
+        from_evidence.attestation.tcb_status,
+        Some(TcbStatus::UpToDate)
+    );
+    assert_eq!(from_evidence.attestation.cpu_svn, Some(TCB));
+    assert_eq!(from_evidence.refresh_at, own.refresh_at);
+
+    // Evidence under another root does not verify: the platform without a status, and why.
+    let other =
+        SimPlatform::open_or_init(&dir.path().join("other"), &InitOptions::default()).unwrap();
+    hardware.root = Some(TrustAnchor::from_pem_or_der(other.root_ca_der()).unwrap());
+    let attested = attest_once(hardware.clone()).await.unwrap();
+    assert_eq!(attested.attestation.fmspc, Some(FMSPC));
+    assert_eq!(attested.attestation.tcb_status, None);
+    assert!(matches!(
+        attested.collateral_error,
+        Some(AttestError::Verify(_))
+    ));
+
+    // A whole quote put where evidence belongs is refused, not verified without its signature.
+    hardware.root = Some(TrustAnchor::from_pem_or_der(platform.root_ca_der()).unwrap());
+    std::fs::write(&evidence, &quote).unwrap();
+    let attested = attest_once(hardware.clone()).await.unwrap();
+    assert_eq!(attested.attestation.tcb_status, None);
+    assert!(
+        matches!(
+            attested.collateral_error,
+            Some(AttestError::Verify(
+                dcap_verify::VerifyError::NotPlatformEvidence(_)
+            ))
+        ),
+        "{:?}",
+        attested.collateral_error
+    );
+    // Garbage is a clear error.
+    std::fs::write(&evidence, b"garbage").unwrap();
+    let err = attest_once(hardware).await.unwrap_err();
+    assert!(matches!(err, AttestError::Malformed(_)), "{err}");
 }

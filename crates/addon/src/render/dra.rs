@@ -263,9 +263,9 @@ pub(super) fn slice_policy_binding() -> ValidatingAdmissionPolicyBinding {
 
 /// The kubelet plugin: registration socket, DRA socket, checkpoint and CDI specs in host
 /// directories at the same paths as on the host (kubelet and the runtime read them there), the
-/// SGX device nodes and sysfs read-only for discovery; on simulated nodes only, the quote helper's
-/// socket read-only for the node's own quote and the PCCS for its collateral (attestation
-/// attributes, which the driver cannot take on hardware).
+/// SGX device nodes and sysfs read-only for discovery; and for the attestation attributes, where a
+/// quote helper runs (or in simulation), its socket's directory read-only and the PCCS for
+/// collateral.
 pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
     let plugin_dir = format!("{KUBELET_PLUGINS_DIR}/{DRA_DRIVER}");
     let mut args = vec![
@@ -294,20 +294,33 @@ pub(super) fn daemon(opts: &RenderOptions) -> DaemonSet {
         downward_env(ENV_NODE_NAME, "spec.nodeName"),
         downward_env(ENV_POD_UID, "metadata.uid"),
     ];
-    // The attestation attributes exist only on simulated nodes: there the driver takes the
-    // node's quote through the quote helper's socket, and the tcbStatus attribute takes collateral
-    // from the PCCS the quote helpers use (the in-cluster PCCS serves the simulated platforms'
-    // collateral), trusting its CA when it serves HTTPS under the add-on's own. On hardware the
-    // driver has no enclave to take a quote with, so neither the socket nor a PCCS does anything
-    // there and neither is given.
-    if opts.simulate {
+    // The attestation attributes: on simulated nodes the driver takes the node's quote through the
+    // quote helper's socket; on hardware it reads the platform evidence the quote helper publishes
+    // beside its socket (the driver has no enclave of its own), so there only with the quote
+    // helper. The socket's directory is read-only. The tcbStatus attribute takes collateral from
+    // the PCCS the quote helpers use: in simulation the in-cluster PCCS (it serves the simulated
+    // platforms' collateral), on hardware `--pccs-url`, else the in-cluster PCCS, else Intel's
+    // PCS; the driver trusts the add-on's CA where it serves that PCCS over HTTPS.
+    let attests = opts.simulate || opts.enable_quote_helper;
+    if attests {
         mounts.push(mount("aesmd", AESMD_DIR, true));
         volumes.push(host_path_volume("aesmd", AESMD_DIR, "DirectoryOrCreate"));
     }
-    // (`--pccs-url` is refused with `--simulate`: the in-cluster PCCS is the only one here.)
-    if opts.simulate && opts.enable_pccs {
-        args.extend([s("--pccs-url"), super::pccs::in_cluster_url(opts)]);
-        if opts.pccs_tls.is_some() {
+    // (`--pccs-url` is refused with `--simulate`: the in-cluster PCCS is the only one there.)
+    let pccs_url = if opts.simulate {
+        opts.enable_pccs.then(|| super::pccs::in_cluster_url(opts))
+    } else if opts.enable_quote_helper {
+        Some(
+            opts.quote_helper_pccs_url()
+                .unwrap_or_else(|| INTEL_PCS_URL.to_owned()),
+        )
+    } else {
+        None
+    };
+    if let Some(url) = pccs_url {
+        let in_cluster = opts.enable_pccs && url == super::pccs::in_cluster_url(opts);
+        args.extend([s("--pccs-url"), url]);
+        if in_cluster && opts.pccs_tls.is_some() {
             let (volume, ca_mount, ssl_cert_file) = super::pccs::pccs_ca_trust();
             volumes.push(volume);
             mounts.push(ca_mount);

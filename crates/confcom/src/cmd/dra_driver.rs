@@ -11,14 +11,20 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use device_plugin::platform::{Epc, HostPlatform};
+use dra_driver::attest::child::{ChildCommand, Runner};
 use dra_driver::attest::{self, AttestConfig, Attestation, CollateralConfig};
 use dra_driver::inventory::Inventory;
 use dra_driver::kubelet::{self, KubeClaimReader};
 use dra_driver::{devices, names, publish};
 use tokio::sync::watch;
 
+use crate::logging::LogFormat;
+
 /// EPC of a simulated node when `--epc-mib` does not say (as the device plugin's `--simulate`).
 const SIMULATED_EPC_MIB: u64 = 8192;
+
+/// The hidden subcommand the driver runs each attestation in ([`attest_once`]).
+pub const ATTEST_ONCE_COMMAND: &str = "dra-driver-attest-once";
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -60,13 +66,18 @@ pub struct Args {
     /// device node. EPC is --epc-mib, else 8192 MiB.
     #[arg(long, env = "CONFCOM_SIMULATE")]
     pub simulate: bool,
-    /// The node's quote helper, for the driver's own quote (attestation attributes).
+    /// The node's quote helper, for the attestation attributes: the driver's own quote on a
+    /// simulated node, the platform evidence the helper publishes beside it on hardware.
     #[arg(
         long,
         env = "CONFCOM_AESM_SOCKET",
         default_value = "/var/run/aesmd/aesm.socket"
     )]
     pub aesm_socket: PathBuf,
+    /// The platform evidence the quote helper publishes (default: platform-quote.dat beside
+    /// --aesm-socket).
+    #[arg(long, env = "CONFCOM_PLATFORM_EVIDENCE", value_name = "FILE")]
+    pub platform_evidence: Option<PathBuf>,
     /// Collateral for the TCB status attribute from this PCCS (the in-cluster one, or Intel's
     /// PCS at https://api.trustedservices.intel.com).
     #[arg(long, env = "CONFCOM_PCCS_URL", conflicts_with = "collateral")]
@@ -116,6 +127,7 @@ impl Args {
             (None, None) => CollateralConfig::None,
         };
         let mut config = AttestConfig::new(&self.aesm_socket, collateral);
+        config.evidence.clone_from(&self.platform_evidence);
         if let Some(path) = &self.root {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read --root {}", path.display()))?;
@@ -144,24 +156,56 @@ impl Args {
     }
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: Args, log_format: LogFormat) -> Result<ExitCode> {
     if args.node_name.is_empty() {
         anyhow::bail!(
             "--node-name (or NODE_NAME) is empty: the driver publishes its node's devices"
         );
     }
     kubelet::validate_driver_name(&args.driver_name).context("invalid --driver-name")?;
-    let attest_config = args.attest_config()?;
+    let mut attest_config = args.attest_config()?;
+    attest_config.runner = attest_runner(log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(serve(args, attest_config));
-    // An attestation in progress on the blocking pool may wait out the quote helper's and the
-    // PCCS's timeouts; the driver does not wait for it (the sockets are gone already).
+    // An attestation in progress (a child process is killed; in process, the fallback, it runs
+    // on the blocking pool) may wait out the quote helper's and the PCCS's timeouts; the driver
+    // does not wait for it (the sockets are gone already).
     runtime.shutdown_timeout(Duration::from_secs(2));
     result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each attestation in a child process of this very binary ([`ATTEST_ONCE_COMMAND`]), logging as
+/// the driver does, so that the long-running driver never loads the quote, collateral and
+/// verification code nor keeps the memory they touch; in process when the binary is not found.
+fn attest_runner(log_format: LogFormat) -> Runner {
+    let args = vec![
+        "--log-format".into(),
+        log_format.name().into(),
+        ATTEST_ONCE_COMMAND.into(),
+    ];
+    match ChildCommand::this_binary(args) {
+        Ok(command) => Runner::Child(command),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot find the driver's own binary: attesting in process");
+            Runner::InProcess
+        }
+    }
+}
+
+/// `confcom dra-driver-attest-once`: one attestation with the settings on stdin, its result on
+/// stdout (exit 0 whatever the result; an error only for a refused request or a failed write).
+pub fn attest_once() -> Result<ExitCode> {
+    attest::child::answer(
+        std::io::stdin().lock(),
+        std::io::stdout().lock(),
+        pccs::upstream::now,
+    )
+    .context("the driver's attestation process")?;
     Ok(ExitCode::SUCCESS)
 }
 
