@@ -224,15 +224,44 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The trust anchor for collateral in `dir`: the root published with it (a simulated platform's),
-/// else Intel's SGX Root CA.
-fn anchor_for(dir: &Path) -> Result<TrustAnchor, String> {
-    match ["root-ca.der", "root-ca.pem"]
-        .iter()
-        .find_map(|n| std::fs::read(dir.join(n)).ok())
-    {
-        Some(root) => TrustAnchor::from_pem_or_der(&root).map_err(|e| e.to_string()),
-        None => Ok(TrustAnchor::intel()),
+/// The collateral in `dir` and its trust anchor: the root published with it (a simulated
+/// platform's, which a simulated quote needs), else Intel's SGX Root CA. A failure is the
+/// `verify` check's, with `fix`.
+fn load_collateral(
+    f: &mut ServiceFindings,
+    dir: &Path,
+    simulated: bool,
+    fix: &str,
+) -> Option<(Collateral, TrustAnchor)> {
+    let loaded = Collateral::load(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            let root = ["root-ca.der", "root-ca.pem"]
+                .iter()
+                .find_map(|n| std::fs::read(dir.join(n)).ok());
+            let anchor = match root {
+                Some(root) => TrustAnchor::from_pem_or_der(&root).map_err(|e| e.to_string())?,
+                None if simulated => {
+                    return Err(format!(
+                        "no root-ca.der or root-ca.pem in {}",
+                        dir.display()
+                    ));
+                }
+                None => TrustAnchor::intel(),
+            };
+            Ok((c, anchor))
+        });
+    match loaded {
+        Ok(x) => Some(x),
+        Err(e) => {
+            f.verified = Some(false);
+            f.checks.push(Check::fail(
+                "verify",
+                format!("verification: cannot load the collateral: {e}"),
+                fix,
+            ));
+            None
+        }
     }
 }
 
@@ -295,21 +324,10 @@ fn platform_evidence(f: &mut ServiceFindings, socket: &Path, collateral: Option<
         ));
         return;
     };
-    let loaded = Collateral::load(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|c| Ok((c, anchor_for(dir)?)));
-    let (collateral, anchor) = match loaded {
-        Ok(x) => x,
-        Err(e) => {
-            f.verified = Some(false);
-            f.checks.push(Check::fail(
-                "verify",
-                format!("verification: cannot load the collateral: {e}"),
-                "pass a directory of collateral for this platform (confcom verify --collateral \
-                 reads the same layout)",
-            ));
-            return;
-        }
+    let fix = "pass a directory of collateral for this platform (confcom verify --collateral \
+               reads the same layout)";
+    let Some((collateral, anchor)) = load_collateral(f, dir, false, fix) else {
+        return;
     };
     match dcap_verify::Verifier::new(anchor.clone()).verify_platform(&evidence, &collateral, now) {
         Ok(v) => {
@@ -390,28 +408,10 @@ fn sim_quote(
         ));
         return;
     };
-    let loaded = Collateral::load(path)
-        .map_err(|e| e.to_string())
-        .and_then(|c| {
-            // A simulated quote verifies against the sim root, published with its collateral.
-            let root = ["root-ca.der", "root-ca.pem"]
-                .iter()
-                .find_map(|n| std::fs::read(path.join(n)).ok())
-                .ok_or_else(|| format!("no root-ca.der or root-ca.pem in {}", path.display()))?;
-            let anchor = TrustAnchor::from_pem_or_der(&root).map_err(|e| e.to_string())?;
-            Ok((c, anchor))
-        });
-    let (collateral, anchor) = match loaded {
-        Ok(x) => x,
-        Err(e) => {
-            f.verified = Some(false);
-            f.checks.push(Check::fail(
-                "verify",
-                format!("verification: cannot load the collateral: {e}"),
-                "pass the directory the helper's /collateral/ files were saved to",
-            ));
-            return;
-        }
+    // A simulated quote verifies against the sim root, published with its collateral.
+    let fix = "pass the directory the helper's /collateral/ files were saved to";
+    let Some((collateral, anchor)) = load_collateral(f, path, true, fix) else {
+        return;
     };
     let policy = Policy {
         report_data: Some(report_data.to_vec()),
