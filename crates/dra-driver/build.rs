@@ -1,4 +1,4 @@
-//! Compiles the kubelet plugin-registration and DRA (v1, v1beta1) APIs with `protox` (pure Rust),
+//! Compiles the kubelet plugin-registration, DRA (v1, v1beta1) and DRA health (v1alpha1) APIs with `protox` (pure Rust),
 //! so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/pluginregistration.proto",
         "proto/dra_v1.proto",
         "proto/dra_v1beta1.proto",
+        "proto/dra_health_v1alpha1.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

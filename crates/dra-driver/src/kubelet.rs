@@ -6,7 +6,8 @@
 //! - the DRA service on `<plugins dir>/<driver>/dra.sock` (started first), and
 //! - the registration service on `<registry dir>/<driver>-reg.sock`, answering `GetInfo` with
 //!   type `DRAPlugin`, the driver name, the absolute `dra.sock` path and
-//!   `["v1.DRAPlugin", "v1beta1.DRAPlugin"]`.
+//!   `["v1.DRAPlugin", "v1beta1.DRAPlugin", "v1alpha1.DRAResourceHealth"]`; the DRA socket also
+//!   serves the resource health stream kubelet watches ([`health`]).
 //!
 //! Stale sockets are replaced when listening; both sockets are removed on shutdown. A socket that
 //! disappears (kubelet may clean its directories) is created again, so kubelet's plugin watcher
@@ -37,6 +38,7 @@ pub mod atomic;
 pub mod cdi;
 pub mod checkpoint;
 pub mod claims;
+pub mod health;
 pub mod metrics;
 pub mod opaque;
 pub mod prepare;
@@ -62,6 +64,7 @@ pub use prepare::{ClaimRef, Preparer, PreparerConfig};
 
 use crate::inventory::Inventory;
 use crate::names;
+use health::HealthService;
 use proto::pluginregistration::registration_server::RegistrationServer;
 use service::{DraService, RegistrationService};
 
@@ -236,6 +239,7 @@ pub async fn run(
             source,
         })?;
     let reg_path = config.registration_socket();
+    let health = HealthService::new(&config.node_name, inventory.clone());
     let preparer = Arc::new(Preparer::new(
         config.preparer_config(),
         inventory,
@@ -250,7 +254,7 @@ pub async fn run(
     );
 
     // The DRA socket first: kubelet may call it as soon as it has seen the registration socket.
-    let dra = serve_dra(&dra_path, dra_service.clone()).await?;
+    let dra = serve_dra(&dra_path, dra_service.clone(), health.clone()).await?;
     let reg = match serve_registration(&reg_path, registration.clone()).await {
         Ok(reg) => reg,
         Err(err) => {
@@ -298,7 +302,11 @@ pub async fn run(
                 tracing::warn!(path = %old.path.display(), "DRA socket removed; serving it again");
                 old.stop().await;
             }
-            dra = serve_again(&dra_path, serve_dra(&dra_path, dra_service.clone())).await;
+            dra = serve_again(
+                &dra_path,
+                serve_dra(&dra_path, dra_service.clone(), health.clone()),
+            )
+            .await;
         }
         if reg
             .as_ref()
@@ -355,7 +363,11 @@ async fn listen(path: &Path) -> Result<(UnixListener, Option<FileId>), Error> {
     Ok((listener, transport::file_id(path)))
 }
 
-async fn serve_dra(path: &Path, service: DraService) -> Result<Served, Error> {
+async fn serve_dra(
+    path: &Path,
+    service: DraService,
+    health: HealthService,
+) -> Result<Served, Error> {
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(64)
         .add_service(proto::v1::dra_plugin_server::DraPluginServer::new(
@@ -363,7 +375,10 @@ async fn serve_dra(path: &Path, service: DraService) -> Result<Served, Error> {
         ))
         .add_service(proto::v1beta1::dra_plugin_server::DraPluginServer::new(
             service,
-        ));
+        ))
+        .add_service(
+            proto::health::dra_resource_health_server::DraResourceHealthServer::new(health),
+        );
     serve(path, router, "DRA").await
 }
 

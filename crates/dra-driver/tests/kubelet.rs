@@ -124,7 +124,11 @@ async fn kubelet_registers_prepares_and_unprepares_over_the_real_sockets() {
     assert!(is_socket(&endpoint));
     assert_eq!(
         kubelet.info.supported_versions,
-        ["v1.DRAPlugin", "v1beta1.DRAPlugin"]
+        [
+            "v1.DRAPlugin",
+            "v1beta1.DRAPlugin",
+            "v1alpha1.DRAResourceHealth"
+        ]
     );
     kubelet
         .registration
@@ -423,4 +427,68 @@ async fn a_damaged_checkpoint_is_set_aside_and_the_driver_starts_empty() {
         serde_json::from_slice(&std::fs::read(dir.join("checkpoint.json")).unwrap()).unwrap();
     assert_eq!(checkpoint["claims"][U_QH]["name"], json!("qh"));
     driver.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_watches_device_health_on_the_dra_socket() {
+    use dra_driver::kubelet::proto::health::dra_resource_health_client::DraResourceHealthClient;
+    use dra_driver::kubelet::proto::health::{HealthStatus, NodeWatchResourcesRequest};
+
+    let root = short_tempdir();
+    let config = config_in(root.path());
+    let api = FakeApi::start().await;
+    let driver = Driver::start(config.clone(), in_tree_inventory(), &api);
+    let kubelet = Kubelet::connect(&config.registry_dir).await;
+    // As kubelet opens it (every registered plugin, every 5 s until it answers).
+    let endpoint = PathBuf::from(&kubelet.info.endpoint);
+    let mut health = DraResourceHealthClient::new(channel(&endpoint).await);
+    let mut stream = health
+        .node_watch_resources(NodeWatchResourcesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    // At once: every device, healthy, in the node's pool, with the timeout kubelet applies.
+    let first = next_health(&mut stream).await;
+    assert_eq!(first.devices.len(), 1, "{first:?}");
+    let device = &first.devices[0];
+    let id = device.device.as_ref().unwrap();
+    assert_eq!(
+        (id.pool_name.as_str(), id.device_name.as_str()),
+        (NODE, "epc")
+    );
+    assert_eq!(device.health(), HealthStatus::Healthy);
+    assert_eq!(device.health_check_timeout_seconds, 60);
+    assert!(device.message.contains("inTree"), "{}", device.message);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - device.last_updated_time).abs() < 600);
+
+    // The SGX driver goes away: the device stays, unhealthy, with the reason.
+    let mut gone = in_tree_inventory();
+    gone.nodes = Default::default();
+    gone.layout = None;
+    driver.inventory.send(gone).unwrap();
+    let update = next_health(&mut stream).await;
+    let device = &update.devices[0];
+    assert_eq!(device.health(), HealthStatus::Unhealthy);
+    assert!(device.message.contains("SGX driver"), "{}", device.message);
+    // And back.
+    driver.inventory.send(in_tree_inventory()).unwrap();
+    let update = next_health(&mut stream).await;
+    assert_eq!(update.devices[0].health(), HealthStatus::Healthy);
+    drop(stream);
+    driver.stop().await;
+}
+
+/// The next message of a health stream (bounded only so a broken test fails instead of hanging).
+async fn next_health(
+    stream: &mut tonic::Streaming<dra_driver::kubelet::proto::health::NodeWatchResourcesResponse>,
+) -> dra_driver::kubelet::proto::health::NodeWatchResourcesResponse {
+    tokio::time::timeout(std::time::Duration::from_secs(60), stream.message())
+        .await
+        .expect("a health update")
+        .unwrap()
+        .expect("the stream is open")
 }

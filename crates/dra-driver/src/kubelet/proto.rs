@@ -17,3 +17,8 @@ pub mod v1 {
 pub mod v1beta1 {
     tonic::include_proto!("k8s.io.kubelet.pkg.apis.dra.v1beta1");
 }
+
+/// The DRA resource health service, v1alpha1 (`v1alpha1.DRAResourceHealth`).
+pub mod health {
+    tonic::include_proto!("v1alpha1");
+}

@@ -17,8 +17,16 @@ use super::proto::{v1, v1beta1};
 
 /// The plugin type kubelet's DRA handler registers.
 pub const PLUGIN_TYPE: &str = "DRAPlugin";
-/// The services offered, preferred first (kubelet takes the first it knows; v1 has `share_id`).
+/// The DRA services offered, preferred first (kubelet takes the first it knows; v1 has
+/// `share_id`).
 pub const SUPPORTED_VERSIONS: [&str; 2] = ["v1.DRAPlugin", "v1beta1.DRAPlugin"];
+/// What the registration announces: the DRA services, then the health service (kubelet skips
+/// entries it does not know when it picks the DRA version, as the upstream helper announces it).
+pub const ANNOUNCED_VERSIONS: [&str; 3] = [
+    SUPPORTED_VERSIONS[0],
+    SUPPORTED_VERSIONS[1],
+    super::health::HEALTH_SERVICE,
+];
 /// Most claims accepted in one call (a pod has at most a few dozen).
 pub const MAX_CLAIMS_PER_CALL: usize = 1024;
 
@@ -37,7 +45,7 @@ impl RegistrationService {
                 r#type: PLUGIN_TYPE.to_owned(),
                 name: driver.to_owned(),
                 endpoint: endpoint.to_owned(),
-                supported_versions: SUPPORTED_VERSIONS.map(str::to_owned).to_vec(),
+                supported_versions: ANNOUNCED_VERSIONS.map(str::to_owned).to_vec(),
             },
             metrics,
         }

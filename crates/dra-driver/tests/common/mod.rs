@@ -231,6 +231,7 @@ pub fn in_tree_inventory() -> Inventory {
     inventory.simulated = false;
     inventory.nodes.in_tree_enclave = true;
     inventory.nodes.in_tree_provision = true;
+    inventory.layout = dra_driver::devices::DriverLayout::of(&inventory.nodes);
     inventory
 }
 
