@@ -18,8 +18,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use sgx_types::quote::Quote;
+use sgx_types::quote::{HEADER_LEN, Quote, SIGNATURE_DATA_OFFSET, SIGNED_LEN};
 use sgx_types::structs::ReportBody;
 
 /// The evidence file's name, in the directory of the AESM socket.
@@ -51,12 +52,15 @@ pub fn redact(quote: &[u8]) -> Result<Vec<u8>, sgx_types::ParseError> {
 /// Keeps the evidence file up to date with the quotes the helper makes.
 pub struct EvidenceRecorder {
     path: PathBuf,
+    recheck: Duration,
     state: Mutex<State>,
 }
 
 struct State {
     /// What the file holds (as written or found at start), `None` when unknown.
     last: Option<Vec<u8>>,
+    /// When the file was last seen in place.
+    seen: Option<Instant>,
     /// A write failed and was logged: the next failures are not (until one succeeds).
     failing: bool,
 }
@@ -77,11 +81,20 @@ impl EvidenceRecorder {
         let last = read_evidence(&path).ok();
         Self {
             path,
+            recheck: RECHECK,
             state: Mutex::new(State {
                 last,
+                seen: None,
                 failing: false,
             }),
         }
+    }
+
+    /// Looks for the file in place at most every `recheck` (default one second): a removed file
+    /// is written again with the first quote after that.
+    pub fn with_recheck(mut self, recheck: Duration) -> Self {
+        self.recheck = recheck;
+        self
     }
 
     /// The file written.
@@ -93,6 +106,24 @@ impl EvidenceRecorder {
     /// changed or is gone. Failures are logged, never returned: the app's quote does not depend
     /// on them.
     pub fn record(&self, quote: &[u8]) {
+        {
+            // The common case, without allocating: the platform part is the one published, and
+            // the file was seen in place within the last `recheck` (one stat per period).
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state
+                .last
+                .as_deref()
+                .is_some_and(|last| same_platform(quote, last))
+            {
+                if state.seen.is_some_and(|at| at.elapsed() < self.recheck) {
+                    return;
+                }
+                if self.path.is_file() {
+                    state.seen = Some(Instant::now());
+                    return;
+                }
+            }
+        }
         let evidence = match redact(quote) {
             Ok(evidence) => evidence,
             Err(e) => {
@@ -102,7 +133,7 @@ impl EvidenceRecorder {
         };
         // A poisoned lock only means a panic elsewhere while comparing: the state is whole.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        // Unchanged and still there (one stat): nothing to write.
+        // Another thread may have written the same meanwhile.
         if state.last.as_deref() == Some(evidence.as_slice()) && self.path.is_file() {
             return;
         }
@@ -110,6 +141,7 @@ impl EvidenceRecorder {
             Ok(()) => {
                 tracing::info!(path = %self.path.display(), "platform evidence published");
                 state.last = Some(evidence);
+                state.seen = Some(Instant::now());
                 state.failing = false;
             }
             Err(e) => {
@@ -121,6 +153,22 @@ impl EvidenceRecorder {
             }
         }
     }
+}
+
+/// How long the file counts as in place after it was last seen there.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Whether `quote` (possibly padded) has the platform part `evidence` holds: the same length,
+/// header and signature data after the ISV signature (what [`redact`] keeps).
+fn same_platform(quote: &[u8], evidence: &[u8]) -> bool {
+    let platform_start = SIGNATURE_DATA_OFFSET + 64;
+    if evidence.len() < platform_start || quote.len() < evidence.len() {
+        return false;
+    }
+    // The signature data's length is part of the quote: the same length means the same layout.
+    quote.get(SIGNED_LEN..SIGNATURE_DATA_OFFSET) == evidence.get(SIGNED_LEN..SIGNATURE_DATA_OFFSET)
+        && quote.get(..HEADER_LEN) == evidence.get(..HEADER_LEN)
+        && quote.get(platform_start..evidence.len()) == evidence.get(platform_start..)
 }
 
 /// Reads the evidence file at `path` (bounded to [`MAX_EVIDENCE_BYTES`]).
@@ -202,7 +250,7 @@ mod tests {
         let platform = sim_platform(&dir.path().join("state"));
         let path = evidence_path_for_socket(&dir.path().join("aesm.socket"));
         assert_eq!(path, dir.path().join(PLATFORM_QUOTE_FILE));
-        let recorder = EvidenceRecorder::new(&path);
+        let recorder = EvidenceRecorder::new(&path).with_recheck(Duration::ZERO);
         recorder.record(&app_quote(&platform, 1));
         let written = read_evidence(&path).unwrap();
         assert_eq!(written, redact(&app_quote(&platform, 1)).unwrap());
@@ -212,7 +260,7 @@ mod tests {
         recorder.record(&app_quote(&platform, 2));
         assert_eq!(std::fs::metadata(&path).unwrap().ino(), meta.ino());
         // A restarted helper does not rewrite it either.
-        let restarted = EvidenceRecorder::new(&path);
+        let restarted = EvidenceRecorder::new(&path).with_recheck(Duration::ZERO);
         restarted.record(&app_quote(&platform, 3));
         assert_eq!(std::fs::metadata(&path).unwrap().ino(), meta.ino());
         // A removed file comes back with the next quote.
@@ -232,6 +280,31 @@ mod tests {
             read_evidence(&path).unwrap(),
             redact(&app_quote(&other, 6)).unwrap()
         );
+    }
+
+    #[test]
+    fn the_platform_comparison_sees_every_byte_redaction_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = sim_platform(dir.path());
+        let quote = app_quote(&platform, 1);
+        let evidence = redact(&quote).unwrap();
+        assert!(same_platform(&quote, &evidence));
+        assert!(same_platform(&app_quote(&platform, 2), &evidence));
+        let mut padded = quote.clone();
+        padded.resize(quote.len() + 64, 0);
+        assert!(same_platform(&padded, &evidence));
+        // Any byte that redaction keeps makes a difference; the app's report and signature none.
+        let isv = SIGNATURE_DATA_OFFSET..SIGNATURE_DATA_OFFSET + 64;
+        for i in 0..quote.len() {
+            let mut other = quote.clone();
+            other[i] ^= 1;
+            let kept = !(HEADER_LEN..SIGNED_LEN).contains(&i) && !isv.contains(&i);
+            assert_eq!(same_platform(&other, &evidence), !kept, "byte {i}");
+        }
+        assert!(!same_platform(&quote[..quote.len() - 1], &evidence));
+        assert!(!same_platform(&quote, &evidence[..100]));
+        let other = sim_platform(&dir.path().join("other"));
+        assert!(!same_platform(&app_quote(&other, 1), &evidence));
     }
 
     #[test]
