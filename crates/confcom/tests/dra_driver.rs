@@ -590,7 +590,7 @@ async fn the_binary_publishes_serves_kubelet_and_restarts_without_rewriting_its_
     let mut running = driver(&layout, &api, &node, port);
     until_ready(port).await;
     running
-        .log_line("platform attributes from the node's own quote")
+        .log_line("platform attributes from the node's attestation")
         .await;
     // Two syncs of the restarted publisher (at start, and after the attestation or at the
     // re-check), so that at least one saw the attestation.

@@ -206,7 +206,7 @@ pub enum AttestError {
         reason: String,
     },
     /// The quote does not verify under the collateral.
-    #[error("the node's own quote does not verify: {0}")]
+    #[error("the node's attestation does not verify: {0}")]
     Verify(VerifyError),
 }
 
@@ -509,7 +509,7 @@ pub async fn run(
                         fmspc = next.fmspc.map(hex::encode).unwrap_or_default(),
                         tcb_status = next.tcb_status.map(TcbStatus::name).unwrap_or_default(),
                         tcb_date = next.tcb_date.as_deref().unwrap_or_default(),
-                        "platform attributes from the node's own quote"
+                        "platform attributes from the node's attestation"
                     );
                 }
                 if failed {
@@ -523,8 +523,9 @@ pub async fn run(
                 error: e,
                 transient: false,
             } => {
-                // Said once; still looked at now and then, as a simulated helper that is just
-                // starting listens before it publishes its CPU material.
+                // No evidence yet (a hardware helper publishes it with its first quote for an
+                // app; a simulated helper that is just starting listens before it publishes its
+                // CPU material): said once, looked at again every `max_retry`.
                 if !said_no_evidence {
                     said_no_evidence = true;
                     tracing::warn!(error = %e, "no attestation attributes");

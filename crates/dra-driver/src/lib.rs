@@ -7,9 +7,11 @@
 //!   else one for the whole EPC; `--simulate`).
 //! - [`slices`]: the node's ResourceSlice and the API rules it must keep.
 //! - [`publish`]: keeping that slice published ([`publish::Publisher`]).
-//! - [`attest`]: attributes from the node's own quote and collateral; the daemon runs each
-//!   attestation in a short-lived child process of its own binary ([`attest::child`]).
-//! - [`kubelet`]: the kubelet plugin (registration, DRA gRPC v1/v1beta1, CDI specs, checkpoint).
+//! - [`attest`]: attributes from the node's attestation (its own quote, or the quote helper's
+//!   platform evidence) and collateral; the daemon runs each attestation in a short-lived child
+//!   process of its own binary ([`attest::child`]).
+//! - [`kubelet`]: the kubelet plugin (registration, DRA gRPC v1/v1beta1, resource health, CDI
+//!   specs, checkpoint).
 //!
 //! # What the ResourceSlice says
 //!
@@ -33,7 +35,7 @@
 //! | `provisioning` | bool | a provisioning device node exists |
 //! | `numaNode` | int | the EPC section's NUMA node (only when known) |
 //! | `simulated` | bool | a simulated platform |
-//! | `fmspc` | string | the platform's FMSPC, 12 lowercase hex digits (from the node's own quote) |
+//! | `fmspc` | string | the platform's FMSPC, 12 lowercase hex digits (from the PCK certificate) |
 //! | `pceSvn` | int | PCE SVN (quote header) |
 //! | `cpuSvn` | string | CPU SVN, 32 lowercase hex digits (the QE's report) |
 //! | `tcbStatus` | string | `UpToDate`, `SWHardeningNeeded`, `ConfigurationNeeded`, `ConfigurationAndSWHardeningNeeded`, `OutOfDate`, `OutOfDateConfigurationNeeded` or `Revoked` (when collateral was reachable) |

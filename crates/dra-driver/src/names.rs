@@ -32,11 +32,11 @@ pub mod attr {
     pub const NUMA_NODE: &str = "numaNode";
     /// bool: a simulated platform (no SGX hardware).
     pub const SIMULATED: &str = "simulated";
-    /// string: the platform's FMSPC, 12 lowercase hex digits, from the node's own quote.
+    /// string: the platform's FMSPC, 12 lowercase hex digits, from the PCK certificate of the node's attestation.
     pub const FMSPC: &str = "fmspc";
-    /// int: the platform's PCE SVN, from the node's own quote.
+    /// int: the platform's PCE SVN, from the node's attestation (quote header).
     pub const PCE_SVN: &str = "pceSvn";
-    /// string: the platform's CPU SVN, 32 lowercase hex digits, from the node's own quote.
+    /// string: the platform's CPU SVN, 32 lowercase hex digits, from the QE report of the node's attestation.
     pub const CPU_SVN: &str = "cpuSvn";
     /// string: the platform's TCB status under current collateral (`UpToDate`, `SWHardeningNeeded`,
     /// `ConfigurationNeeded`, `ConfigurationAndSWHardeningNeeded`, `OutOfDate`,
