@@ -43,9 +43,11 @@ fn platform(dir: &Path) -> Arc<SimPlatform> {
 fn start_helper(dir: &Path, platform: &Arc<SimPlatform>) -> (PathBuf, BackgroundServer) {
     let socket = dir.join("aesmd/aesm.socket");
     let backend = Arc::new(SimBackend::new(Arc::clone(platform)));
+    // Looking for a removed file at every quote (the test removes it).
     let recorder = aesm_service::evidence::EvidenceRecorder::new(
         aesm_service::evidence::evidence_path_for_socket(&socket),
-    );
+    )
+    .with_recheck(Duration::ZERO);
     let server = BackgroundServer::start(
         &socket,
         Dispatcher::new(backend).with_evidence(Arc::new(recorder)),
