@@ -14,8 +14,8 @@
 //!   the driver verifies that as platform evidence ([`dcap_verify::Verifier::verify_platform`]:
 //!   the PCK chain to the root, the QE report signed by the PCK key and bound to the attestation
 //!   key, the QE identity, the TCB level of the PCK certificate). Until the helper has made its
-//!   first quote there is none; the driver says so once and looks again every
-//!   [`AttestConfig::max_retry`].
+//!   first quote there is none; the driver says so once, looks for the file every
+//!   [`AttestConfig::retry`] (a stat) and attests as soon as it is there.
 //!
 //! The collateral is fetched as `confcom verify` fetches it ([`pccs::quote`]), from a PCCS (the
 //! in-cluster one or Intel's PCS) or read from a directory. [`run`] refreshes the result when the
@@ -463,7 +463,8 @@ fn quote_root(quote: &[u8]) -> Result<TrustAnchor, AttestError> {
 /// [`AttestConfig::max_refresh`] later), and after failures with a backoff from
 /// [`AttestConfig::retry`] to [`AttestConfig::max_retry`]. What was once known stays published
 /// while the helper or the PCCS is away. On hardware, until the helper has published its platform
-/// evidence, it says so once and looks again every [`AttestConfig::max_retry`].
+/// evidence, it says so once and attests as soon as the evidence is there (looked for every
+/// [`AttestConfig::retry`]; attested again after [`AttestConfig::max_retry`] in any case).
 pub async fn run(
     config: AttestConfig,
     attributes: watch::Sender<Attestation>,
@@ -525,12 +526,17 @@ pub async fn run(
             } => {
                 // No evidence yet (a hardware helper publishes it with its first quote for an
                 // app; a simulated helper that is just starting listens before it publishes its
-                // CPU material): said once, looked at again every `max_retry`.
+                // CPU material): said once; attested again as soon as either appears (a stat
+                // every `retry`), or after `max_retry`.
                 if !said_no_evidence {
                     said_no_evidence = true;
                     tracing::warn!(error = %e, "no attestation attributes");
                 }
-                config.max_retry
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = evidence_appears(&config) => {}
+                }
+                Duration::ZERO
             }
             child::Outcome::Failed {
                 error: e,
@@ -543,6 +549,24 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => return,
             () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Completes when the platform evidence or the simulated CPU material is in place (looked for
+/// every [`AttestConfig::retry`]), or after [`AttestConfig::max_retry`].
+async fn evidence_appears(config: &AttestConfig) {
+    let (evidence, cpu) = (
+        config.evidence_path(),
+        config.cpu_dir().join(sgx_sim::CPU_FILE),
+    );
+    let step = config.retry.max(Duration::from_millis(1));
+    let deadline = tokio::time::Instant::now() + config.max_retry;
+    while tokio::time::Instant::now() < deadline {
+        let until = deadline.min(tokio::time::Instant::now() + step);
+        tokio::time::sleep_until(until).await;
+        if evidence.exists() || cpu.exists() {
+            return;
         }
     }
 }

@@ -392,3 +392,49 @@ async fn without_an_enclave_the_helper_s_platform_evidence_gives_the_same_attrib
     let err = attest_once(hardware).await.unwrap_err();
     assert!(matches!(err, AttestError::Malformed(_)), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_hardware_the_loop_attests_once_the_helper_publishes_its_evidence() {
+    let dir = short_tempdir();
+    let platform = platform(dir.path());
+    let url = start_pccs(&platform, CollateralOptions::default()).await;
+    let (socket, _helper) = start_helper(dir.path(), &platform);
+    let evidence = aesm_service::evidence::evidence_path_for_socket(&socket);
+    assert!(!evidence.exists());
+    let mut hardware = config(&socket, Some(url), &platform);
+    hardware.cpu_dir = Some(dir.path().join("no-cpu-material"));
+    // Without the evidence, the next full attempt would be an hour away: only the driver
+    // looking for the file (every `retry`) can publish within the test's bound.
+    hardware.max_retry = Duration::from_secs(3600);
+    let (tx, mut rx) = watch::channel(Attestation::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(attest::run(hardware, tx, async {
+        let _ = stop_rx.await;
+    }));
+    // The first attempt finds no evidence; then an app quotes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*rx.borrow(), Attestation::default());
+    let socket_for_app = socket.clone();
+    tokio::task::spawn_blocking(move || app_quote(&socket_for_app))
+        .await
+        .unwrap();
+    assert!(evidence.exists());
+    let published = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            rx.changed().await.unwrap();
+            let a = rx.borrow_and_update().clone();
+            if a.tcb_status.is_some() {
+                return a;
+            }
+        }
+    })
+    .await
+    .expect("the attributes were not published once the evidence appeared");
+    assert_eq!(published.fmspc, Some(FMSPC));
+    assert_eq!(published.tcb_status, Some(TcbStatus::UpToDate));
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
