@@ -6,7 +6,7 @@
 //! zeros: what remains — the header (QE and PCE SVN, QE vendor id and user data), the attestation
 //! key, the QE report and its signature by the PCK key, the QE authentication data and the PCK
 //! certificate chain — describes the platform and its quoting enclave, never an app. It verifies
-//! as evidence of the platform ([`dcap_verify::Verifier::verify_platform`] in the verifier crate)
+//! as evidence of the platform (`dcap_verify::Verifier::verify_platform` in the verifier crate)
 //! by every check of a quote but the app's signature: the PCK chain to the root, the QE report
 //! signed by the PCK key and bound to the attestation key, the QE against its identity, the
 //! platform's TCB level from the PCK certificate.
