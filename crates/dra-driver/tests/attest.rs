@@ -251,36 +251,62 @@ async fn the_loop_publishes_once_the_helper_comes_up() {
     let platform = platform(dir.path());
     let url = start_pccs(&platform, CollateralOptions::default()).await;
     let socket = dir.path().join("aesmd/aesm.socket");
-    let (tx, mut rx) = watch::channel(Attestation::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(attest::run(
-        config(&socket, Some(url), &platform),
-        tx,
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let mut running = RunningLoop::start(config(&socket, Some(url), &platform));
     // Not up yet: nothing is published.
-    assert_eq!(*rx.borrow(), Attestation::default());
+    assert_eq!(*running.attributes.borrow(), Attestation::default());
     let (_socket, _helper) = start_helper(dir.path(), &platform);
-    let published = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            rx.changed().await.unwrap();
-            let a = rx.borrow_and_update().clone();
-            if a.tcb_status.is_some() {
-                return a;
-            }
-        }
-    })
-    .await
-    .expect("no attributes were published");
+    let published = running
+        .published_with_status("no attributes were published")
+        .await;
     assert_eq!(published.fmspc, Some(FMSPC));
     assert_eq!(published.tcb_status, Some(TcbStatus::UpToDate));
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), run)
+    running.stop().await;
+}
+
+/// [`attest::run`] on its own task, until [`RunningLoop::stop`].
+struct RunningLoop {
+    attributes: watch::Receiver<Attestation>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningLoop {
+    fn start(config: AttestConfig) -> Self {
+        let (tx, attributes) = watch::channel(Attestation::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(attest::run(config, tx, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            attributes,
+            stop,
+            task,
+        }
+    }
+
+    /// The first attributes published with a TCB status (bounded only so that a broken test
+    /// fails instead of hanging; `what` says what did not happen).
+    async fn published_with_status(&mut self, what: &str) -> Attestation {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                self.attributes.changed().await.unwrap();
+                let a = self.attributes.borrow_and_update().clone();
+                if a.tcb_status.is_some() {
+                    return a;
+                }
+            }
+        })
         .await
-        .unwrap()
-        .unwrap();
+        .expect(what)
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }
 
 #[test]
@@ -406,35 +432,19 @@ async fn on_hardware_the_loop_attests_once_the_helper_publishes_its_evidence() {
     // Without the evidence, the next full attempt would be an hour away: only the driver
     // looking for the file (every `retry`) can publish within the test's bound.
     hardware.max_retry = Duration::from_secs(3600);
-    let (tx, mut rx) = watch::channel(Attestation::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(attest::run(hardware, tx, async {
-        let _ = stop_rx.await;
-    }));
+    let mut running = RunningLoop::start(hardware);
     // The first attempt finds no evidence; then an app quotes.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(*rx.borrow(), Attestation::default());
+    assert_eq!(*running.attributes.borrow(), Attestation::default());
     let socket_for_app = socket.clone();
     tokio::task::spawn_blocking(move || app_quote(&socket_for_app))
         .await
         .unwrap();
     assert!(evidence.exists());
-    let published = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            rx.changed().await.unwrap();
-            let a = rx.borrow_and_update().clone();
-            if a.tcb_status.is_some() {
-                return a;
-            }
-        }
-    })
-    .await
-    .expect("the attributes were not published once the evidence appeared");
+    let published = running
+        .published_with_status("the attributes were not published once the evidence appeared")
+        .await;
     assert_eq!(published.fmspc, Some(FMSPC));
     assert_eq!(published.tcb_status, Some(TcbStatus::UpToDate));
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .unwrap()
-        .unwrap();
+    running.stop().await;
 }
